@@ -1,0 +1,158 @@
+"""Compute accounting: FLOPs, relative compute and parameter counts.
+
+FLOPs are forward FLOPs counted as 2 x multiply-accumulates of every matrix product and
+convolution, **including the attention scores (Q K^T) and attention x V products**.
+``torch.utils.flop_counter.FlopCounterMode`` counts these for the CUDA SDPA kernels but
+registers no formula for the CPU kernel ``aten._scaled_dot_product_flash_attention_for_cpu``
+(pytorch issue #195460), so on CPU it silently counts attention as zero. :func:`flops`
+adds that formula (the same 4·B·H·N·M·d count torch uses for the other SDPA kernels), so the
+count is the same on either attention path and on any device.
+
+Element-wise work (softmax, GELU, LayerNorm, bias adds) is not counted, as is usual for
+FLOP tables of transformers (timm, DeiT, fvcore). See ``docs/compute.md`` for how this
+count compares with the paper's published relative compute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from slimlib._validation import check_widths
+
+__all__ = ["WIDTHS", "flops", "relative_compute", "params", "compute_table"]
+
+#: The paper's 31 width factors (project page ``static/js/arch.js``).
+WIDTHS: tuple[float, ...] = (
+    0.001, 0.002, 0.0025, 0.00333, 0.004, 0.005, 0.006, 0.00667, 0.0075, 0.008,
+    0.01, 0.02, 0.025, 0.0333, 0.04, 0.05, 0.06, 0.0667, 0.075, 0.08,
+    0.1, 0.2, 0.25, 0.333, 0.4, 0.5, 0.6, 0.667, 0.75, 0.8, 1.0,
+)
+
+
+def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of softmax(Q K^T) V for shapes (B, H, N, d) x (B, H, M, d) x (B, H, M, d_v)."""
+    b, h, n, d = query_shape
+    _, _, m, d_v = value_shape
+    return 2 * b * h * n * m * d + 2 * b * h * n * m * d_v
+
+
+def _no_flops(*args, **kwargs) -> int:
+    return 0
+
+
+_SDPA_OPS = (
+    "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_cudnn_attention",
+)
+
+
+def _custom_mapping(count_attention: bool) -> dict:
+    mapping = {}
+    for name in _SDPA_OPS:
+        op = getattr(torch.ops.aten, name, None)
+        if op is None:
+            continue
+        if not count_attention:
+            mapping[op] = _no_flops
+        elif name.endswith("_for_cpu"):
+            mapping[op] = _sdpa_cpu_flops
+    return mapping
+
+
+def flops(
+    model: nn.Module,
+    example_input: torch.Tensor | Sequence | dict,
+    *,
+    count_attention: bool = True,
+) -> int:
+    """Forward FLOPs (2 x MAC) of ``model`` on ``example_input``, attention included.
+
+    Args:
+        model: any ``nn.Module``; it is run once in eval mode under ``torch.no_grad``.
+        example_input: a tensor (e.g. ``(1, C, H, W)``), a tuple of positional arguments
+            or a dict of keyword arguments.
+        count_attention: ``False`` leaves out the Q K^T and A V products of fused (SDPA)
+            attention, which is what a FLOP counter blind to SDPA reports; it reproduces
+            the paper's published relative compute closely (``docs/compute.md``).
+
+    Returns:
+        Total FLOPs for the whole batch (divide by the batch size for per-image FLOPs).
+    """
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False, custom_mapping=_custom_mapping(count_attention))
+    try:
+        with torch.no_grad(), counter:
+            if isinstance(example_input, dict):
+                model(**example_input)
+            elif isinstance(example_input, list | tuple):
+                model(*example_input)
+            else:
+                model(example_input)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def params(model: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of parameters (shared tensors counted once)."""
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():
+        if id(p) in seen or (trainable_only and not p.requires_grad):
+            continue
+        seen.add(id(p))
+        total += p.numel()
+    return total
+
+
+def compute_table(
+    model: nn.Module,
+    widths: Iterable[float],
+    example_input: torch.Tensor | Sequence | dict,
+    *,
+    parts: Sequence[str] = ("attn", "ffn"),
+    order: str = "first",
+    count_attention: bool = True,
+) -> pd.DataFrame:
+    """FLOPs, relative compute and parameters of ``slim(model, s)`` for every width.
+
+    Returns a DataFrame with columns ``width, d_k, d_h, flops, rel_compute, params``
+    (``d_k``/``d_h`` are those of the first block). Relative compute is
+    FLOPs(s) / FLOPs(1) of the same model and input.
+    """
+    from slimlib.slimming import describe, slim
+
+    widths = check_widths(widths)
+    full = flops(model, example_input, count_attention=count_attention)
+    rows = []
+    for width in widths:
+        small = slim(model, width, parts=parts, order=order)
+        info = describe(small).iloc[0]
+        count = full if width == 1.0 else flops(small, example_input,
+                                                  count_attention=count_attention)
+        rows.append({"width": width, "d_k": int(info["d_k"]), "d_h": int(info["d_h"]),
+                     "flops": count, "rel_compute": count / full, "params": params(small)})
+    return pd.DataFrame(rows)
+
+
+def relative_compute(
+    model: nn.Module,
+    widths: Iterable[float],
+    example_input: torch.Tensor | Sequence | dict,
+    *,
+    parts: Sequence[str] = ("attn", "ffn"),
+    order: str = "first",
+    count_attention: bool = True,
+) -> list[float]:
+    """FLOPs(slim(model, s)) / FLOPs(model) for each width ``s`` (same order as ``widths``)."""
+    table = compute_table(model, widths, example_input, parts=parts, order=order,
+                          count_attention=count_attention)
+    return table["rel_compute"].tolist()

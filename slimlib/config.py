@@ -1,0 +1,56 @@
+"""Where slimlib reads data and writes caches, resolved from settings.
+
+``SLIMLIB_DATA``    root of the embedded real datasets (see ``docs/data.md``).
+``SLIMLIB_CACHE``   checkpoints and feature caches (default ``~/.cache/slimlib``).
+``SLIMLIB_RESULTS`` tidy sweep tables (default ``./results``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV = "SLIMLIB_DATA"
+CACHE_ENV = "SLIMLIB_CACHE"
+RESULTS_ENV = "SLIMLIB_RESULTS"
+
+
+def data_root(root: str | os.PathLike | None = None, *, required: bool = True) -> Path | None:
+    """Resolve the data root from ``root`` or ``$SLIMLIB_DATA``.
+
+    Raises:
+        FileNotFoundError: when ``required`` and the root is unset or missing.
+    """
+    value = root if root is not None else os.environ.get(DATA_ENV)
+    if not value:
+        if required:
+            raise FileNotFoundError(
+                f"No data root: pass root=... or set the environment variable {DATA_ENV} to the "
+                "folder holding eurosat_rgb/, eurosat_ms/, ucmerced/, cifar10_train/, "
+                "cifar10_test/ (see docs/data.md for how to get them)."
+            )
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        if required:
+            raise FileNotFoundError(
+                f"Data root {str(path)!r} (from {'root=' if root is not None else DATA_ENV}) "
+                "does not exist or is not a folder."
+            )
+        return None
+    return path
+
+
+def cache_dir(sub: str | None = None) -> Path:
+    """Cache folder (created on demand), optionally a named subfolder."""
+    base = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "slimlib").expanduser()
+    path = base / sub if sub else base
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def results_dir() -> Path:
+    """Folder for tidy result tables (created on demand)."""
+    path = Path(os.environ.get(RESULTS_ENV) or "results").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path

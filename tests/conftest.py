@@ -1,0 +1,54 @@
+"""Shared fixtures: deterministic seeds, the data root, tiny ViTs."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> None:
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The real embedded data root; tests that use it skip with a reason when unset."""
+    value = os.environ.get("SLIMLIB_DATA")
+    if not value:
+        pytest.skip("SLIMLIB_DATA is not set: real-data tests need the embedded data root "
+                    "(CI points it at ../shared/data)")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.skip(f"SLIMLIB_DATA={value!r} is not a folder")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Keep caches and results of tests out of the user's folders.
+
+    Tests that want the shared, session-wide pretrained checkpoints use the
+    ``SLIMLIB_TEST_CACHE`` environment variable instead (see tests of slimlib.train).
+    """
+    monkeypatch.setenv("SLIMLIB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("SLIMLIB_RESULTS", str(tmp_path_factory.mktemp("results")))
+
+
+def tiny_vit(**overrides):
+    """A small timm VisionTransformer for fast architecture tests."""
+    import timm
+
+    kwargs = dict(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3,
+                  mlp_ratio=4.0, num_classes=0)
+    kwargs.update(overrides)
+    return timm.models.vision_transformer.VisionTransformer(**kwargs).eval()
