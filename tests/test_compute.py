@@ -121,3 +121,26 @@ def test_count_attention_false_drops_exactly_the_attention_products():
     assert flops(model, x) - flops(model, x, count_attention=False) == attention
     small = slimlib.slim(model, 0.25)
     assert flops(small, x) - flops(small, x, count_attention=False) == attention // 4
+
+
+def test_count_norms_adds_fvcore_layer_norm_count():
+    model = tiny_vit()  # 2 blocks x 2 norms + final norm, 17 tokens x 48 dims
+    x = torch.randn(1, 3, 32, 32)
+    extra = flops(model, x, count_norms=True) - flops(model, x)
+    assert extra == 5 * 17 * 48 * 10
+
+
+def test_paper_convention_reproduces_published_ssl4eo_compute():
+    """fvcore-style counting (no SDPA products, LayerNorms counted) gives the paper's numbers."""
+    from slimlib.reference import paper_compute
+
+    model = timm.create_model("vit_small_patch16_224", in_chans=13, num_classes=0).eval()
+    x = torch.randn(1, 13, 224, 224)
+    widths = [0.001, 0.01, 0.1, 0.5]
+    ours = relative_compute(model, widths, x, count_attention=False, count_norms=True)
+    paper = paper_compute()
+    paper = paper[paper["series"] == "SSL4EO ViT-S (MoCo)"].set_index("s")["rel_compute"]
+    for width, value in zip(widths, ours, strict=True):
+        assert abs(value - paper[str(width)]) < 2e-4, width
+    default = relative_compute(model, [0.001], x)[0]
+    assert paper["0.001"] - default > 0.004  # counting attention lowers the floor visibly

@@ -1,0 +1,32 @@
+"""Datasets for slimming sweeps and the code that feeds them to models.
+
+Public API::
+
+    slimlib.data.list_datasets(kind=None) -> list[str]
+    slimlib.data.info(name) -> dict
+    slimlib.data.load(name, split="train", root=None, **kw) -> ImageDataset
+    slimlib.data.default_dataset(root=None) -> str
+    slimlib.data.prepare(dataset_or_images, spec, *, bands=None, rgb_policy="refuse") -> Tensor
+    slimlib.data.iter_prepared(dataset, spec, batch_size=256) -> Iterator[(x, y)]
+    slimlib.data.band_plan(bands, units, spec) -> BandPlan
+    slimlib.data.clear_cache()
+
+Datasets come in four kinds: ``embedded`` (real images under ``$SLIMLIB_DATA``),
+``local`` (GEO-Bench, ImageNet: the user's own copy), ``online`` (torchgeo EuroSAT,
+downloaded only with ``download=True``) and ``synthetic`` (generated, always labelled).
+See ``docs/data.md`` for sources, licences, split rules and band rules.
+"""
+
+from __future__ import annotations
+
+from .bands import EUROSAT_MS_BANDS, RGB_BANDS, RGB_GAIN, RGB_TO_S2, S2_BANDS, S2_WAVELENGTHS_UM
+from .imagenet import IMAGENET10_WNIDS, IMAGENET100_WNIDS
+from .preprocess import RGB_POLICIES, BandPlan, band_plan, iter_prepared, prepare
+from .registry import DatasetInfo, clear_cache, default_dataset, info, list_datasets, load
+
+__all__ = [
+    "EUROSAT_MS_BANDS", "IMAGENET100_WNIDS", "IMAGENET10_WNIDS", "RGB_BANDS", "RGB_GAIN",
+    "RGB_POLICIES", "RGB_TO_S2", "S2_BANDS", "S2_WAVELENGTHS_UM", "BandPlan", "DatasetInfo",
+    "band_plan", "clear_cache", "default_dataset", "info", "iter_prepared", "list_datasets",
+    "load", "prepare",
+]
