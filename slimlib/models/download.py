@@ -1,0 +1,202 @@
+"""Find or fetch pretrained checkpoints, failing fast and clearly when offline.
+
+Resolution order for a :class:`Checkpoint`:
+
+1. ``checkpoint=`` given by the user (must exist);
+2. ``slimlib.config.cache_dir("weights") / <file name>``;
+3. torch hub's checkpoint folder (``torch.hub.get_dir()/checkpoints/<file name>``), where
+   torchgeo/torchvision put their downloads;
+4. the Hugging Face cache (``huggingface_hub.try_to_load_from_cache``) for hub-hosted files;
+5. a download into (2), but only after a short connectivity probe (DNS + TCP, 3 s) of the
+   URL's host succeeded. ``SLIMLIB_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` skip the probe.
+
+When none of these works, :class:`WeightsUnavailableError` names the file, its URL and the
+folder to put it in by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+
+from slimlib.config import cache_dir
+
+__all__ = [
+    "Checkpoint",
+    "WeightsUnavailableError",
+    "is_online",
+    "local_candidates",
+    "resolve",
+    "read_state_dict",
+]
+
+OFFLINE_ENVS = ("SLIMLIB_OFFLINE", "HF_HUB_OFFLINE")
+PROBE_TIMEOUT_S = 3.0
+
+
+class WeightsUnavailableError(FileNotFoundError):
+    """A pretrained checkpoint is neither on disk nor downloadable right now."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a model's pretrained weights come from.
+
+    Attributes:
+        url: direct download URL.
+        filename: the local file name slimlib looks for (normally the URL's last part).
+        hf_repo, hf_filename: Hugging Face repo id and file, when hub-hosted (used to find
+            files already in the Hugging Face cache).
+    """
+
+    url: str
+    filename: str
+    hf_repo: str | None = None
+    hf_filename: str | None = None
+    hf_revision: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> Checkpoint:
+        """A checkpoint whose local name is the URL's last path component.
+
+        Hugging Face URLs (``https://hf.co/<org>/<repo>/resolve/<rev>/<file>``) also record
+        the repo, file and revision so a copy in the Hugging Face cache is found.
+        """
+        parsed = urlparse(url)
+        parts = parsed.path.strip("/").split("/")
+        name = Path(parsed.path).name
+        if parsed.hostname in ("hf.co", "huggingface.co") and len(parts) >= 5 \
+                and parts[2] == "resolve":
+            return cls(url=url, filename=name, hf_repo="/".join(parts[:2]),
+                       hf_filename="/".join(parts[4:]), hf_revision=parts[3])
+        return cls(url=url, filename=name)
+
+    @classmethod
+    def from_hf(cls, repo: str, filename: str, local_name: str | None = None,
+                revision: str = "main") -> Checkpoint:
+        """A file of the Hugging Face repo ``repo``, saved locally as ``local_name``."""
+        url = f"https://huggingface.co/{repo}/resolve/{revision}/{filename}"
+        return cls(url=url, filename=local_name or Path(filename).name, hf_repo=repo,
+                   hf_filename=filename, hf_revision=revision)
+
+
+def _offline_by_env() -> bool:
+    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+               for k in OFFLINE_ENVS)
+
+
+def is_online(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether the host of ``url`` answers a TCP connection on its port within ``timeout``.
+
+    DNS resolution runs in a daemon thread so a hanging resolver cannot block the caller
+    for longer than ``timeout`` seconds.
+    """
+    if _offline_by_env():
+        return False
+    parsed = urlparse(url)
+    host = parsed.hostname
+    if not host:
+        return False
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True, name="slimlib-probe")
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def local_candidates(ckpt: Checkpoint) -> list[Path]:
+    """Paths checked, in order, before any download."""
+    paths = [cache_dir("weights") / ckpt.filename,
+             Path(torch.hub.get_dir()) / "checkpoints" / ckpt.filename]
+    if ckpt.hf_repo and ckpt.hf_filename:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            hit = try_to_load_from_cache(ckpt.hf_repo, ckpt.hf_filename,
+                                         revision=ckpt.hf_revision)
+            if isinstance(hit, str):
+                paths.append(Path(hit))
+        except Exception:  # noqa: BLE001 - the HF cache is only a convenience
+            pass
+    return paths
+
+
+def _unavailable(name: str, ckpt: Checkpoint, why: str) -> WeightsUnavailableError:
+    target = cache_dir("weights") / ckpt.filename
+    return WeightsUnavailableError(
+        f"Pretrained weights for {name!r} are not available: {why}. "
+        f"Download {ckpt.url} on a machine with internet access and save it as {target} "
+        f"(or pass checkpoint='/path/to/{ckpt.filename}' to slimlib.models.load). "
+        f"Folders searched: {', '.join(str(p.parent) for p in local_candidates(ckpt))}. "
+        "Use pretrained=False for the architecture with random weights."
+    )
+
+
+def resolve(name: str, ckpt: Checkpoint, checkpoint: str | os.PathLike | None = None,
+            *, download: bool = True, progress: bool = True) -> Path:
+    """Local path of ``ckpt`` (downloading it when online), or raise fast.
+
+    Raises:
+        FileNotFoundError: ``checkpoint`` was given but does not exist.
+        WeightsUnavailableError: no local copy and the host is unreachable (or the download
+            failed); the message says where to put the file by hand.
+    """
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint={str(checkpoint)!r} for {name!r} is not a file")
+        return path
+    for path in local_candidates(ckpt):
+        if path.is_file():
+            return path
+    if not download:
+        raise _unavailable(name, ckpt, "no local copy and download=False")
+    if not is_online(ckpt.url):
+        host = urlparse(ckpt.url).hostname
+        reason = ("offline mode is set (" + "/".join(OFFLINE_ENVS) + ")" if _offline_by_env()
+                  else f"no local copy and {host} is unreachable")
+        raise _unavailable(name, ckpt, reason)
+    target = cache_dir("weights") / ckpt.filename
+    try:
+        torch.hub.download_url_to_file(ckpt.url, str(target), progress=progress)
+    except Exception as err:  # noqa: BLE001 - any network/HTTP failure means "unavailable"
+        raise _unavailable(name, ckpt, f"download failed ({type(err).__name__}: {err})") from err
+    return target
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a ``.pth``/``.pt``/``.bin`` or ``.safetensors`` state dict onto the CPU.
+
+    Unwraps the common containers ``{"state_dict": ...}`` and ``{"model": ...}``.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state: Any = load_file(str(path), device="cpu")
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+            state = state[key]
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor)
+                                                 for v in state.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors")
+    return dict(state)

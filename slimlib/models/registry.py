@@ -1,0 +1,168 @@
+"""The model registry: names -> :class:`ModelSpec` + a loader returning an :class:`Encoder`.
+
+Entries are declared in :mod:`slimlib.models.torchgeo_models`, :mod:`~.timm_models`,
+:mod:`~.terratorch_models` and bridged from :mod:`slimlib.train.embedded`
+(:mod:`~.embedded`). Declaring them imports neither timm nor torchgeo: heavy imports happen
+inside the loaders, so :func:`list_models` and :func:`spec` are instant.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from slimlib._validation import check_choice
+from slimlib.models.download import Checkpoint
+from slimlib.models.encoder import Encoder
+from slimlib.specs import ModelSpec
+
+__all__ = ["FAMILIES", "ModelEntry", "register", "list_models", "spec", "load", "checkpoint_info"]
+
+#: Registry families: remote-sensing FMs, computer-vision baselines, slimlib's own tiny models.
+FAMILIES = ("rs", "cv", "embedded")
+
+#: ``loader(spec, *, pretrained, checkpoint, **options) -> Encoder``
+Loader = Callable[..., Encoder]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model.
+
+    Attributes:
+        spec: its :class:`ModelSpec`.
+        loader: ``loader(spec, *, pretrained, checkpoint, **options) -> Encoder``.
+        checkpoint: where the pretrained weights come from (``None``: the loader knows).
+        options: extra keyword arguments :func:`load` accepts for this entry.
+    """
+
+    spec: ModelSpec
+    loader: Loader
+    checkpoint: Checkpoint | None = None
+    options: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+_EMBEDDED_OPTIONS = ("train_if_missing",)
+_POPULATED = False
+
+
+def register(entry: ModelEntry, *, overwrite: bool = False) -> ModelEntry:
+    """Add ``entry`` to the registry (``ValueError`` on a duplicate name unless ``overwrite``)."""
+    check_choice(entry.spec.family, FAMILIES, "family")
+    if entry.name in _REGISTRY and not overwrite:
+        raise ValueError(f"a model named {entry.name!r} is already registered")
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def _populate() -> None:
+    global _POPULATED
+    if _POPULATED:
+        return
+    _POPULATED = True
+    from slimlib.models import terratorch_models, timm_models, torchgeo_models
+
+    for module in (torchgeo_models, terratorch_models, timm_models):
+        for entry in module.ENTRIES:
+            register(entry, overwrite=True)
+
+
+def _embedded():
+    from slimlib.models import embedded
+
+    return embedded
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Registered model names, optionally only one ``family`` (``"rs"``, ``"cv"``, ``"embedded"``).
+
+    Embedded names are listed even before :mod:`slimlib.train.embedded` exists.
+    """
+    if family is not None:
+        check_choice(family, FAMILIES, "family")
+    _populate()
+    names = [n for n, e in _REGISTRY.items() if family in (None, e.spec.family)]
+    if family in (None, "embedded"):
+        names += [n for n in _embedded().names() if n not in names]
+    return names
+
+
+def _unknown(name: object) -> ValueError:
+    available = list_models()
+    close = difflib.get_close_matches(str(name), available, n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    return ValueError(f"Unknown model {name!r}.{hint} Available models: {', '.join(available)}")
+
+
+def _entry(name: str) -> ModelEntry | None:
+    """The static entry of ``name``, ``None`` for embedded names; ``ValueError`` if unknown."""
+    _populate()
+    if isinstance(name, str) and name in _REGISTRY:
+        return _REGISTRY[name]
+    if isinstance(name, str) and name in _embedded().names():
+        return None
+    raise _unknown(name)
+
+
+def spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of a registered model (no weights are touched).
+
+    Raises:
+        ValueError: unknown name (the message lists the available names).
+        ImportError: an embedded model while :mod:`slimlib.train.embedded` is missing.
+    """
+    entry = _entry(name)
+    return entry.spec if entry is not None else _embedded().spec(name)
+
+
+def checkpoint_info(name: str) -> Checkpoint | None:
+    """Where the pretrained weights of ``name`` come from (URL and local file name)."""
+    entry = _entry(name)
+    return entry.checkpoint if entry is not None else None
+
+
+def load(name: str, pretrained: bool = True, *, checkpoint: str | os.PathLike | None = None,
+         **kwargs) -> Encoder:
+    """Build a registered encoder.
+
+    Args:
+        name: registry name (see :func:`list_models`).
+        pretrained: load the published weights (looked up locally first, downloaded only when
+            the host is reachable, otherwise a fast :class:`WeightsUnavailableError`).
+            ``False`` builds the exact architecture with random weights from torch's RNG.
+        checkpoint: a local checkpoint file to load instead of the published one.
+        **kwargs: per-model options, e.g. ``bands=`` (DOFA, Copernicus-FM, Panopticon),
+            ``res=`` (Scale-MAE), ``backend=`` (TerraTorch models), ``train_if_missing=``
+            (embedded models).
+
+    Returns:
+        An :class:`Encoder`: ``forward(x (B, C, H, W)) -> (B, spec.embed_dim)``, in eval mode.
+
+    Raises:
+        ValueError: unknown name, unknown option, ``checkpoint`` with ``pretrained=False``.
+        ImportError: an optional dependency (TerraTorch) is missing.
+        WeightsUnavailableError: pretrained weights are neither on disk nor downloadable.
+    """
+    if not isinstance(pretrained, bool):
+        raise ValueError(f"pretrained must be True or False; got {pretrained!r}")
+    if checkpoint is not None and not pretrained:
+        raise ValueError("checkpoint= loads weights; it cannot be combined with pretrained=False")
+    entry = _entry(name)
+    options = entry.options if entry is not None else _EMBEDDED_OPTIONS
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        allowed = ", ".join(options) if options else "none"
+        raise ValueError(f"{name}: unknown option(s) {unknown}; allowed options: {allowed}")
+    if entry is None:
+        encoder = _embedded().load(name, pretrained=pretrained, checkpoint=checkpoint, **kwargs)
+    else:
+        encoder = entry.loader(entry.spec, pretrained=pretrained, checkpoint=checkpoint,
+                               **kwargs)
+    return encoder.eval()
