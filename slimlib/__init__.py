@@ -31,13 +31,14 @@ _LAZY = {
     "relative_compute": "slimlib.compute",
     "params": "slimlib.compute",
     "WIDTHS": "slimlib.compute",
-    "sweep": "slimlib.sweep",
-    "retention": "slimlib.sweep",
+    "sweep": "slimlib.sweeping",
+    "retention": "slimlib.sweeping",
     "ModelSpec": "slimlib.specs",
     "ImageDataset": "slimlib.specs",
 }
 _SUBMODULES = {
-    "models", "data", "features", "probes", "metrics", "train", "compute", "slimming",
+    "models", "data", "features", "probes", "metrics", "train", "compute", "slimming", "sweeping",
+    "profiles",
     "plotting", "reference", "chapters", "specs", "config",
 }
 

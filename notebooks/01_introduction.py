@@ -1,0 +1,145 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (slimlib)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Introduction: how much of a model do we need?
+#
+# This book reproduces, section by section, *How Much of a Model Do We Need? Redundancy and
+# Slimmability in Remote Sensing Foundation Models* (Hackel, Burgert, Demir; NeurIPS 2026,
+# [arXiv:2601.22841](https://arxiv.org/abs/2601.22841)) with the `slimlib` library. Every
+# figure and table is computed when the book is built, from the settings shown on each page,
+# and wherever the paper published the same quantity its values are drawn next to ours and
+# labelled **paper (Hackel et al. 2026)**.
+#
+# **Post-hoc slimming** keeps, in every transformer block of a pretrained ViT, the first
+# $\max(1, \lfloor s\, d_h \rfloor)$ FFN hidden units and, in every attention head, the first
+# $\max(1, \lfloor s\, d_k \rfloor)$ query/key/value dimensions (all heads kept, softmax scale
+# $1/\sqrt{d_k'}$). Embeddings, norms and the residual width stay. There is no retraining.
+# **Retention** is metric$(s)$ / metric$(1)$ of frozen-feature k-NN ($k=5$) and **relative
+# compute** is FLOPs$(s)$ / FLOPs$(1)$.
+
+# %% tags=["parameters"]
+# Parameters (papermill / `python -m slimlib run ... -p NAME VALUE`); None = from the profile.
+profile = None  # "smoke" | "default" | "paper"; None: $SLIMLIB_PROFILE or "default"
+models = None  # RS encoders (registry names), e.g. ["rs-moco-tiny"]
+datasets = None  # RS datasets (registry names); None: eurosat-rgb with a data root, else synthetic
+widths = None  # width factors in (0, 1]
+seeds = None  # probe seeds
+protocols = None  # "knn" and/or "linear"
+device = None  # None: CUDA when available, else CPU
+batch_size = None  # feature-extraction batch size
+data_root = None  # None: $SLIMLIB_DATA
+
+# %% tags=["remove-cell"]
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without widgets
+warnings.filterwarnings("ignore", category=UserWarning)
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython import get_ipython
+from IPython.display import Markdown, display
+
+from slimlib import plotting, profiles, reference
+
+if get_ipython() is not None:  # inline figures even when MPLBACKEND=Agg is set
+    get_ipython().run_line_magic("matplotlib", "inline")
+pd.set_option("display.precision", 4)
+plt.rcParams.update({"figure.dpi": 90, "figure.figsize": (6.4, 4.0)})
+cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
+                       protocols=protocols, device=device, batch_size=batch_size,
+                       data_root=data_root)
+
+# %% [markdown]
+# ```{note}
+# What this page ran on is printed right below; rerun it with other settings with
+# `python -m slimlib run notebooks/<this chapter>.py -p models '["rs-mae-tiny"]'`.
+# ```
+
+# %%
+display(Markdown(profiles.data_note(cfg)))
+
+# %% [markdown]
+# ## The paper's claims and where this book tests them
+
+# %%
+claims = pd.DataFrame([
+    ("RS FMs keep ≈85 % k-NN retention on average at their smallest budget (0.8–6.4 % of "
+     "compute), 4 classification datasets", "Slimmability of RS FMs", "retention table at the smallest width"),
+    ("CV models (ImageNet MAE / DINOv2) keep only 10–33 % at ~3 % compute on ImageNet subsets",
+     "RS vs CV", "Fig. 1a bins, ours vs paper"),
+    ("Moving CV MAE onto RS data lifts its retention (74 % on m-eurosat) but stays below RS FMs "
+     "(82–95 %)", "RS vs CV", "Fig. 1b"),
+    ("Learned slimmable training helps contrastive (MoCo) but not MAE pretraining",
+     "Learned slimmable training", "regular vs slimmable tiny MoCo/MAE"),
+    ("Slimmed features concentrate variance in few, highly correlated directions",
+     "Why it works", "feature correlation, EVR slope, effective dimensionality, CKA"),
+    ("Attention-only slimming floors at ~65–69 % compute, FFN-only at ~34–37 %; both are needed",
+     "Post-hoc slimming / Ablations", "compute curves per layer type"),
+    ("Which dimensions are kept (first/last/random) barely matters (≤ 2.8 points)",
+     "Ablations", "order first/last/random with a band over seeds"),
+], columns=["claim (paper)", "chapter", "how this book checks it"])
+claims.style.hide(axis="index")
+
+# %% [markdown]
+# The paper's headline figure (Fig. 1a) as published: RS foundation models keep most of their
+# k-NN accuracy down to a few percent of compute, CV models do not. The chapter *RS vs CV*
+# draws this build's own curves over it.
+
+# %% tags=["hide-input"]
+ax = plotting.fig1a({}, reference.load().query("section == 'fig1a'"))
+ax.set_title(f"Fig. 1a — {plotting.PAPER_LABEL}")
+plt.show()
+
+# %% [markdown]
+# ## What this build used
+
+# %%
+env = profiles.environment(cfg)
+pd.DataFrame({"setting": list(env), "value": list(env.values())}).style.hide(axis="index")
+
+# %% [markdown]
+# The **default** profile runs the six tiny encoders that `slimlib` pretrains itself on the
+# embedded data (MoCo v3 and MAE, regular and slimmable, on EuroSAT RGB; MoCo and MAE on
+# CIFAR-10), so the whole book builds on a laptop CPU. The **paper** profile names the
+# paper's foundation models and GEO-Bench datasets; it needs a GPU and the downloads (offline,
+# the loaders stop with a message saying which file to place where). The paper's own numbers
+# are bundled in `slimlib.reference` (CC BY-SA 4.0):
+
+# %%
+print(reference.CITATION)
+print("Licence of the published numbers:", reference.LICENCE)
+published = reference.load()
+published.groupby("section").size().rename("published values").to_frame()
+
+# %% [markdown]
+# ## How to rerun a chapter
+#
+# Each chapter is a Jupytext (py:percent) file in `notebooks/` whose first code cell is
+# tagged `parameters`. Rerun one headless with other settings:
+#
+# ```bash
+# python -m slimlib run notebooks/03_rs_slimmability.py -p models '["rs-mae-tiny"]' -p profile smoke
+# # -> runs/03_rs_slimmability/<timestamp>-<hash>.ipynb, results under results/<profile>/
+# ```
+#
+# or with plain papermill:
+#
+# ```bash
+# jupytext --to ipynb notebooks/03_rs_slimmability.py -o runs/03.ipynb
+# papermill runs/03.ipynb runs/03_mae.ipynb -k python3 -p profile smoke -y 'models: [rs-mae-tiny]'
+# ```
+#
+# Rebuild the whole book with `jupyter-book build book --all` (cached results make a
+# rebuild fast; see `docs/book.md`).

@@ -1,0 +1,114 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (slimlib)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Why does slimming work? Redundancy of the features
+#
+# The paper explains slimmability with descriptive measures of the frozen features at each
+# width (on the test split here): the **mean feature correlation** (mean |Pearson r| over
+# pairs of feature dimensions), the **slope of the explained-variance ratio** (log EVR vs
+# log component index; steeper = variance in fewer components) and the **effective
+# dimensionality** (participation ratio $(\sum\lambda)^2/\sum\lambda^2$ of the covariance
+# eigenvalues). We add **linear CKA** to the full-width features. The sweep writes all four
+# as `protocol="features"` rows next to the probe scores.
+#
+# The paper reports these only as figures for DOFA-L, TerraMind-L and Prithvi-600M (no
+# published numbers): e.g. correlation ≈ 0.56 for DOFA-L on m-eurosat at the smallest budget
+# falling to near zero at full width, and its EVR slope steepening from ≈ −1.1 (full width)
+# to ≈ −3.1 (smallest width).
+
+# %% tags=["parameters"]
+# Parameters (papermill / `python -m slimlib run ... -p NAME VALUE`); None = from the profile.
+profile = None  # "smoke" | "default" | "paper"; None: $SLIMLIB_PROFILE or "default"
+models = None  # RS encoders (registry names), e.g. ["rs-moco-tiny"]
+datasets = None  # RS datasets (registry names); None: eurosat-rgb with a data root, else synthetic
+widths = None  # width factors in (0, 1]
+seeds = None  # probe seeds
+protocols = None  # "knn" and/or "linear"
+device = None  # None: CUDA when available, else CPU
+batch_size = None  # feature-extraction batch size
+data_root = None  # None: $SLIMLIB_DATA
+
+# %% tags=["remove-cell"]
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without widgets
+warnings.filterwarnings("ignore", category=UserWarning)
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython import get_ipython
+from IPython.display import Markdown, display
+
+import slimlib
+from slimlib import chapters, plotting, profiles
+
+if get_ipython() is not None:  # inline figures even when MPLBACKEND=Agg is set
+    get_ipython().run_line_magic("matplotlib", "inline")
+pd.set_option("display.precision", 4)
+plt.rcParams.update({"figure.dpi": 90, "figure.figsize": (6.4, 4.0)})
+cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
+                       protocols=protocols, device=device, batch_size=batch_size,
+                       data_root=data_root)
+
+# %% [markdown]
+# ```{note}
+# What this page ran on is printed right below; rerun it with other settings with
+# `python -m slimlib run notebooks/<this chapter>.py -p models '["rs-mae-tiny"]'`.
+# ```
+
+# %%
+display(Markdown(profiles.data_note(cfg)))
+
+# %%
+table = chapters.sweep_for(cfg, cfg.models)
+feats = table[table["protocol"] == "features"].copy()
+feats["model / dataset"] = feats["model"] + " @ " + feats["dataset"]
+feats.pivot_table(index="width", columns=["model", "metric"], values="value").tail()
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+for ax, metric in zip(axes.flat, ("mean_feature_correlation", "evr_slope",
+                                  "participation_ratio", "cka_full"), strict=True):
+    plotting.metric_vs_compute(feats, metric, hue="model / dataset", ax=ax)
+axes[1, 1].set_ylabel("linear CKA to the full width")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Retention vs effective dimensionality
+#
+# The paper plots retention against the effective dimension d_eff (marker size = width):
+# a model whose retention tracks d_eff loses accuracy exactly as its features collapse into
+# fewer directions.
+
+# %% tags=["hide-input"]
+ret = slimlib.retention(table[table["protocol"] == "knn"])
+pr = feats[feats["metric"] == "participation_ratio"].groupby(
+    ["model", "dataset", "width"])["value"].mean().rename("d_eff")
+joined = ret.join(pr, on=["model", "dataset", "width"])
+fig, ax = plt.subplots(figsize=(6.5, 4.5))
+for (model, dataset), part in joined.groupby(["model", "dataset"]):
+    ax.scatter(part["d_eff"], part["retention"], s=10 + 60 * part["width"], alpha=0.7,
+               label=f"{model} @ {dataset}")
+ax.set_xlabel("effective dimensionality (participation ratio)")
+ax.set_ylabel("k-NN retention")
+ax.grid(alpha=0.3)
+ax.legend(fontsize=7)
+plt.show()
+joined.groupby(["model", "dataset"]).apply(
+    lambda t: pd.Series({"Spearman(retention, d_eff)": t["retention"].corr(t["d_eff"],
+                                                                         method="spearman"),
+                         "d_eff at s=1": t.loc[t["width"].idxmax(), "d_eff"],
+                         "d_eff at smallest s": t.loc[t["width"].idxmin(), "d_eff"]}),
+    include_groups=False)

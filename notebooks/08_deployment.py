@@ -1,0 +1,153 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (slimlib)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Deployment: latency, choosing a width, exporting a slimmed encoder
+#
+# Post-hoc slimming produces a physically smaller encoder, so the saved FLOPs should show
+# up as wall-clock time. This page measures latency and throughput per width on the machine
+# that built the book, picks the smallest width that keeps a target retention, and exports
+# that slimmed encoder with `torch.save`.
+
+# %% tags=["parameters"]
+# Parameters (papermill / `python -m slimlib run ... -p NAME VALUE`); None = from the profile.
+profile = None  # "smoke" | "default" | "paper"; None: $SLIMLIB_PROFILE or "default"
+models = None  # RS encoders (registry names), e.g. ["rs-moco-tiny"]
+datasets = None  # RS datasets (registry names); None: eurosat-rgb with a data root, else synthetic
+widths = None  # width factors in (0, 1]
+seeds = None  # probe seeds
+protocols = None  # "knn" and/or "linear"
+device = None  # None: CUDA when available, else CPU
+batch_size = None  # feature-extraction batch size
+data_root = None  # None: $SLIMLIB_DATA
+
+# %% tags=["remove-cell"]
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without widgets
+warnings.filterwarnings("ignore", category=UserWarning)
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython import get_ipython
+from IPython.display import Markdown, display
+
+import slimlib
+from slimlib import chapters, profiles
+
+if get_ipython() is not None:  # inline figures even when MPLBACKEND=Agg is set
+    get_ipython().run_line_magic("matplotlib", "inline")
+pd.set_option("display.precision", 4)
+plt.rcParams.update({"figure.dpi": 90, "figure.figsize": (6.4, 4.0)})
+cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
+                       protocols=protocols, device=device, batch_size=batch_size,
+                       data_root=data_root)
+
+# %% [markdown]
+# ```{note}
+# What this page ran on is printed right below; rerun it with other settings with
+# `python -m slimlib run notebooks/<this chapter>.py -p models '["rs-mae-tiny"]'`.
+# ```
+
+# %%
+display(Markdown(profiles.data_note(cfg)))
+
+# %%
+import tempfile
+from pathlib import Path
+
+import torch
+
+from slimlib import models as registry
+
+model_name = cfg.models[0]
+encoder = registry.load(model_name, pretrained=cfg.pretrained)
+spec = encoder.spec
+bs = min(cfg.batch_size, 64)
+x = torch.randn(bs, len(spec.bands), spec.input_size, spec.input_size,
+                generator=torch.Generator().manual_seed(0))
+aw = sorted(set(cfg.ablation_widths) | {1.0})
+rows = []
+for s in aw:
+    small = slimlib.slim(encoder, s)
+    t = chapters.time_forward(small, x, repeats=cfg.latency_repeats)
+    rows.append({"width": s, "flops": slimlib.flops(small, x[:1]), "params": slimlib.params(small),
+                 **t})
+lat = pd.DataFrame(rows)
+lat["rel_compute"] = lat["flops"] / lat.loc[lat["width"] == 1.0, "flops"].iloc[0]
+lat["speed-up"] = lat.loc[lat["width"] == 1.0, "ms"].iloc[0] / lat["ms"]
+print(f"{model_name}, batch {bs} x {spec.input_size} px, {torch.get_num_threads()} threads, "
+      f"{'CUDA' if x.is_cuda else 'CPU'}; median of {cfg.latency_repeats} runs "
+      "(the build machine is shared, so timings are noisy)")
+lat
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+axes[0].plot(lat["rel_compute"], lat["ms"], marker="o")
+axes[0].set_xlabel("relative compute (FLOPs)")
+axes[0].set_ylabel(f"ms per batch of {bs}")
+axes[1].plot(lat["rel_compute"], lat["speed-up"], marker="o", label="measured")
+axes[1].plot(lat["rel_compute"], 1 / lat["rel_compute"], ls="--", label="ideal 1 / rel. compute")
+axes[1].set_xlabel("relative compute (FLOPs)")
+axes[1].set_ylabel("speed-up over s = 1")
+axes[1].set_yscale("log")
+axes[1].legend()
+for ax in axes:
+    ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Choosing a width
+#
+# Pick the smallest width whose k-NN retention on the target data stays above a threshold
+# (here 95 %), from the sweep of the chapter on RS slimmability (read from the result table,
+# not recomputed).
+
+# %%
+target = 0.95
+sweep_rows = chapters.sweep_for(cfg, [model_name])
+ret = slimlib.retention(sweep_rows[sweep_rows["protocol"] == "knn"])
+ok = ret[ret["retention"] >= target]
+choice = ok.loc[ok.groupby("dataset")["width"].idxmin(),
+                ["dataset", "width", "rel_compute", "mean", "retention"]]
+chosen = float(choice["width"].max())
+display(choice)
+print(f"chosen width s = {chosen}: retention >= {target:.0%} on every dataset of this build")
+
+# %% [markdown]
+# ## Exporting and reloading the slimmed encoder
+#
+# `slimlib.slim` returns an ordinary `torch.nn.Module`, so the slimmed encoder is saved and
+# reloaded like any other: the whole module with `torch.save(model)` (reload with
+# `torch.load(path, weights_only=False)` where `slimlib` is importable), or its
+# `state_dict` for a re-slimmed copy of the same architecture.
+
+# %%
+small = slimlib.slim(encoder, chosen).eval()
+with tempfile.TemporaryDirectory() as tmp:
+    path = Path(tmp) / f"{model_name}-s{chosen}.pt"
+    torch.save(small, path)
+    size_mb = path.stat().st_size / 1e6
+    reloaded = torch.load(path, weights_only=False).eval()
+    state_path = Path(tmp) / "state.pt"
+    torch.save(small.state_dict(), state_path)
+    again = slimlib.slim(registry.load(model_name, pretrained=cfg.pretrained), chosen).eval()
+    again.load_state_dict(torch.load(state_path))
+with torch.inference_mode():
+    a, b, c = small(x[:8]), reloaded(x[:8]), again(x[:8])
+print(f"saved {size_mb:.2f} MB; reloaded module identical: {torch.equal(a, b)}; "
+      f"state_dict into a re-slimmed copy identical: {torch.equal(a, c)}")
+assert torch.equal(a, b) and torch.equal(a, c)
+slimlib.describe(reloaded).head()

@@ -1,0 +1,223 @@
+"""Run a book chapter (a Jupytext py:percent notebook) headless with papermill.
+
+:func:`run_chapter` reads ``notebooks/NN_name.py`` with jupytext, executes it in memory with
+papermill (the ``parameters``-tagged cell gets the overrides injected after it) and writes
+the executed notebook to ``<out_dir>/<chapter>/<UTC timestamp>-<parameter hash>.ipynb``.
+A cell that raises fails the run with :class:`papermill.PapermillExecutionError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run_chapter", "list_chapters", "parse_value", "chapter_parameters"]
+
+#: Kernel every chapter runs on (registered in the venv by ``scripts/setup.sh``).
+KERNEL = "python3"
+
+
+def list_chapters(folder: str | os.PathLike = "notebooks") -> list[Path]:
+    """The chapter files ``NN_*.py`` of ``folder``, in book order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no chapter folder {str(folder)!r}; run from the repository root "
+                                "or pass the notebooks folder")
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.py"))
+
+
+def parse_value(text: str) -> Any:
+    """A ``-p`` value: JSON first, then YAML (``'[a, b]'``, ``0.5``, ``true``), else the string."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        pass
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _read(path: str | os.PathLike):
+    """The chapter as a notebook node with a kernelspec and a ``tags`` list on every cell
+    (papermill looks the ``parameters`` tag up on each cell)."""
+    import jupytext
+
+    nb = jupytext.read(path)
+    nb.metadata["kernelspec"] = {"name": KERNEL, "language": "python", "display_name": "Python 3"}
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])
+    return nb
+
+
+def chapter_parameters(path: str | os.PathLike) -> dict[str, Any]:
+    """Names and default values (as source text) declared in a chapter's ``parameters`` cell.
+
+    Raises ``ValueError`` when the chapter has no cell tagged ``parameters``.
+    """
+    from papermill.inspection import _infer_parameters
+
+    nb = _read(path)
+    if not any("parameters" in c.metadata["tags"] for c in nb.cells):
+        raise ValueError(f"{path}: no cell tagged 'parameters' (use '# %% tags=[\"parameters\"]')")
+    return {p.name: p.default for p in _infer_parameters(nb)}
+
+
+def _hash(parameters: Mapping[str, Any]) -> str:
+    text = json.dumps(parameters, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+
+
+def run_chapter(path: str | os.PathLike, parameters: Mapping[str, Any] | None = None,
+                out_dir: str | os.PathLike = "runs", *, timeout: int | None = 3600,
+                cwd: str | os.PathLike | None = None, progress: bool = False,
+                env: Mapping[str, str] | None = None) -> Path:
+    """Execute one chapter with papermill and return the executed ``.ipynb``.
+
+    Args:
+        path: a ``notebooks/NN_name.py`` chapter (py:percent with a ``parameters`` cell).
+        parameters: overrides for the parameters cell (e.g. ``{"models": ["rs-mae-tiny"],
+            "profile": "smoke"}``); names the chapter does not declare raise ``ValueError``.
+        out_dir: runs land in ``<out_dir>/<chapter stem>/``.
+        timeout: per-cell timeout in seconds (``None``: no limit).
+        cwd: working directory of the kernel (default: the chapter's folder, as in the book).
+        progress: show papermill's cell progress bar.
+        env: extra environment variables for the kernel (e.g. ``{"SLIMLIB_RESULTS": ...}``).
+
+    Raises:
+        FileNotFoundError: no such chapter.
+        ValueError: unknown parameter names.
+        papermill.PapermillExecutionError: a cell raised (the output notebook is still written).
+    """
+    import papermill
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no chapter {str(path)!r}; chapters: "
+                                f"{[p.name for p in list_chapters(path.parent)] if path.parent.is_dir() else []}")
+    parameters = dict(parameters or {})
+    declared = chapter_parameters(path)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ValueError(f"chapter {path.name} has no parameter(s) {unknown}; it declares "
+                         f"{sorted(declared)}")
+    nb = _read(path)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    out = Path(out_dir) / path.stem / f"{stamp}-{_hash(parameters)}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        papermill.execute_notebook(
+            nb, str(out), parameters=parameters, kernel_name=KERNEL, language="python",
+            cwd=str(cwd or path.parent.resolve()), progress_bar=progress,
+            execution_timeout=timeout, log_output=False,
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return out
+
+
+# ------------------------------------------------------------------ helpers the chapters call
+
+
+def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = None,
+              protocols: Any = None, seeds: Any = None, table: str = "sweep.csv",
+              **kwargs: Any):
+    """:func:`slimlib.sweep` with a profile's data subsets, seeds, batch size and device.
+
+    ``datasets`` are registry names (default: the profile's RS datasets), loaded with the
+    profile's per-class subsets (:func:`slimlib.profiles.load_datasets`); rows land in
+    ``results_path(table, profile)`` so every chapter of one profile shares (and resumes) one
+    table.
+    """
+    from slimlib.profiles import load_datasets, results_path
+    from slimlib.sweeping import sweep
+
+    data = load_datasets(profile, datasets)
+    return sweep(
+        list(models), data,
+        widths=list(widths if widths is not None else profile.widths),
+        seeds=list(seeds if seeds is not None else profile.seeds),
+        protocols=tuple(protocols if protocols is not None else profile.protocols),
+        out=results_path(table, profile), batch_size=profile.batch_size,
+        device=profile.device, progress=False, pretrained=profile.pretrained, **kwargs,
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _random_init(model_name: str):
+    """``models.load(name, pretrained=False)``, memoised: building a ViT-B takes seconds and
+    FLOPs do not depend on the weights (``compute_table`` slims copies, never the model)."""
+    from slimlib import models
+
+    return models.load(model_name, pretrained=False).eval()
+
+
+def compute_table_cached(model_name: str, widths: Any, *, parts: tuple[str, ...] = ("attn", "ffn"),
+                         count_attention: bool = True, profile: Any = None):
+    """FLOPs/params per width of ``models.load(model_name, pretrained=False)`` at its native
+    input (batch 1), cached as CSV under ``results/<profile>/compute/`` (atomic write)."""
+    import pandas as pd
+    import torch
+
+    from slimlib.compute import compute_table
+    from slimlib.profiles import results_path
+
+    widths = [float(w) for w in widths]
+    key = _hash({"model": model_name, "widths": widths, "parts": list(parts),
+                 "count_attention": count_attention})
+    path = results_path(f"compute/{model_name}-{key}.csv", profile)
+    if path.is_file():
+        return pd.read_csv(path)
+    model = _random_init(model_name)
+    spec = model.spec
+    x = torch.randn(1, len(spec.bands), spec.input_size, spec.input_size,
+                    generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        table = compute_table(model, widths, x, parts=parts, count_attention=count_attention)
+    table.insert(0, "model", model_name)
+    table["count_attention"] = count_attention
+    table["parts"] = "+".join(parts)
+    tmp = path.with_suffix(".tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return table
+
+
+def time_forward(model: Any, x: Any, *, repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median wall time of ``model(x)`` under ``torch.inference_mode`` (``x``: ``(B, C, H, W)``).
+
+    Returns ``{"ms": median ms per batch, "min_ms": fastest, "images_per_s": B / median}``.
+    """
+    import time
+
+    import numpy as np
+    import torch
+
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            start = time.perf_counter()
+            model(x)
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    med = float(np.median(times))
+    return {"ms": 1e3 * med, "min_ms": 1e3 * min(times), "images_per_s": x.shape[0] / med}

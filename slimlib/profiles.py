@@ -1,0 +1,310 @@
+"""Run profiles for the companion book: which models, data, widths and seeds a chapter uses.
+
+Three profiles:
+
+* ``"smoke"``: tests and CI. The embedded models with **random weights** (no pretraining, so
+  a smoke build takes minutes; it checks that every chapter runs, its numbers are not
+  results), 3 widths, 1 seed, tiny per-class subsets.
+* ``"default"``: the book. The embedded tiny models on the embedded real data when
+  ``SLIMLIB_DATA`` points at the data root (else the clearly labelled synthetic fallback),
+  all 31 widths for the main curves and fewer for the ablations.
+* ``"paper"``: the paper's real foundation models on GEO-Bench (needs a GPU and downloads;
+  offline the model/data loaders fail with their own messages saying which file is missing).
+
+A chapter's ``parameters`` cell holds ``None`` for every setting and calls
+:func:`resolve`, which fills each ``None`` from the profile (``SLIMLIB_PROFILE`` or
+``"default"`` when ``profile`` is ``None``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slimlib._validation import check_widths
+
+__all__ = ["Profile", "PROFILES", "PROFILE_ENV", "get", "resolve", "load_datasets", "data_note",
+           "results_path", "repo_root", "environment"]
+
+PROFILE_ENV = "SLIMLIB_PROFILE"
+
+#: The paper's 31 width factors (same as :data:`slimlib.compute.WIDTHS`).
+_ALL_WIDTHS: tuple[float, ...] = (
+    0.001, 0.002, 0.0025, 0.00333, 0.004, 0.005, 0.006, 0.00667, 0.0075, 0.008, 0.01, 0.02,
+    0.025, 0.0333, 0.04, 0.05, 0.06, 0.0667, 0.075, 0.08, 0.1, 0.2, 0.25, 0.333, 0.4, 0.5, 0.6,
+    0.667, 0.75, 0.8, 1.0,
+)
+_FEW_WIDTHS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.333, 0.5, 0.75, 1.0)
+
+#: The paper's models whose compute the book tabulates (built with ``pretrained=False``).
+PAPER_COMPUTE_MODELS: tuple[str, ...] = (
+    "ssl4eo-vits16-moco", "dofa-base", "panopticon-vitb14", "copernicusfm-base",
+    "mae-vitb16-imagenet", "dinov2-vitb14",
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Settings of one book build (all tuples so a profile is hashable and printable).
+
+    Attributes:
+        name: profile name.
+        models: RS encoders for the main post-hoc curves (registry names).
+        cv_models: CV (natural-image) encoders for the RS-vs-CV comparison.
+        slimmable_pairs: ``(regular, slimmable)`` model pairs for the learned-slimmable chapter.
+        datasets: RS datasets; ``None`` means ``eurosat-rgb`` with a data root, else
+            ``synthetic-rgb``.
+        cv_datasets: natural-image datasets (CIFAR-10 when a data root is set).
+        widths: width factors of the main curves.
+        ablation_widths: width factors of the ablations and the deployment chapter.
+        seeds: probe seeds (and slimming seeds for ``order="random"``).
+        protocols: probes of the main curves (``"knn"``, ``"linear"``).
+        limit_per_class, test_limit_per_class: per-class subset of the train/test splits
+            (``None`` = all).
+        batch_size, device: feature extraction settings (``device=None``: CUDA when present).
+        compute_models: models whose FLOPs per width are tabulated (``pretrained=False``).
+        compute_widths: widths of that table (FLOP counting a ViT-B takes seconds per width).
+        latency_repeats: timed forward passes per width in the deployment chapter.
+        pretrained: load pretrained weights (``False`` in ``smoke``: a random-init pipeline check).
+    """
+
+    name: str
+    models: tuple[str, ...]
+    cv_models: tuple[str, ...]
+    slimmable_pairs: tuple[tuple[str, str], ...]
+    datasets: tuple[str, ...] | None
+    cv_datasets: tuple[str, ...] | None
+    widths: tuple[float, ...]
+    ablation_widths: tuple[float, ...]
+    seeds: tuple[int, ...]
+    protocols: tuple[str, ...]
+    limit_per_class: int | None
+    test_limit_per_class: int | None
+    batch_size: int = 256
+    device: str | None = None
+    compute_models: tuple[str, ...] = PAPER_COMPUTE_MODELS
+    compute_widths: tuple[float, ...] = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
+    latency_repeats: int = 5
+    pretrained: bool = True
+    data_root: str | None = field(default=None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        models=("rs-moco-tiny",),
+        cv_models=("cv-moco-tiny",),
+        slimmable_pairs=(("rs-moco-tiny", "rs-moco-tiny-slimmable"),),
+        datasets=None, cv_datasets=None,
+        widths=(0.1, 0.5, 1.0), ablation_widths=(0.25, 1.0),
+        seeds=(0,), protocols=("knn",),
+        limit_per_class=12, test_limit_per_class=6, batch_size=128,
+        compute_models=("ssl4eo-vits16-moco",), compute_widths=(0.1, 1.0),
+        latency_repeats=2, pretrained=False,
+    ),
+    "default": Profile(
+        name="default",
+        models=("rs-moco-tiny", "rs-mae-tiny"),
+        cv_models=("cv-moco-tiny", "cv-mae-tiny"),
+        slimmable_pairs=(("rs-moco-tiny", "rs-moco-tiny-slimmable"),
+                         ("rs-mae-tiny", "rs-mae-tiny-slimmable")),
+        datasets=None, cv_datasets=None,
+        widths=_ALL_WIDTHS, ablation_widths=_FEW_WIDTHS,
+        seeds=(0, 1, 2), protocols=("knn",),
+        limit_per_class=60, test_limit_per_class=30, batch_size=256,
+        compute_models=("ssl4eo-vits16-moco", "dofa-base", "mae-vitb16-imagenet"),
+        compute_widths=(0.001, 0.01, 0.1, 0.5, 1.0),
+    ),
+    "paper": Profile(
+        name="paper",
+        models=("dofa-base", "ssl4eo-vits16-moco", "ssl4eo-vits16-dino", "panopticon-vitb14",
+                "copernicusfm-base"),
+        cv_models=("mae-vitb16-imagenet", "dinov2-vitb14"),
+        slimmable_pairs=(("rs-moco-tiny", "rs-moco-tiny-slimmable"),
+                         ("rs-mae-tiny", "rs-mae-tiny-slimmable")),
+        datasets=("m-eurosat", "m-brick-kiln", "m-so2sat", "m-bigearthnet"),
+        cv_datasets=("imagenet-10",),
+        widths=_ALL_WIDTHS, ablation_widths=_FEW_WIDTHS,
+        seeds=(0, 1, 2, 3, 4), protocols=("knn", "linear"),
+        limit_per_class=None, test_limit_per_class=None, batch_size=64,
+        compute_widths=_ALL_WIDTHS, latency_repeats=20,
+    ),
+}
+
+
+def get(name: str | None = None) -> Profile:
+    """The profile ``name`` (default: ``$SLIMLIB_PROFILE`` or ``"default"``)."""
+    name = name if name is not None else os.environ.get(PROFILE_ENV) or "default"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)} "
+                         f"(argument or ${PROFILE_ENV})")
+    return PROFILES[name]
+
+
+def _tuple(value: Any, name: str) -> tuple:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a list (or a single name), got {type(value).__name__}")
+    return tuple(value)
+
+
+#: Folder under the data root that holds each embedded dataset.
+_FOLDERS = {"eurosat-rgb": "eurosat_rgb", "eurosat-ms": "eurosat_ms", "ucmerced": "ucmerced",
+            "cifar10": "cifar10_train"}
+
+
+def _default_datasets(root: str | None, synthetic: str, real: Sequence[str]) -> tuple[str, ...]:
+    from slimlib.config import data_root
+
+    base = data_root(root, required=False)
+    if base is not None and all((base / _FOLDERS.get(r, r)).is_dir() for r in real):
+        return tuple(real)
+    return (synthetic,)
+
+
+def resolve(profile: str | Profile | None = None, **overrides: Any) -> Profile:
+    """The profile with every override that is not ``None`` applied.
+
+    Overrides are the chapter parameters ``models, datasets, widths, seeds, protocols, device,
+    batch_size, data_root`` (and any other :class:`Profile` field). ``datasets`` and
+    ``cv_datasets`` that are still ``None`` become the embedded real datasets when the data
+    root is set, else the synthetic fallback.
+    """
+    base = profile if isinstance(profile, Profile) else get(profile)
+    known = {f.name for f in dataclasses.fields(Profile)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown profile setting(s) {unknown}; allowed: {sorted(known)}")
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in ("models", "cv_models", "datasets", "cv_datasets", "protocols"):
+            value = _tuple(value, key)
+        elif key in ("widths", "ablation_widths", "compute_widths"):
+            value = tuple(check_widths(_tuple(value, key)))
+        elif key == "seeds":
+            value = tuple(int(s) for s in _tuple(value, key))
+        elif key == "slimmable_pairs":
+            value = tuple(tuple(p) for p in value)
+        elif key in ("batch_size", "latency_repeats") or key.endswith("limit_per_class"):
+            value = int(value)
+        elif key == "data_root":
+            value = str(value)
+        changes[key] = value
+    out = dataclasses.replace(base, **changes)
+    if out.datasets is None:
+        out = dataclasses.replace(
+            out, datasets=_default_datasets(out.data_root, "synthetic-rgb", ("eurosat-rgb",)))
+    if out.cv_datasets is None:
+        out = dataclasses.replace(
+            out, cv_datasets=_default_datasets(out.data_root, "synthetic-rgb", ("cifar10",)))
+    return out
+
+
+def load_datasets(profile: Profile, names: Sequence[str] | None = None,
+                  ) -> dict[str, tuple[Any, Any]]:
+    """``{display name: (train, test)}`` of :class:`~slimlib.specs.ImageDataset` per dataset.
+
+    Uses the profile's per-class subsets; synthetic data keep ``(synthetic)`` in the key so no
+    table or figure can mistake them for real data.
+    """
+    from slimlib import data
+
+    names = profile.datasets if names is None else tuple(names)
+    out: dict[str, tuple[Any, Any]] = {}
+    for name in names:
+        info = data.info(name)
+        splits = []
+        for split, limit in (("train", profile.limit_per_class),
+                             ("test", profile.test_limit_per_class)):
+            if info["kind"] == "synthetic":
+                kwargs = {} if limit is None else {"n_per_class": limit}
+            elif info["kind"] == "embedded":
+                kwargs = {} if limit is None else {"limit_per_class": limit}
+            else:
+                kwargs = {}
+            splits.append(data.load(name, split, root=profile.data_root, **kwargs))
+        out[splits[1].display_name] = (splits[0], splits[1])
+    return out
+
+
+def repo_root(start: str | os.PathLike | None = None) -> Path:
+    """The nearest folder above ``start`` (default: cwd) holding ``pyproject.toml``, else cwd."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "slimlib").is_dir():
+            return folder
+    return here
+
+
+def results_path(name: str, profile: Profile | str | None = None) -> Path:
+    """Where a chapter's table lands: ``$SLIMLIB_RESULTS`` or ``<repo>/results``, one file per
+    profile (``<profile>/<name>``), so smoke runs never mix with the book's numbers."""
+    from slimlib.config import RESULTS_ENV
+
+    prof = profile.name if isinstance(profile, Profile) else (profile or get().name)
+    env = os.environ.get(RESULTS_ENV)
+    base = Path(env).expanduser() if env else repo_root() / "results"
+    path = base / prof / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def environment(profile: Profile) -> dict[str, str]:
+    """What this build ran on (for the introduction's "this build" table)."""
+    import torch
+
+    from slimlib import __version__
+    from slimlib.config import data_root
+
+    root = data_root(profile.data_root, required=False)
+    return {
+        "profile": profile.name,
+        "slimlib": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+                   + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"),
+        "data root": str(root) if root is not None else "not set (synthetic fallback)",
+        "RS models": ", ".join(profile.models),
+        "CV models": ", ".join(profile.cv_models),
+        "RS datasets": ", ".join(profile.datasets or ()),
+        "CV datasets": ", ".join(profile.cv_datasets or ()),
+        "widths": f"{len(profile.widths)} ({min(profile.widths)} ... {max(profile.widths)})",
+        "seeds": ", ".join(map(str, profile.seeds)),
+        "protocols": ", ".join(profile.protocols),
+        "weights": "pretrained" if profile.pretrained else "RANDOM (pipeline check only)",
+        "subset per class": f"{profile.limit_per_class} train / {profile.test_limit_per_class} test",
+    }
+
+
+def data_note(profile: Profile) -> str:
+    """A Markdown sentence saying which data this page used; synthetic data are flagged."""
+    names = tuple(profile.datasets or ()) + tuple(profile.cv_datasets or ())
+    synthetic = sorted({n for n in names if n.startswith("synthetic")})
+    real = sorted({n for n in names if not n.startswith("synthetic")})
+    parts = []
+    if synthetic:
+        parts.append(f"**This page uses SYNTHETIC data ({', '.join(synthetic)})**: no data root "
+                     "was set (`SLIMLIB_DATA`), so the numbers below illustrate the method and "
+                     "are not real-data results.")
+    if real:
+        parts.append(f"Data: embedded real images ({', '.join(real)}), at most "
+                     f"{profile.limit_per_class} train / {profile.test_limit_per_class} test "
+                     "images per class.")
+    if not profile.pretrained:
+        parts.append("**The encoders have RANDOM weights** (profile "
+                     f"`{profile.name}` checks that the pipeline runs; not a result).")
+    parts.append(f"Profile `{profile.name}`: {len(profile.widths)} widths, seeds "
+                 f"{list(profile.seeds)}, models {list(profile.models)}.")
+    return " ".join(parts)
