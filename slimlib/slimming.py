@@ -130,20 +130,24 @@ def _same_sets(keep: torch.Tensor) -> bool:
 def _slice_linear(
     layer: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None
 ) -> nn.Linear:
-    """A new ``nn.Linear`` holding ``layer``'s weight rows/cols (bias follows the rows)."""
+    """A new ``nn.Linear`` holding ``layer``'s weight rows/cols (bias follows the rows).
+
+    ``index_select`` already returns new storage, so nothing is cloned twice, and the new
+    layer skips its random initialisation (it would be overwritten at once).
+    """
     weight = layer.weight.detach()
-    if rows is not None:
-        weight = weight.index_select(0, rows.to(weight.device))
-    if cols is not None:
-        weight = weight.index_select(1, cols.to(weight.device))
-    out = nn.Linear(weight.shape[1], weight.shape[0], bias=layer.bias is not None,
-                    device=weight.device, dtype=weight.dtype)
-    out.weight = nn.Parameter(weight.clone(), requires_grad=layer.weight.requires_grad)
+    weight = weight.index_select(0, rows.to(weight.device)) if rows is not None else weight
+    weight = weight.index_select(1, cols.to(weight.device)) if cols is not None else weight
+    if rows is None and cols is None:
+        weight = weight.clone()
+    out = torch.nn.utils.skip_init(nn.Linear, weight.shape[1], weight.shape[0],
+                                   bias=layer.bias is not None, device=weight.device,
+                                   dtype=weight.dtype)
+    out.weight = nn.Parameter(weight, requires_grad=layer.weight.requires_grad)
     if layer.bias is not None:
         bias = layer.bias.detach()
-        if rows is not None:
-            bias = bias.index_select(0, rows.to(bias.device))
-        out.bias = nn.Parameter(bias.clone(), requires_grad=layer.bias.requires_grad)
+        bias = bias.index_select(0, rows.to(bias.device)) if rows is not None else bias.clone()
+        out.bias = nn.Parameter(bias, requires_grad=layer.bias.requires_grad)
     out.train(layer.training)
     return out
 
@@ -177,18 +181,39 @@ def _head_indices(heads: int, full: int, kept: int, order: str, gen: torch.Gener
     return torch.stack([_indices(full, kept, order, gen) for _ in range(heads)])
 
 
-def _slim_ffn(mlp: nn.Module, keep: torch.Tensor) -> None:
-    """Slice an FFN in place (the caller works on a deep copy)."""
-    if isinstance(mlp, SwiGLU):
-        mlp.fc1_g = _slice_linear(mlp.fc1_g, rows=keep)
-        mlp.fc1_x = _slice_linear(mlp.fc1_x, rows=keep)
-    elif isinstance(mlp, GluMlp):
-        half = mlp.fc1.out_features // 2
-        mlp.fc1 = _slice_linear(mlp.fc1, rows=torch.cat([keep, keep + half]))
+_FFN_LINEARS = ("fc1", "fc1_g", "fc1_x", "fc2")
+
+
+def _slim_ffn(source: nn.Module, target: nn.Module, keep: torch.Tensor) -> None:
+    """Give ``target`` (the copy's FFN) the sliced layers of ``source`` (the original FFN)."""
+    if isinstance(source, SwiGLU):
+        target.fc1_g = _slice_linear(source.fc1_g, rows=keep)
+        target.fc1_x = _slice_linear(source.fc1_x, rows=keep)
+    elif isinstance(source, GluMlp):
+        half = source.fc1.out_features // 2
+        target.fc1 = _slice_linear(source.fc1, rows=torch.cat([keep, keep + half]))
     else:
-        mlp.fc1 = _slice_linear(mlp.fc1, rows=keep)
-    mlp.norm = _slice_norm(mlp.norm, keep)
-    mlp.fc2 = _slice_linear(mlp.fc2, cols=keep)
+        target.fc1 = _slice_linear(source.fc1, rows=keep)
+    target.norm = _slice_norm(source.norm, keep)
+    target.fc2 = _slice_linear(source.fc2, cols=keep)
+
+
+def _skip_memo(blocks: list[tuple[str, nn.Module]], parts: Sequence[str]) -> dict[int, None]:
+    """``copy.deepcopy`` memo that leaves out the tensors slimming replaces anyway.
+
+    They are sliced from the original model, so copying them first would only double the
+    memory traffic (a ViT-B holds ~340 MB of such weights).
+    """
+    memo: dict[int, None] = {}
+    for _, block in blocks:
+        if "attn" in parts:
+            memo.update((id(p), None) for p in block.attn.parameters())
+        if "ffn" in parts:
+            for name in _FFN_LINEARS:
+                layer = getattr(block.mlp, name, None)
+                if layer is not None:
+                    memo.update((id(p), None) for p in layer.parameters())
+    return memo
 
 
 def ffn_hidden(mlp: nn.Module) -> int:
@@ -284,11 +309,11 @@ def slim(
     for name, block in blocks:
         _check_block(name, block, parts)
 
-    new = copy.deepcopy(model)
+    new = copy.deepcopy(model, memo=_skip_memo(blocks, parts))
     gen = torch.Generator().manual_seed(0 if seed is None else seed) if order == "random" else None
-    for _, block in find_blocks(new):
+    for (_, source), (_, block) in zip(blocks, find_blocks(new), strict=True):
         if "attn" in parts:
-            attn = block.attn
+            attn = source.attn
             d_k = int(attn.head_dim)
             kept = slimmed_dim(width, d_k)
             keep = _head_indices(int(attn.num_heads), d_k, kept, order, gen)
@@ -297,8 +322,8 @@ def slim(
             slimmed.train(attn.training)
             block.attn = slimmed
         if "ffn" in parts:
-            d_h = ffn_hidden(block.mlp)
-            _slim_ffn(block.mlp, _indices(d_h, slimmed_dim(width, d_h), order, gen))
+            d_h = ffn_hidden(source.mlp)
+            _slim_ffn(source.mlp, block.mlp, _indices(d_h, slimmed_dim(width, d_h), order, gen))
     return new
 
 
