@@ -247,6 +247,30 @@ def test_mae_masks_the_configured_share():
     assert torch.equal(restore.argsort(1)[:, :4], keep)
 
 
+@pytest.mark.parametrize("method", ["moco", "mae"])
+def test_sub_width_passes_leave_the_heads_to_the_full_width(method):
+    from slimlib.train.augment import Augment
+    from slimlib.train.loop import frozen_heads
+
+    cfg = tiny_config(method, True)
+    model = build_method(cfg, 3).train()
+    aug = Augment(cfg.augment, 16, torch.zeros(3), torch.ones(3))
+    inputs = model.make_inputs(rand_images(16), aug, torch.Generator().manual_seed(0))
+    loss, targets = model.full_loss(inputs)
+    loss.backward()
+    enc_ids = {id(p) for p in model.encoder.parameters()}
+    heads = [p for p in model.parameters() if id(p) not in enc_ids and p.requires_grad]
+    encoder = [p for p in model.encoder.parameters() if p.requires_grad]
+    head_grads = [p.grad.clone() for p in heads]
+    enc_grads = [p.grad.clone() for p in encoder]
+    with width(model.encoder, 0.5), frozen_heads(model):
+        sub = model.sub_loss(inputs, targets)
+    sub.backward()
+    assert all(torch.equal(p.grad, g) for p, g in zip(heads, head_grads, strict=True))
+    assert any(not torch.equal(p.grad, g) for p, g in zip(encoder, enc_grads, strict=True))
+    assert all(p.requires_grad for p in heads)  # restored
+
+
 def test_momentum_schedule():
     assert momentum_at(0.99, 0.0) == pytest.approx(0.99)
     assert momentum_at(0.99, 0.5) == pytest.approx(0.995)
@@ -382,6 +406,9 @@ def test_pretrained_encoder_trains_once_then_loads_from_cache(monkeypatch):
     assert path.name.startswith(f"{name}-") and not path.exists()
     with pytest.raises(FileNotFoundError, match="no cached checkpoint"):
         pretrained_encoder(name, train_if_missing=False)
+    with pytest.raises(ValueError, match="processes"):
+        emb.pretrain_missing([name], processes=0)
+    assert emb.pretrain_missing([name], processes=1) == {name: path}
     first = pretrained_encoder(name, progress=False)
     assert path.exists() and path.with_suffix(".csv").exists()
     assert not path.with_suffix(".run").exists()

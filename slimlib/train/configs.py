@@ -221,7 +221,9 @@ class SlimmableConfig:
     ``min_width`` and ``num_widths - 2`` widths drawn uniformly from
     ``[min_width, max_width]`` (the paper uses 5). ``distill="inplace"`` trains the
     sub-widths on the full width's detached outputs; ``"none"`` gives every width the
-    plain pretraining loss.
+    plain pretraining loss. ``train_heads=False`` lets the sub-width losses update only the
+    encoder: the pretraining heads (MoCo projector/predictor, MAE decoder) learn from the
+    full width alone.
     """
 
     enabled: bool = False
@@ -229,6 +231,7 @@ class SlimmableConfig:
     max_width: float = 1.0
     num_widths: int = 5
     distill: str = "inplace"
+    train_heads: bool = False
 
     def validate(self) -> None:
         for name in ("min_width", "max_width"):
@@ -246,6 +249,8 @@ class SlimmableConfig:
                   self.num_widths)
         if self.distill not in DISTILL:
             _fail("slimmable.distill", f"one of {DISTILL}", self.distill)
+        if not isinstance(self.train_heads, bool):
+            _fail("slimmable.train_heads", "true or false", self.train_heads)
 
 
 _SECTIONS: dict[str, type] = {

@@ -42,7 +42,7 @@ from slimlib.train.slimmable import sandwich_widths, width
 
 __all__ = [
     "pretrain", "PretrainResult", "build_method", "load_encoder", "save_atomic",
-    "data_fingerprint", "total_steps", "lr_at",
+    "data_fingerprint", "total_steps", "lr_at", "frozen_heads",
 ]
 
 CHECKPOINT = "last.pt"
@@ -206,6 +206,24 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
         (no_decay if skip else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0}]
+
+
+@contextlib.contextmanager
+def frozen_heads(method: nn.Module) -> Iterator[None]:
+    """Within the block, only ``method.encoder`` parameters collect gradients.
+
+    Gradients still flow *through* the heads (MoCo projector/predictor, MAE decoder) to the
+    encoder; the heads' own parameters are left to the full-width loss.
+    """
+    encoder = {id(p) for p in method.encoder.parameters()}
+    heads = [p for p in method.parameters() if id(p) not in encoder and p.requires_grad]
+    for p in heads:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in heads:
+            p.requires_grad_(True)
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
@@ -404,13 +422,16 @@ def pretrain(
                 loss_full.backward()
                 sub = []
                 for s in widths[1:]:
-                    with width(method.encoder, s), amp:
+                    heads = (contextlib.nullcontext() if slim_cfg.train_heads
+                             else frozen_heads(method))
+                    with width(method.encoder, s), amp, heads:
                         loss_s = method.sub_loss(inputs, targets, slim_cfg.distill)
                     loss_s.backward()
                     sub.append(float(loss_s.detach()))
                 if not math.isfinite(float(loss_full.detach())):
-                    raise FloatingPointError(f"loss is {float(loss_full.detach())} at step {step}; lower "
-                                             "optim.base_lr or set optim.clip_grad")
+                    raise FloatingPointError(f"loss is {float(loss_full.detach())} at step "
+                                             f"{step}; lower optim.base_lr or set "
+                                             "optim.clip_grad")
                 if config.optim.clip_grad is not None:
                     nn.utils.clip_grad_norm_(method.parameters(), config.optim.clip_grad)
                 optimizer.step()
