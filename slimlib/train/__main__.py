@@ -28,9 +28,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 class ImageFolderImages(Dataset):
     """Images under ``root`` (any depth), resized to ``size`` x ``size``, as float tensors.
 
-    8-bit formats read with Pillow are divided by 255 (``rgb01``); ``.tif``/``.tiff`` are read
-    with tifffile as float32 in their stored units (channels last is transposed), so a
-    multispectral folder works as long as every file has the same band count.
+    8-bit images (Pillow formats and uint8 TIFFs) are divided by 255 (``rgb01``); other
+    ``.tif``/``.tiff`` are read with tifffile as float32 in their stored units (channels last
+    is transposed), so a multispectral folder works as long as every file has the same band
+    count (``mean: null`` then standardises whatever the units are).
     """
 
     def __init__(self, root: str | Path, size: int) -> None:
@@ -49,7 +50,8 @@ class ImageFolderImages(Dataset):
         if path.lower().endswith((".tif", ".tiff")):
             import tifffile
 
-            array = np.asarray(tifffile.imread(path), dtype=np.float32)
+            raw = tifffile.imread(path)
+            array = np.asarray(raw, dtype=np.float32) / (255.0 if raw.dtype == np.uint8 else 1.0)
             if array.ndim == 2:
                 array = array[None]
             elif array.shape[-1] < array.shape[0]:  # channels last

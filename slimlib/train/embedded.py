@@ -26,7 +26,7 @@ Checkpoints live in ``slimlib.config.cache_dir("checkpoints")/<name>-<hash>.pt``
 loss curve in ``<name>-<hash>.csv``; ``<hash>`` covers the full training config and a
 fingerprint of the training data (the dataset's ``manifest.csv`` bytes, or the image
 tensor for synthetic data). A missing checkpoint is trained (deterministically: fixed
-seed, 2 threads, deterministic algorithms) and written atomically; a lock file keeps
+seed, one thread, deterministic algorithms) and written atomically; a lock file keeps
 concurrent processes from training the same model twice.
 
 Without a data root (``$SLIMLIB_DATA``) the models are trained on ``synthetic-rgb``
@@ -117,7 +117,7 @@ _RECIPES: dict[str, dict[str, Any]] = {
 #: Slimmable recipe: sandwich rule with minimum width 1/16. The paper trains n = 5 widths
 #: per step (and so do slimlib/configs/*_slimmable.yaml); the tiny CPU models use n = 3
 #: (full, minimum, one random width) to fit the CPU budget: n = 5 made the two slimmable
-#: models cost 2.6x (MoCo) and 3.7x (MAE) a regular one instead of about 1.8x / 2.3x.
+#: models cost 2.8x (MoCo) and 3.7x (MAE) a regular one, n = 3 costs 1.6x and 2.4x.
 _SLIMMABLE = dict(enabled=True, min_width=0.0625, max_width=1.0, num_widths=3, distill="inplace")
 
 _NAMES = {
@@ -280,7 +280,7 @@ def pretrained_encoder(name: str, train_if_missing: bool = True, progress: bool 
 
     Args:
         name: one of :data:`EMBEDDED_SPECS`.
-        train_if_missing: train (about 1-2 min on 2 CPU cores) when no checkpoint is cached;
+        train_if_missing: train (45-120 s on one CPU core) when no checkpoint is cached;
             with ``False`` a missing checkpoint raises ``FileNotFoundError``.
         progress: show a tqdm bar while training.
 

@@ -10,7 +10,9 @@ Slimmable training (the paper leaves the MAE target open; our choice): a sub-wid
 and the loss is the MSE between its pixel predictions and the full width's *detached*
 predictions on the masked patches. The full width alone carries the reconstruction loss,
 as the full network alone sees the labels in US-Nets' in-place distillation. Only the
-encoder is slimmed at evaluation, so only the encoder is switched in training.
+encoder is slimmed at evaluation, so only the encoder is switched in training, and (unless
+``slimmable.train_heads``) the decoder's parameters learn from the full width only: the
+loop freezes them during the sub-width passes, while gradients still flow through them.
 ``distill="none"`` gives every width the reconstruction loss instead.
 """
 

@@ -14,7 +14,9 @@ width's detached similarity distribution over the batch keys,
 distillation (sub-nets fit the full net's soft predictions) with MoCo's "classes" being the
 batch keys: the momentum keys stay full width, so every width is pulled into the same
 embedding space, and as the full width becomes confident the target tends to the plain
-MoCo loss. ``distill="none"`` uses the plain loss at every width instead.
+MoCo loss. ``distill="none"`` uses the plain loss at every width instead. Unless
+``slimmable.train_heads``, projector and predictor learn from the full width only (the
+loop freezes their parameters during the sub-width passes; gradients flow through them).
 """
 
 from __future__ import annotations
