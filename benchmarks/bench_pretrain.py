@@ -28,6 +28,7 @@ import os
 import tempfile
 import time
 
+import numpy as np
 import torch
 
 WIDTHS = (1.0, 0.25, 0.0625)
@@ -46,6 +47,16 @@ def _features(encoder, dataset, spec, width: float = 1.0) -> torch.Tensor:
     return torch.cat(out)
 
 
+def _knn_hits(encoder, train, test, width: float, spec=None) -> np.ndarray:
+    """Per-test-image k-NN hit (1/0) of ``encoder`` at ``width`` (k = 5, cosine)."""
+    from slimlib.probes import knn_predict
+
+    spec = spec or encoder.spec
+    pred = knn_predict(_features(encoder, train, spec, width), train.labels,
+                       _features(encoder, test, spec, width), k=5, metric="cosine")
+    return (pred == np.asarray(test.labels)).astype(float)
+
+
 def _knn(encoder, train, test, width: float) -> float:
     from slimlib.probes import knn_score
 
@@ -54,9 +65,16 @@ def _knn(encoder, train, test, width: float) -> float:
                      _features(encoder, test, spec, width), test.labels, k=5, metric="cosine")
 
 
+def paired_gain(hits: np.ndarray, baseline_hits: np.ndarray) -> tuple[float, float]:
+    """Accuracy gain over a baseline on the same test images and its paired standard error."""
+    diff = hits - baseline_hits
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(diff.size))
+
+
 def _fmt(column: str, value: object) -> str:
     if isinstance(value, float):
-        return f"{value:.3f}" if column.startswith(("knn", "rand")) else f"{value:.0f}"
+        return (f"{value:.3f}" if column.startswith(("knn", "rand", "gain"))
+                else f"{value:.0f}")
     return str(value)
 
 
@@ -96,6 +114,8 @@ def main() -> None:
             row = {"model": name, "data": embedded.EMBEDDED_DATA[domain]["display"]
                    + (" (synthetic)" if state.get("synthetic") else ""),
                    "steps": state["step"], "wall_s": wall, "cpu_s": cpu, "cached": cached,
+                   # the wall time training took when the checkpoint was made (cached or not)
+                   "train_s": float(state.get("wall_s", state["elapsed_s"])),
                    "load": f"{load_before:.1f}/{os.getloadavg()[0]:.1f}"}
             timing.append(row)
             print(" ".join(f"{k}={_fmt(k, v)}" for k, v in row.items()), flush=True)
@@ -120,6 +140,12 @@ def main() -> None:
                 for s in WIDTHS:
                     row[f"knn@{s:g}"] = _knn(encoder, train, test, s)
                     row[f"rand@{s:g}"] = _knn(random_init, train, test, s)
+                # full-width gain over random init on the same test images (accuracy, with
+                # its paired SE: both encoders see identical images, so the SE is smaller
+                # than that of either score)
+                gain, se = paired_gain(_knn_hits(encoder, train, test, 1.0),
+                                       _knn_hits(random_init, train, test, 1.0, encoder.spec))
+                row["gain@1"], row["gain_se"] = gain, se
                 scores.append(row)
                 print(" ".join(f"{k}={_fmt(k, v)}" for k, v in row.items()), flush=True)
 

@@ -41,22 +41,13 @@ batch_size = None  # feature-extraction batch size
 data_root = None  # None: $SLIMLIB_DATA
 
 # %% tags=["remove-cell"]
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without widgets
-warnings.filterwarnings("ignore", category=UserWarning)
-
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython import get_ipython
 from IPython.display import Markdown, display
 
-from slimlib import plotting, profiles, reference
+from slimlib import chapters, plotting, profiles, reference
 
-if get_ipython() is not None:  # inline figures even when MPLBACKEND=Agg is set
-    get_ipython().run_line_magic("matplotlib", "inline")
-pd.set_option("display.precision", 4)
-plt.rcParams.update({"figure.dpi": 90, "figure.figsize": (6.4, 4.0)})
+chapters.setup_page()
 cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
                        protocols=protocols, device=device, batch_size=batch_size,
                        data_root=data_root)
@@ -108,6 +99,23 @@ plt.show()
 # %%
 env = profiles.environment(cfg)
 pd.DataFrame({"setting": list(env), "value": list(env.values())}).style.hide(axis="index")
+
+# %% [markdown]
+# ## The embedded models, pretrained here
+#
+# The first chapter trains every tiny encoder this profile needs whose checkpoint is not in
+# the cache yet, two at a time (one per CPU core; `slimlib.train.embedded.pretrain_missing`).
+# Later chapters load them from the cache. `train_s` is the wall time each one took when it
+# was trained (on the machine that filled the cache).
+
+# %%
+pretraining = chapters.pretrain_models(cfg)
+if pretraining.empty:
+    display(Markdown(f"Profile `{cfg.name}` uses **random weights**: nothing was pretrained."))
+else:
+    print(f"pretrain_models: {pretraining.attrs['wall_s']:.0f} s in this build "
+          f"({(~pretraining['cached']).sum()} of {len(pretraining)} trained now)")
+    display(pretraining.style.hide(axis="index").format({"train_s": "{:.0f}"}))
 
 # %% [markdown]
 # The **default** profile runs the six tiny encoders that `slimlib` pretrains itself on the

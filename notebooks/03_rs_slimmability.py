@@ -34,23 +34,14 @@ batch_size = None  # feature-extraction batch size
 data_root = None  # None: $SLIMLIB_DATA
 
 # %% tags=["remove-cell"]
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without widgets
-warnings.filterwarnings("ignore", category=UserWarning)
-
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython import get_ipython
 from IPython.display import Markdown, display
 
 import slimlib
 from slimlib import chapters, plotting, profiles, reference
 
-if get_ipython() is not None:  # inline figures even when MPLBACKEND=Agg is set
-    get_ipython().run_line_magic("matplotlib", "inline")
-pd.set_option("display.precision", 4)
-plt.rcParams.update({"figure.dpi": 90, "figure.figsize": (6.4, 4.0)})
+chapters.setup_page()
 cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
                        protocols=protocols, device=device, batch_size=batch_size,
                        data_root=data_root)

@@ -21,13 +21,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -66,11 +69,15 @@ class Browser:
     """A headless Chromium with a DevTools websocket per page (tornado client)."""
 
     def __init__(self, binary: str) -> None:
-        self.profile = tempfile.TemporaryDirectory(prefix="slimlib-chromium-")
+        self.profile = tempfile.TemporaryDirectory(prefix="slimlib-chromium-",
+                                                   ignore_cleanup_errors=True)
+        # own session: close() can stop Chromium's helper processes (renderer, crashpad)
+        # too, which otherwise keep writing into the profile while it is being removed
         self.proc = subprocess.Popen(
             [binary, *FLAGS, f"--user-data-dir={self.profile.name}",
              "--remote-debugging-port=0", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
         self.port = self._wait_port()
 
     def _wait_port(self) -> int:
@@ -88,12 +95,23 @@ class Browser:
             return json.load(resp)["webSocketDebuggerUrl"]
 
     def close(self) -> None:
-        self.proc.terminate()
+        self._signal_group(signal.SIGTERM)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self._signal_group(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self._signal_group(signal.SIGKILL)  # helpers that outlived the browser process
+        for _ in range(5):  # a helper may still flush a file for a moment
+            shutil.rmtree(self.profile.name, ignore_errors=True)
+            if not os.path.exists(self.profile.name):
+                break
+            time.sleep(0.2)
         self.profile.cleanup()
+
+    def _signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
 
 
 class Page:

@@ -8,16 +8,18 @@ A cell that raises fails the run with :class:`papermill.PapermillExecutionError`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_chapter", "list_chapters", "parse_value", "chapter_parameters"]
+__all__ = ["run_chapter", "list_chapters", "parse_value", "chapter_parameters", "setup_page",
+           "pretrain_models", "sweep_for", "compute_table_cached", "time_forward"]
 
 #: Kernel every chapter runs on (registered in the venv by ``scripts/setup.sh``).
 KERNEL = "python3"
@@ -133,6 +135,94 @@ def run_chapter(path: str | os.PathLike, parameters: Mapping[str, Any] | None = 
 # ------------------------------------------------------------------ helpers the chapters call
 
 
+def setup_page(dpi: int = 90, figsize: tuple[float, float] = (6.4, 4.0)) -> None:
+    """Display settings every chapter shares: inline figures (also under ``MPLBACKEND=Agg``),
+    no tqdm-widget or library ``UserWarning`` noise, 4-digit pandas tables."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without widgets
+    warnings.filterwarnings("ignore", category=UserWarning)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with the book extras
+        get_ipython = None  # noqa: N806
+    shell = get_ipython() if get_ipython is not None else None
+    if shell is not None:
+        shell.run_line_magic("matplotlib", "inline")
+    pd.set_option("display.precision", 4)
+    plt.rcParams.update({"figure.dpi": dpi, "figure.figsize": figsize})
+
+
+@contextlib.contextmanager
+def _profile_data_root(profile: Any) -> Iterator[None]:
+    """Expose a profile's explicit ``data_root`` as ``$SLIMLIB_DATA`` while a helper runs, so
+    that the embedded models are pretrained (and their checkpoints looked up) on the same
+    data root the chapter's datasets come from."""
+    root = getattr(profile, "data_root", None)
+    if root is None:
+        yield
+        return
+    from slimlib.config import DATA_ENV
+
+    old = os.environ.get(DATA_ENV)
+    os.environ[DATA_ENV] = str(root)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(DATA_ENV, None)
+        else:
+            os.environ[DATA_ENV] = old
+
+
+def embedded_models_of(profile: Any) -> list[str]:
+    """The embedded (slimlib-pretrained) models a profile's chapters use, in profile order."""
+    from slimlib.train.embedded import EMBEDDED_SPECS
+
+    names = [*profile.models, *profile.cv_models,
+             *(name for pair in profile.slimmable_pairs for name in pair)]
+    return [n for n in dict.fromkeys(names) if n in EMBEDDED_SPECS]
+
+
+def pretrain_models(profile: Any, processes: int = 2):
+    """Pretrain every embedded model ``profile`` needs whose checkpoint is not cached yet,
+    ``processes`` at a time (:func:`slimlib.train.embedded.pretrain_missing`).
+
+    Returns a table with one row per embedded model: its checkpoint, whether it was cached
+    before this call, training steps and the wall time its training took. A profile with
+    ``pretrained=False`` (``smoke``) trains nothing and returns an empty table.
+    """
+    import time
+
+    import pandas as pd
+    import torch
+
+    from slimlib.train import embedded
+
+    names = embedded_models_of(profile) if profile.pretrained else []
+    with _profile_data_root(profile):
+        cached = {n: embedded.checkpoint_path(n).exists() for n in names}
+        start = time.perf_counter()
+        paths = embedded.pretrain_missing(names, processes=processes)
+        wall = time.perf_counter() - start
+    rows = []
+    for name in names:
+        state = torch.load(paths[name], map_location="cpu", weights_only=False)
+        rows.append({"model": name, "cached": cached[name], "steps": state["step"],
+                     "train_s": round(float(state.get("wall_s", state["elapsed_s"])), 1),
+                     "data": state["fingerprint"].split(":")[0]
+                     + (" (synthetic)" if state.get("synthetic") else ""),
+                     "checkpoint": paths[name].name})
+    table = pd.DataFrame(rows, columns=["model", "cached", "steps", "train_s", "data",
+                                        "checkpoint"])
+    table.attrs["wall_s"] = wall
+    return table
+
+
+
 def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = None,
               protocols: Any = None, seeds: Any = None, table: str = "sweep.csv",
               **kwargs: Any):
@@ -147,14 +237,15 @@ def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = 
     from slimlib.sweeping import sweep
 
     data = load_datasets(profile, datasets)
-    return sweep(
-        list(models), data,
-        widths=list(widths if widths is not None else profile.widths),
-        seeds=list(seeds if seeds is not None else profile.seeds),
-        protocols=tuple(protocols if protocols is not None else profile.protocols),
-        out=results_path(table, profile), batch_size=profile.batch_size,
-        device=profile.device, progress=False, pretrained=profile.pretrained, **kwargs,
-    )
+    with _profile_data_root(profile):
+        return sweep(
+            list(models), data,
+            widths=list(widths if widths is not None else profile.widths),
+            seeds=list(seeds if seeds is not None else profile.seeds),
+            protocols=tuple(protocols if protocols is not None else profile.protocols),
+            out=results_path(table, profile), batch_size=profile.batch_size,
+            device=profile.device, progress=False, pretrained=profile.pretrained, **kwargs,
+        )
 
 
 @functools.lru_cache(maxsize=2)

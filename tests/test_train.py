@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 import pytest
 import torch
@@ -386,22 +387,37 @@ def test_embedded_specs_and_random_encoders():
             assert enc(torch.randn(2, 3, 64, 64)).shape == (2, spec.embed_dim)  # resized
             assert slim(enc, 0.5)(x).shape == (2, spec.embed_dim)
         torch.testing.assert_close(build_encoder(name)(x), y)  # seeded init
-    # RS and CV models share the architecture and recipe; only data and normalisation differ.
-    rs, cv = EMBEDDED_CONFIGS["rs-moco-tiny"], EMBEDDED_CONFIGS["cv-moco-tiny"]
-    assert rs.replace(mean=cv.mean, std=cv.std) == cv
+    # RS and CV models share the architecture; the recipes differ only in the documented
+    # per-domain overrides (plus data and normalisation).
+    for method in ("moco", "mae"):
+        rs, cv = EMBEDDED_CONFIGS[f"rs-{method}-tiny"], EMBEDDED_CONFIGS[f"cv-{method}-tiny"]
+        assert rs.model == cv.model
+        overrides = emb._DOMAIN_RECIPES[("cv", method)]
+        assert rs.replace(mean=cv.mean, std=cv.std, **overrides) == cv
+        assert cv.optim.steps > rs.optim.steps
+    # the pool schedules the most expensive run first; slimmable costs more than regular
+    assert emb.estimated_cost("rs-moco-tiny-slimmable") > emb.estimated_cost("rs-moco-tiny")
+    assert emb.estimated_cost("rs-mae-tiny-slimmable") > emb.estimated_cost("rs-mae-tiny")
     with pytest.raises(ValueError, match="unknown embedded model"):
         build_encoder("rs-dino-tiny")
 
 
-def test_pretrained_encoder_trains_once_then_loads_from_cache(monkeypatch):
-    name = "rs-mae-tiny-slimmable"
+def _shrink_embedded(monkeypatch, name: str):
+    """Make embedded model ``name`` a 2-block, 3-step recipe on 64 synthetic images."""
     tiny = EMBEDDED_CONFIGS[name].replace(**{
         "model.embed_dim": 32, "model.depth": 2, "model.num_heads": 2, "optim.steps": 3,
-        "optim.batch_size": 16, "mae.decoder_dim": 16, "checkpoint_every": 0})
+        "optim.batch_size": 16, "mae.decoder_dim": 16, "moco.dim": 16, "moco.mlp_dim": 32,
+        "checkpoint_every": 0})
     monkeypatch.setitem(emb.EMBEDDED_CONFIGS, name, tiny)
     monkeypatch.setitem(emb.EMBEDDED_SPECS, name, dataclasses.replace(
         emb.EMBEDDED_SPECS[name], embed_dim=32))
     monkeypatch.setattr(emb, "training_data", lambda n: _small_training_data(n))
+    return tiny
+
+
+def test_pretrained_encoder_trains_once_then_loads_from_cache(monkeypatch):
+    name = "rs-mae-tiny-slimmable"
+    tiny = _shrink_embedded(monkeypatch, name)
     path = emb.checkpoint_path(name)
     assert path.name.startswith(f"{name}-") and not path.exists()
     with pytest.raises(FileNotFoundError, match="no cached checkpoint"):
@@ -436,3 +452,43 @@ def test_fingerprint_changes_with_the_data():
     a, b = rand_images(seed=0), rand_images(seed=1)
     assert data_fingerprint(a) == data_fingerprint(a.clone()) != data_fingerprint(b)
     assert len(data_fingerprint(a)) == 16 and int(data_fingerprint(a), 16) >= 0
+
+
+def test_chapters_pretrain_models_trains_what_a_profile_needs(monkeypatch):
+    from slimlib import chapters, profiles
+
+    assert chapters.embedded_models_of(profiles.get("default")) == [
+        "rs-moco-tiny", "rs-mae-tiny", "cv-moco-tiny", "cv-mae-tiny", "rs-moco-tiny-slimmable",
+        "rs-mae-tiny-slimmable"]
+    assert chapters.embedded_models_of(profiles.get("paper")) == [
+        "rs-moco-tiny", "rs-moco-tiny-slimmable", "rs-mae-tiny", "rs-mae-tiny-slimmable"]
+    assert chapters.pretrain_models(profiles.get("smoke")).empty  # random weights: no training
+
+    name = "cv-moco-tiny"
+    _shrink_embedded(monkeypatch, name)
+    profile = profiles.resolve("default", models=[name], cv_models=["dinov2-vitb14"],
+                               slimmable_pairs=[])
+    first = chapters.pretrain_models(profile, processes=1)
+    assert list(first["model"]) == [name] and not first["cached"].any()
+    assert first["steps"].tolist() == [3] and first["checkpoint"].iloc[0].startswith(name)
+    assert emb.checkpoint_path(name).exists()
+    again = chapters.pretrain_models(profile, processes=1)
+    assert again["cached"].all() and again["train_s"].equals(first["train_s"])
+
+
+def test_profile_data_root_is_exposed_to_pretraining_and_restored(monkeypatch, tmp_path):
+    from slimlib import chapters, profiles
+    from slimlib.config import DATA_ENV
+
+    monkeypatch.setenv(DATA_ENV, "/somewhere/else")
+    profile = profiles.resolve("smoke", data_root=str(tmp_path))
+    with chapters._profile_data_root(profile):
+        assert os.environ[DATA_ENV] == str(tmp_path)
+    assert os.environ[DATA_ENV] == "/somewhere/else"
+    monkeypatch.delenv(DATA_ENV)
+    with pytest.raises(RuntimeError), chapters._profile_data_root(profile):
+        assert os.environ[DATA_ENV] == str(tmp_path)
+        raise RuntimeError("restored even when the helper fails")
+    assert DATA_ENV not in os.environ
+    with chapters._profile_data_root(profiles.get("smoke")):  # no explicit root: untouched
+        assert DATA_ENV not in os.environ
