@@ -101,6 +101,8 @@ def run_chapter(path: str | os.PathLike, parameters: Mapping[str, Any] | None = 
     """
     import papermill
 
+    from slimlib.config import absolutize_env
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no chapter {str(path)!r}; chapters: "
@@ -115,9 +117,13 @@ def run_chapter(path: str | os.PathLike, parameters: Mapping[str, Any] | None = 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     out = Path(out_dir) / path.stem / f"{stamp}-{_hash(parameters)}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(parameters.get("data_root"), str | os.PathLike):
+        # the kernel runs in ``cwd``; a relative root means "relative to where I called from"
+        parameters["data_root"] = str(Path(parameters["data_root"]).expanduser().resolve())
     saved = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})
     try:
+        absolutize_env()
         papermill.execute_notebook(
             nb, str(out), parameters=parameters, kernel_name=KERNEL, language="python",
             cwd=str(cwd or path.parent.resolve()), progress_bar=progress,

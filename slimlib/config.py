@@ -32,13 +32,32 @@ def data_root(root: str | os.PathLike | None = None, *, required: bool = True) -
         return None
     path = Path(value).expanduser()
     if not path.is_dir():
-        if required:
-            raise FileNotFoundError(
-                f"Data root {str(path)!r} (from {'root=' if root is not None else DATA_ENV}) "
-                "does not exist or is not a folder."
-            )
-        return None
+        # a root that was given but is wrong is an error even when a root is optional:
+        # silently falling back to synthetic data would pass off fake numbers as real ones
+        raise FileNotFoundError(
+            f"Data root {str(path)!r} (from {'root=' if root is not None else DATA_ENV}) "
+            f"does not exist or is not a folder (relative paths are resolved against the "
+            f"current directory, {os.getcwd()!r}). Give an absolute path, or unset "
+            f"{DATA_ENV} to use the synthetic fallback."
+        )
     return path
+
+
+def absolutize_env() -> dict[str, str]:
+    """Rewrite relative ``$SLIMLIB_DATA``/``$SLIMLIB_CACHE``/``$SLIMLIB_RESULTS`` as absolute
+    paths (against the current directory), in place; return the ones changed.
+
+    Jupyter Book and papermill start each chapter's kernel in the chapter's folder, so a
+    relative setting such as ``SLIMLIB_DATA=../shared/data`` would point elsewhere there.
+    The book's Sphinx extension (:mod:`slimlib.sphinxext`) and
+    :func:`slimlib.chapters.run_chapter` call this before any kernel starts.
+    """
+    changed = {}
+    for name in (DATA_ENV, CACHE_ENV, RESULTS_ENV):
+        value = os.environ.get(name)
+        if value and not Path(value).expanduser().is_absolute():
+            os.environ[name] = changed[name] = str(Path(value).expanduser().resolve())
+    return changed
 
 
 def cache_dir(sub: str | None = None) -> Path:

@@ -96,6 +96,16 @@ def test_every_chapter_builds_with_figures(built_book):
     assert "smoke" in intro  # the "what this build used" table names the profile
 
 
+def test_pages_use_the_data_root_the_build_was_given(built_book):
+    """Chapter kernels start in book/notebooks/: a relative SLIMLIB_DATA (as in .ci/run) must
+    still reach them (slimlib.sphinxext makes it absolute), never a silent synthetic fallback."""
+    page = (built_book / "notebooks" / "03_rs_slimmability.html").read_text()
+    if os.environ.get("SLIMLIB_DATA"):
+        assert "SYNTHETIC" not in page and "embedded real images" in page
+    else:
+        assert "SYNTHETIC" in page
+
+
 def test_pages_render_in_headless_chromium(built_book, tmp_path):
     sys.path.insert(0, str(CHECK.parent))
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import shutil
 import sys
 import time
@@ -592,3 +593,41 @@ def test_torchgeo_eurosat_reads_a_torchgeo_layout(data_root, tmp_path):
     for path, image, label in zip(ds.paths, ds.images, ds.labels, strict=True):
         j = ms.paths.index(f"eurosat_ms/{Path(path).parent.name}/{Path(path).name}")
         assert torch.allclose(image, ms.images[j]) and ds.classes[label] == ms.classes[ms.labels[j]]
+
+
+# ------------------------------------------------------------------------- data root setting
+def test_a_wrong_data_root_raises_instead_of_falling_back_to_synthetic(monkeypatch, tmp_path):
+    from slimlib.config import data_root
+
+    monkeypatch.delenv("SLIMLIB_DATA", raising=False)
+    assert data_root(required=False) is None  # unset: the synthetic fallback is allowed
+    with pytest.raises(FileNotFoundError, match="No data root"):
+        data_root()
+    monkeypatch.setenv("SLIMLIB_DATA", str(tmp_path / "missing"))
+    for required in (True, False):
+        with pytest.raises(FileNotFoundError, match="does not exist.*unset SLIMLIB_DATA"):
+            data_root(required=required)
+    with pytest.raises(FileNotFoundError, match="from root="):
+        data_root(tmp_path / "also-missing", required=False)
+    assert data_root(tmp_path, required=False) == tmp_path
+
+
+def test_relative_path_settings_are_made_absolute_for_chapter_kernels(monkeypatch, tmp_path):
+    from slimlib import sphinxext
+    from slimlib.config import absolutize_env, data_root
+
+    base = tmp_path.resolve()
+    (base / "data").mkdir()
+    monkeypatch.chdir(base)
+    monkeypatch.setenv("SLIMLIB_DATA", "data")
+    monkeypatch.setenv("SLIMLIB_CACHE", "./cache")
+    monkeypatch.setenv("SLIMLIB_RESULTS", str(base / "results"))  # already absolute
+    changed = absolutize_env()
+    assert changed == {"SLIMLIB_DATA": str(base / "data"), "SLIMLIB_CACHE": str(base / "cache")}
+    assert os.environ["SLIMLIB_RESULTS"] == str(base / "results")
+    monkeypatch.chdir(base / "data")  # what a kernel started in another folder now sees
+    assert data_root() == base / "data"
+    assert absolutize_env() == {}  # idempotent
+    monkeypatch.setenv("SLIMLIB_DATA", "..")
+    meta = sphinxext.setup(object())  # the book's extension does the same at build start
+    assert os.environ["SLIMLIB_DATA"] == str(base) and meta["parallel_read_safe"]
