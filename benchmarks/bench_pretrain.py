@@ -47,22 +47,17 @@ def _features(encoder, dataset, spec, width: float = 1.0) -> torch.Tensor:
     return torch.cat(out)
 
 
-def _knn_hits(encoder, train, test, width: float, spec=None) -> np.ndarray:
-    """Per-test-image k-NN hit (1/0) of ``encoder`` at ``width`` (k = 5, cosine)."""
-    from slimlib.probes import knn_predict
-
-    spec = spec or encoder.spec
-    pred = knn_predict(_features(encoder, train, spec, width), train.labels,
-                       _features(encoder, test, spec, width), k=5, metric="cosine")
-    return (pred == np.asarray(test.labels)).astype(float)
-
-
-def _knn(encoder, train, test, width: float) -> float:
-    from slimlib.probes import knn_score
+def _knn(encoder, train, test, width: float) -> tuple[float, np.ndarray]:
+    """k-NN (k = 5, cosine) of ``encoder`` at ``width``: the balanced-accuracy score and the
+    per-test-image hit (1/0) vector, from one feature extraction."""
+    from slimlib.probes import knn_predict, knn_score
 
     spec = encoder.spec
-    return knn_score(_features(encoder, train, spec, width), train.labels,
-                     _features(encoder, test, spec, width), test.labels, k=5, metric="cosine")
+    train_x = _features(encoder, train, spec, width)
+    test_x = _features(encoder, test, spec, width)
+    score = knn_score(train_x, train.labels, test_x, test.labels, k=5, metric="cosine")
+    pred = knn_predict(train_x, train.labels, test_x, k=5, metric="cosine")
+    return score, (pred == np.asarray(test.labels)).astype(float)
 
 
 def paired_gain(hits: np.ndarray, baseline_hits: np.ndarray) -> tuple[float, float]:
@@ -137,15 +132,14 @@ def main() -> None:
             random_init = embedded.build_encoder(name)
             for dataset, (train, test) in splits.items():
                 row = {"model": name, "eval data": dataset}
+                hits = {}
                 for s in WIDTHS:
-                    row[f"knn@{s:g}"] = _knn(encoder, train, test, s)
-                    row[f"rand@{s:g}"] = _knn(random_init, train, test, s)
+                    row[f"knn@{s:g}"], hits[s] = _knn(encoder, train, test, s)
+                    row[f"rand@{s:g}"], hits["rand", s] = _knn(random_init, train, test, s)
                 # full-width gain over random init on the same test images (accuracy, with
                 # its paired SE: both encoders see identical images, so the SE is smaller
                 # than that of either score)
-                gain, se = paired_gain(_knn_hits(encoder, train, test, 1.0),
-                                       _knn_hits(random_init, train, test, 1.0, encoder.spec))
-                row["gain@1"], row["gain_se"] = gain, se
+                row["gain@1"], row["gain_se"] = paired_gain(hits[1.0], hits["rand", 1.0])
                 scores.append(row)
                 print(" ".join(f"{k}={_fmt(k, v)}" for k, v in row.items()), flush=True)
 

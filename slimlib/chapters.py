@@ -120,22 +120,30 @@ def run_chapter(path: str | os.PathLike, parameters: Mapping[str, Any] | None = 
     if isinstance(parameters.get("data_root"), str | os.PathLike):
         # the kernel runs in ``cwd``; a relative root means "relative to where I called from"
         parameters["data_root"] = str(Path(parameters["data_root"]).expanduser().resolve())
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
+    with _patched_env(env or {}):
         absolutize_env()
         papermill.execute_notebook(
             nb, str(out), parameters=parameters, kernel_name=KERNEL, language="python",
             cwd=str(cwd or path.parent.resolve()), progress_bar=progress,
             execution_timeout=timeout, log_output=False,
         )
+    return out
+
+
+@contextlib.contextmanager
+def _patched_env(overrides: Mapping[str, str]) -> Iterator[None]:
+    """Set the environment variables ``overrides`` for the duration of the block; restore
+    (or remove) each one afterwards, also when the block raises."""
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    return out
 
 
 # ------------------------------------------------------------------ helpers the chapters call
@@ -162,26 +170,14 @@ def setup_page(dpi: int = 90, figsize: tuple[float, float] = (6.4, 4.0)) -> None
     plt.rcParams.update({"figure.dpi": dpi, "figure.figsize": figsize})
 
 
-@contextlib.contextmanager
-def _profile_data_root(profile: Any) -> Iterator[None]:
+def _profile_data_root(profile: Any) -> contextlib.AbstractContextManager[None]:
     """Expose a profile's explicit ``data_root`` as ``$SLIMLIB_DATA`` while a helper runs, so
     that the embedded models are pretrained (and their checkpoints looked up) on the same
     data root the chapter's datasets come from."""
-    root = getattr(profile, "data_root", None)
-    if root is None:
-        yield
-        return
     from slimlib.config import DATA_ENV
 
-    old = os.environ.get(DATA_ENV)
-    os.environ[DATA_ENV] = str(root)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(DATA_ENV, None)
-        else:
-            os.environ[DATA_ENV] = old
+    root = getattr(profile, "data_root", None)
+    return _patched_env({} if root is None else {DATA_ENV: str(root)})
 
 
 def embedded_models_of(profile: Any) -> list[str]:
@@ -226,7 +222,6 @@ def pretrain_models(profile: Any, processes: int = 2):
                                         "checkpoint"])
     table.attrs["wall_s"] = wall
     return table
-
 
 
 def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = None,

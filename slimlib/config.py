@@ -18,8 +18,12 @@ RESULTS_ENV = "SLIMLIB_RESULTS"
 def data_root(root: str | os.PathLike | None = None, *, required: bool = True) -> Path | None:
     """Resolve the data root from ``root`` or ``$SLIMLIB_DATA``.
 
+    Returns:
+        The root folder, or ``None`` when no root is given and ``required`` is false.
+
     Raises:
-        FileNotFoundError: when ``required`` and the root is unset or missing.
+        FileNotFoundError: when ``required`` and no root is given, or whenever a given root
+            (argument or environment) is not a folder.
     """
     value = root if root is not None else os.environ.get(DATA_ENV)
     if not value:
@@ -48,7 +52,7 @@ def absolutize_env() -> dict[str, str]:
     paths (against the current directory), in place; return the ones changed.
 
     Jupyter Book and papermill start each chapter's kernel in the chapter's folder, so a
-    relative setting such as ``SLIMLIB_DATA=../shared/data`` would point elsewhere there.
+    relative setting such as ``SLIMLIB_DATA=../data`` would point elsewhere there.
     The book's Sphinx extension (:mod:`slimlib.sphinxext`) and
     :func:`slimlib.chapters.run_chapter` call this before any kernel starts.
     """

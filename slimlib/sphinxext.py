@@ -3,7 +3,7 @@
 It runs in the ``jupyter-book build`` process before any chapter executes and makes the
 slimlib path settings absolute (:func:`slimlib.config.absolutize_env`), because each
 chapter's kernel starts in ``book/notebooks/`` and would otherwise resolve a relative
-``SLIMLIB_DATA=../shared/data`` against that folder.
+``SLIMLIB_DATA=../data`` against that folder.
 """
 
 from __future__ import annotations
