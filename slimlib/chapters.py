@@ -259,9 +259,12 @@ def _random_init(model_name: str):
 
 
 def compute_table_cached(model_name: str, widths: Any, *, parts: tuple[str, ...] = ("attn", "ffn"),
-                         count_attention: bool = True, profile: Any = None):
+                         count_attention: bool = True, count_norms: bool = False,
+                         profile: Any = None):
     """FLOPs/params per width of ``models.load(model_name, pretrained=False)`` at its native
-    input (batch 1), cached as CSV under ``results/<profile>/compute/`` (atomic write)."""
+    input (batch 1), cached as CSV under ``results/<profile>/compute/`` (atomic write).
+
+    ``count_attention=False, count_norms=True`` is the paper's (fvcore) convention."""
     import pandas as pd
     import torch
 
@@ -270,7 +273,8 @@ def compute_table_cached(model_name: str, widths: Any, *, parts: tuple[str, ...]
 
     widths = [float(w) for w in widths]
     key = _hash({"model": model_name, "widths": widths, "parts": list(parts),
-                 "count_attention": count_attention})
+                 "count_attention": count_attention,
+                 **({"count_norms": True} if count_norms else {})})
     path = results_path(f"compute/{model_name}-{key}.csv", profile)
     if path.is_file():
         return pd.read_csv(path)
@@ -279,9 +283,11 @@ def compute_table_cached(model_name: str, widths: Any, *, parts: tuple[str, ...]
     x = torch.randn(1, len(spec.bands), spec.input_size, spec.input_size,
                     generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        table = compute_table(model, widths, x, parts=parts, count_attention=count_attention)
+        table = compute_table(model, widths, x, parts=parts, count_attention=count_attention,
+                              count_norms=count_norms)
     table.insert(0, "model", model_name)
     table["count_attention"] = count_attention
+    table["count_norms"] = count_norms
     table["parts"] = "+".join(parts)
     tmp = path.with_suffix(".tmp")
     table.to_csv(tmp, index=False)

@@ -18,7 +18,7 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 
 __all__ = ["PAPER_LABEL", "compute_bins", "bin_stats", "per_run_retention", "retention_vs_compute",
            "metric_vs_compute", "fig1a", "paper_overlay", "architecture_diagram",
-           "compute_curves", "band_over_seeds", "paper_fig_parts"]
+           "compute_curves", "band_over_seeds", "paper_fig_parts", "with_controls"]
 
 #: Legend label of every published value drawn in the book.
 PAPER_LABEL = "paper (Hackel et al. 2026)"
@@ -290,4 +290,62 @@ def architecture_diagram(width: float = 0.25, *, d: int = 384, heads: int = 6, d
     ax.legend(loc="lower right", fontsize=7, ncol=3, frameon=False, bbox_to_anchor=(1.0, -0.08))
     ax.set_title(f"post-hoc slimming at s = {width}: softmax scale 1/√{kk}, residual width kept",
                  fontsize=10)
+    return fig
+
+
+def with_controls(cmp: pd.DataFrame, *, title: str | None = None,
+                  axes: Sequence[Axes] | None = None) -> Figure:
+    """Two panels for one model on one dataset and protocol, with both controls drawn.
+
+    Left: the metric against relative compute (error bars: ± 1 SE), the random-init
+    controls of the same architecture (line: mean over init seeds; band: min–max) and the
+    embedding-only floor (horizontal line). Right: retention metric(s)/metric(1) of the
+    pretrained model and of the random-init controls (their own width-1 value), and the floor
+    as a fraction of the pretrained width-1 value.
+
+    Args:
+        cmp: :func:`slimlib.controls.compare` rows of ONE model, dataset and protocol.
+    """
+    _check_columns(cmp, ["rel_compute", "value", "se", "random_mean", "random_min",
+                         "random_max", "retention", "random_retention", "full"], "with_controls")
+    groups = cmp.groupby(["model", "dataset", "protocol"]).ngroups
+    if groups != 1:
+        raise ValueError(f"with_controls draws one model/dataset/protocol; got {groups}")
+    cmp = cmp.sort_values("rel_compute")
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    else:
+        fig = axes[0].figure
+    x = cmp["rel_compute"]
+    n_random = int(cmp["n_random"].max()) if "n_random" in cmp else 0
+    left, right = axes
+    left.errorbar(x, cmp["value"], yerr=cmp["se"], marker="o", ms=3, capsize=2,
+                  label="pretrained (± 1 SE)")
+    left.plot(x, cmp["random_mean"], color="0.35", ls="--", marker=".",
+              label=f"random init, mean of {n_random} seeds")
+    left.fill_between(x, cmp["random_min"], cmp["random_max"], color="0.5", alpha=0.2,
+                      label="random init, min–max")
+    right.plot(x, cmp["retention"], marker="o", ms=3, label="pretrained")
+    right.plot(x, cmp["random_retention"], color="0.35", ls="--", marker=".",
+               label="random init (own width-1 value)")
+    if "floor" in cmp and cmp["floor"].notna().any():
+        floor = float(cmp["floor"].iloc[0])
+        full = float(cmp["full"].iloc[0])
+        left.axhline(floor, color="tab:red", ls=":", lw=1.2,
+                     label=f"embedding-only floor {floor:.3f}")
+        right.axhline(floor / full, color="tab:red", ls=":", lw=1.2,
+                      label="embedding-only floor / pretrained(1)")
+    right.axhline(1.0, color="0.6", lw=0.8, ls=":")
+    metric = str(cmp["metric"].iloc[0]).replace("_", " ") if "metric" in cmp else "metric"
+    left.set_ylabel(metric)
+    right.set_ylabel("retention")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("relative compute FLOPs(s) / FLOPs(1)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    first = cmp.iloc[0]
+    fig.suptitle(title or f"{first['model']} on {first['dataset']} ({first['protocol']}), "
+                 "with its controls")
+    fig.tight_layout()
     return fig

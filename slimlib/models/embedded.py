@@ -59,7 +59,7 @@ def spec(name: str) -> ModelSpec:
 
 
 def load(name: str, *, pretrained: bool = True, checkpoint: str | os.PathLike | None = None,
-         train_if_missing: bool = True) -> Encoder:
+         train_if_missing: bool = True, init_seed: int | None = None) -> Encoder:
     """The embedded encoder ``name`` wrapped as an :class:`Encoder`.
 
     ``pretrained`` uses slimlib's cached checkpoint (trained first when missing and
@@ -73,6 +73,6 @@ def load(name: str, *, pretrained: bool = True, checkpoint: str | os.PathLike | 
     elif pretrained:
         backbone = module.pretrained_encoder(name, train_if_missing=train_if_missing)
     else:
-        backbone = module.build_encoder(name)
+        backbone = module.build_encoder(name, seed=init_seed)
     return ModuleEncoder(backbone, model_spec,
                          dynamic_img_size=bool(getattr(backbone, "dynamic_img_size", False)))

@@ -49,7 +49,7 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
-_EMBEDDED_OPTIONS = ("train_if_missing",)
+_EMBEDDED_OPTIONS = ("train_if_missing", "init_seed")
 _POPULATED = False
 
 

@@ -201,8 +201,11 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown embedded model {name!r}; available: {', '.join(_NAMES)}")
 
 
-def build_encoder(name: str) -> Encoder:
+def build_encoder(name: str, seed: int | None = None) -> Encoder:
     """The embedded model ``name`` with random weights (seeded), in eval mode.
+
+    ``seed`` draws the initial weights (default: the recipe's own seed, the init that
+    pretraining starts from); random-init controls pass other seeds.
 
     Returns:
         :class:`Encoder`: ``(B, 3, H, W)`` normalised images -> ``(B, 128)``; ``.spec`` set.
@@ -210,7 +213,7 @@ def build_encoder(name: str) -> Encoder:
     _check_name(name)
     config = EMBEDDED_CONFIGS[name]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed if seed is None else int(seed))
         encoder = Encoder(build_vit(config.model, 3), feature=config.feature)
     encoder.spec = EMBEDDED_SPECS[name]
     return encoder.eval()

@@ -1,0 +1,102 @@
+"""Controls: random-init networks and the embedding-only floor."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import timm
+import torch
+
+from slimlib import controls
+
+
+def _vit():
+    torch.manual_seed(0)
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, depth=2,
+                             img_size=32, patch_size=8).eval()
+
+
+def test_embedding_only_skips_every_block_and_keeps_the_rest():
+    model = _vit()
+    floor = controls.embedding_only(model)
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        tokens = model.norm(model._pos_embed(model.patch_embed(x)))
+        expected = model.forward_head(tokens, pre_logits=True)
+        got = floor(x)
+        full = model(x)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert not torch.allclose(got, full, atol=1e-3)  # the blocks did something in the original
+    assert all(isinstance(b, controls.SkippedBlock) for b in floor.blocks)
+    assert not isinstance(model.blocks[0], controls.SkippedBlock)  # original untouched
+
+
+def test_embedding_only_refuses_models_without_blocks():
+    with pytest.raises(TypeError, match="no transformer blocks"):
+        controls.embedding_only(torch.nn.Linear(3, 3))
+
+
+def test_labels_round_trip():
+    label = controls.control_label("galileo-nano", 2)
+    assert label == "galileo-nano [random init 2]"
+    assert controls.split_label(label) == ("galileo-nano", 2)
+    assert controls.split_label("rs-moco-tiny") == ("rs-moco-tiny", None)
+
+
+def test_random_init_models_are_seeded_and_differ():
+    a = controls.random_init_models("rs-moco-tiny", seeds=(0, 1))
+    b = controls.random_init_models("rs-moco-tiny", seeds=(0,))
+    w = [next(m.parameters()).detach() for m in a.values()]
+    assert not torch.equal(w[0], w[1])
+    assert torch.equal(w[0], next(b["rs-moco-tiny [random init 0]"].parameters()).detach())
+    with pytest.raises(ValueError, match="at least one seed"):
+        controls.random_init_models("rs-moco-tiny", seeds=())
+
+
+def _rows(model, width, value, seed=0, n_test=100):
+    return {"model": model, "dataset": "d", "protocol": "knn", "seed": seed, "width": width,
+            "value": value, "rel_compute": width, "n_test": n_test}
+
+
+def test_compare_computes_retention_gain_and_above_random():
+    rows = [_rows("m", 1.0, 0.8), _rows("m", 0.1, 0.6)]
+    for s, (full, small) in enumerate([(0.5, 0.45), (0.7, 0.55)]):
+        rows += [_rows(controls.control_label("m", s), 1.0, full),
+                 _rows(controls.control_label("m", s), 0.1, small)]
+    floor = pd.DataFrame([{"model": "m", "dataset": "d", "protocol": "knn", "seed": 0,
+                           "value": 0.4, "n_test": 100}])
+    out = controls.compare(pd.DataFrame(rows), floor).set_index("width")
+    assert out.loc[0.1, "retention"] == pytest.approx(0.75)
+    assert out.loc[0.1, "random_mean"] == pytest.approx(0.5)
+    assert out.loc[0.1, "random_min"] == pytest.approx(0.45)
+    assert out.loc[0.1, "random_retention"] == pytest.approx(0.5 / 0.6)
+    assert out.loc[0.1, "above_random"] == pytest.approx(0.1)
+    assert out.loc[0.1, "gain_kept"] == pytest.approx((0.6 - 0.4) / (0.8 - 0.4))
+    assert out.loc[0.1, "se"] == pytest.approx(np.sqrt(0.6 * 0.4 / 100))
+    assert out.loc[1.0, "n_random"] == 2
+
+
+def test_compare_without_controls_raises():
+    with pytest.raises(ValueError, match="random-init controls"):
+        controls.compare(pd.DataFrame([_rows("m", 1.0, 0.8)]))
+
+
+def test_with_controls_draws_band_and_floor():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from slimlib import plotting
+
+    rows = [_rows("m", 1.0, 0.8), _rows("m", 0.1, 0.6)]
+    for s in (0, 1):
+        rows += [_rows(controls.control_label("m", s), 1.0, 0.5 + 0.1 * s),
+                 _rows(controls.control_label("m", s), 0.1, 0.45)]
+    floor = pd.DataFrame([{"model": "m", "dataset": "d", "protocol": "knn", "seed": 0,
+                           "value": 0.4, "n_test": 100}])
+    fig = plotting.with_controls(controls.compare(pd.DataFrame(rows), floor))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any("random init" in t for t in labels)
+    assert any("embedding-only floor 0.400" in t for t in labels)
+    with pytest.raises(ValueError, match="one model"):
+        two = pd.concat([controls.compare(pd.DataFrame(rows), floor)] * 2, ignore_index=True)
+        two.loc[two.index[:2], "model"] = "other"
+        plotting.with_controls(two)
