@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["run_chapter", "list_chapters", "parse_value", "chapter_parameters", "setup_page",
-           "pretrain_models", "sweep_for", "compute_table_cached", "time_forward"]
+           "pretrain_models", "sweep_for", "runs_on", "controls_for", "compute_table_cached",
+           "time_forward"]
 
 #: Kernel every chapter runs on (registered in the venv by ``scripts/setup.sh``).
 KERNEL = "python3"
@@ -224,29 +225,110 @@ def pretrain_models(profile: Any, processes: int = 2):
     return table
 
 
+def _spec_of(model: Any):
+    from slimlib import models as registry
+
+    return registry.spec(model) if isinstance(model, str) else model.spec
+
+
+def runs_on(spec: Any, dataset: Any) -> bool:
+    """Whether a model with ``spec`` can be fed ``dataset`` (an ImageDataset) under slimlib's
+    band rules (:func:`slimlib.data.preprocess.band_plan`: bands by name, no silent fill)."""
+    from slimlib.data.preprocess import band_plan
+
+    try:
+        band_plan(dataset.bands, dataset.units, spec)
+    except ValueError:
+        return False
+    return True
+
+
 def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = None,
               protocols: Any = None, seeds: Any = None, table: str = "sweep.csv",
               **kwargs: Any):
     """:func:`slimlib.sweep` with a profile's data subsets, seeds, batch size and device.
 
+    ``models`` are registry names or a dict label -> module (e.g. random-init controls).
     ``datasets`` are registry names (default: the profile's RS datasets), loaded with the
-    profile's per-class subsets (:func:`slimlib.profiles.load_datasets`); rows land in
-    ``results_path(table, profile)`` so every chapter of one profile shares (and resumes) one
-    table.
+    profile's per-class subsets (:func:`slimlib.profiles.load_datasets`). Each model runs on
+    the datasets it can be fed (:func:`runs_on`: a 13-band model skips RGB-only data; an
+    RGB model runs on 13-band data through its B04/B03/B02 rendering); a model that fits
+    none of them raises. Rows land in ``results_path(table, profile)`` so every chapter of one
+    profile shares (and resumes) one table.
     """
+    import pandas as pd
+
     from slimlib.profiles import load_datasets, results_path
     from slimlib.sweeping import sweep
 
     data = load_datasets(profile, datasets)
+    items = dict(models) if isinstance(models, Mapping) else {m: m for m in models}
+    groups: dict[tuple[str, ...], dict[str, Any]] = {}
+    for label, model in items.items():
+        spec = _spec_of(model)
+        fits = tuple(name for name, (train, _) in data.items() if runs_on(spec, train))
+        if not fits:
+            raise ValueError(f"model {label!r} (bands {list(spec.bands)}) fits none of the "
+                             f"datasets {list(data)}; give datasets it can be fed")
+        groups.setdefault(fits, {})[label] = model
+    path = results_path(table, profile)
+    parts = []
     with _profile_data_root(profile):
-        return sweep(
-            list(models), data,
-            widths=list(widths if widths is not None else profile.widths),
-            seeds=list(seeds if seeds is not None else profile.seeds),
-            protocols=tuple(protocols if protocols is not None else profile.protocols),
-            out=results_path(table, profile), batch_size=profile.batch_size,
-            device=profile.device, progress=False, pretrained=profile.pretrained, **kwargs,
-        )
+        for fits, group in groups.items():
+            arg = group if any(not isinstance(m, str) for m in group.values()) \
+                else list(group.values())
+            parts.append(sweep(
+                arg, {name: data[name] for name in fits},
+                widths=list(widths if widths is not None else profile.widths),
+                seeds=list(seeds if seeds is not None else profile.seeds),
+                protocols=tuple(protocols if protocols is not None else profile.protocols),
+                out=path, batch_size=profile.batch_size,
+                device=profile.device, progress=False, pretrained=profile.pretrained, **kwargs,
+            ))
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    out.attrs["path"] = str(path)
+    return out
+
+
+def controls_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = None,
+                 protocols: Any = None, init_seeds: Any = None, table: str = "sweep.csv"):
+    """Every model of ``models`` with both controls, through the same sweep machinery.
+
+    Runs (or reads back) the pretrained sweep and the random-init controls
+    (:func:`slimlib.controls.random_init_models`, ``profile.init_seeds``) at ``widths``
+    (default ``profile.control_widths``), and the embedding-only floor
+    (:func:`slimlib.controls.floor_scores`) on the same data subsets.
+
+    Returns:
+        ``(rows, floor, comparison)``: the sweep rows of models and controls, the floor
+        scores, and :func:`slimlib.controls.compare` of the two.
+    """
+    import pandas as pd
+
+    from slimlib import controls
+    from slimlib import models as registry
+    from slimlib.profiles import load_datasets
+
+    widths = list(widths if widths is not None else profile.control_widths)
+    protocols = tuple(protocols if protocols is not None else profile.protocols)
+    init_seeds = tuple(init_seeds if init_seeds is not None else profile.init_seeds)
+    data = load_datasets(profile, datasets)
+    rows, floors = [], []
+    for name in models:
+        rows.append(sweep_for(profile, [name], datasets, widths=widths, protocols=protocols,
+                              table=table))
+        rows.append(sweep_for(profile, controls.random_init_models(name, init_seeds),
+                              datasets, widths=widths, protocols=protocols, table=table))
+        spec = registry.spec(name)
+        fits = {k: v for k, v in data.items() if runs_on(spec, v[0])}
+        with _profile_data_root(profile):
+            encoder = registry.load(name, pretrained=profile.pretrained)
+        floors.append(controls.floor_scores(
+            encoder, fits, name=name, protocols=protocols, seeds=profile.seeds,
+            batch_size=profile.batch_size, device=profile.device))
+    rows = pd.concat(rows, ignore_index=True)
+    floor = pd.concat(floors, ignore_index=True)
+    return rows, floor, controls.compare(rows, floor)
 
 
 @functools.lru_cache(maxsize=2)

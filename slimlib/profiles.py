@@ -71,6 +71,10 @@ class Profile:
         compute_widths: widths of that table (FLOP counting a ViT-B takes seconds per width).
         latency_repeats: timed forward passes per width in the deployment chapter.
         pretrained: load pretrained weights (``False`` in ``smoke``: a random-init pipeline check).
+        data_root: the data root (``None``: ``$SLIMLIB_DATA``).
+        control_widths: widths at which the random-init controls run (and the pretrained
+            model beside them; :func:`slimlib.chapters.controls_for`).
+        init_seeds: init seeds of the random-init controls (one network per seed).
     """
 
     name: str
@@ -92,6 +96,8 @@ class Profile:
     latency_repeats: int = 5
     pretrained: bool = True
     data_root: str | None = field(default=None)
+    control_widths: tuple[float, ...] = _FEW_WIDTHS
+    init_seeds: tuple[int, ...] = (0, 1, 2)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -108,7 +114,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(0,), protocols=("knn",),
         limit_per_class=12, test_limit_per_class=6, batch_size=128,
         compute_models=("ssl4eo-vits16-moco",), compute_widths=(0.1, 1.0),
-        latency_repeats=2, pretrained=False,
+        latency_repeats=2, pretrained=False, control_widths=(0.1, 1.0), init_seeds=(0, 1),
     ),
     "default": Profile(
         name="default",
@@ -190,9 +196,9 @@ def resolve(profile: str | Profile | None = None, **overrides: Any) -> Profile:
             continue
         if key in ("models", "cv_models", "datasets", "cv_datasets", "protocols"):
             value = _tuple(value, key)
-        elif key in ("widths", "ablation_widths", "compute_widths"):
+        elif key in ("widths", "ablation_widths", "compute_widths", "control_widths"):
             value = tuple(check_widths(_tuple(value, key)))
-        elif key == "seeds":
+        elif key in ("seeds", "init_seeds"):
             value = tuple(int(s) for s in _tuple(value, key))
         elif key == "slimmable_pairs":
             value = tuple(tuple(p) for p in value)

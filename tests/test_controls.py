@@ -100,3 +100,21 @@ def test_with_controls_draws_band_and_floor():
         two = pd.concat([controls.compare(pd.DataFrame(rows), floor)] * 2, ignore_index=True)
         two.loc[two.index[:2], "model"] = "other"
         plotting.with_controls(two)
+
+
+@pytest.mark.data
+def test_controls_for_runs_model_controls_and_floor_on_real_data(data_root):
+    from slimlib import chapters, profiles
+
+    cfg = profiles.resolve("smoke", data_root=str(data_root),
+                           datasets=["eurosat-rgb", "eurosat-ms"], limit_per_class=4,
+                           test_limit_per_class=2)
+    rows, floor, cmp = chapters.controls_for(cfg, ["rs-moco-tiny"])
+    assert set(rows["model"]) == {"rs-moco-tiny", "rs-moco-tiny [random init 0]",
+                                  "rs-moco-tiny [random init 1]"}
+    assert set(cmp["dataset"]) == {"eurosat-rgb", "eurosat-ms"}  # the RGB model fits both
+    assert set(cmp["width"]) == set(cfg.control_widths)
+    assert (cmp["n_random"] == 2).all()
+    # a CLS-pooled encoder with no block run sees one constant token: chance-level floor
+    assert floor["value"].tolist() == pytest.approx([0.1, 0.1])
+    assert np.isfinite(cmp["gain_kept"]).all()
