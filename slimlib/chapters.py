@@ -272,6 +272,7 @@ def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = 
                              f"datasets {list(data)}; give datasets it can be fed")
         groups.setdefault(fits, {})[label] = model
     path = results_path(table, profile)
+    kwargs.setdefault("train_fraction", getattr(profile, "train_fraction", 1.0))
     parts = []
     with _profile_data_root(profile):
         for fits, group in groups.items():
@@ -325,7 +326,8 @@ def controls_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any
             encoder = registry.load(name, pretrained=profile.pretrained)
         floors.append(controls.floor_scores(
             encoder, fits, name=name, protocols=protocols, seeds=profile.seeds,
-            batch_size=profile.batch_size, device=profile.device))
+            batch_size=profile.batch_size, device=profile.device,
+            train_fraction=profile.train_fraction))
     rows = pd.concat(rows, ignore_index=True)
     floor = pd.concat(floors, ignore_index=True)
     return rows, floor, controls.compare(rows, floor)

@@ -29,7 +29,7 @@ from torch import nn
 
 __all__ = [
     "RANDOM_TAG", "embedding_only", "random_init_models", "control_label", "split_label",
-    "floor_scores", "compare", "binomial_se",
+    "floor_scores", "compare", "binomial_se", "at_smallest", "distinguishable",
 ]
 
 #: How a random-init control is named in a sweep table: ``"<model> [random init <seed>]"``.
@@ -118,10 +118,12 @@ def random_init_models(name: str, seeds: Iterable[int] = (0, 1, 2), **load_optio
 
 def floor_scores(encoder: nn.Module, datasets: Mapping[str, tuple[Any, Any]], *,
                  name: str, protocols: Iterable[str] = ("knn",), seeds: Iterable[int] = (0,),
-                 batch_size: int = 256, device: Any = None) -> pd.DataFrame:
+                 batch_size: int = 256, device: Any = None, train_fraction: float = 1.0
+                 ) -> pd.DataFrame:
     """Probe scores of :func:`embedding_only` ``(encoder)`` on each ``(train, test)`` pair.
 
-    Features go through the feature cache like any sweep's. Returns one row per dataset,
+    Features go through the feature cache like any sweep's; ``seed`` and ``train_fraction``
+    mean what they mean in :func:`slimlib.probes.knn_score`. Returns one row per dataset,
     protocol and seed: ``model, dataset, protocol, seed, value, n_test``.
     """
     from slimlib import features, probes
@@ -135,7 +137,8 @@ def floor_scores(encoder: nn.Module, datasets: Mapping[str, tuple[Any, Any]], *,
                                           progress=False, name=f"{name} (embedding only)")
         for protocol in protocols:
             for seed in seeds:
-                value = probes.score(protocol, x_train, y_train, x_test, y_test, seed=int(seed))
+                value = probes.score(protocol, x_train, y_train, x_test, y_test, seed=int(seed),
+                                     train_fraction=train_fraction)
                 rows.append({"model": name, "dataset": dataset, "protocol": protocol,
                              "seed": int(seed), "value": float(value),
                              "n_test": int(len(y_test))})
@@ -212,3 +215,24 @@ def compare(table: pd.DataFrame, floor: pd.DataFrame | None = None) -> pd.DataFr
         out = out.drop(columns="floor_n")
     return out.rename(columns={"base": "model"}).sort_values(
         ["model", "dataset", "protocol", "width"]).reset_index(drop=True)
+
+
+def distinguishable(diff: Any, se: Any, *, z: float = 2.0) -> Any:
+    """``"above"`` / ``"below"`` where ``|diff| > z * se``, else ``"within noise"``."""
+    diff, se = np.asarray(diff, dtype=float), np.asarray(se, dtype=float)
+    return np.where(diff > z * se, "above", np.where(diff < -z * se, "below", "within noise"))
+
+
+def at_smallest(cmp: pd.DataFrame) -> pd.DataFrame:
+    """The smallest-width row of each model, dataset and protocol in :func:`compare` output,
+    with computed readings: is the slimmed model above its random-init control and above its
+    embedding-only floor by more than 2 standard errors?"""
+    idx = cmp.groupby(["model", "dataset", "protocol"])["width"].idxmin()
+    out = cmp.loc[idx].reset_index(drop=True)
+    out["vs random init"] = distinguishable(out["above_random"], out["above_random_se"])
+    if "floor" in out:
+        se = np.sqrt(out["se"] ** 2 + out["floor_se"] ** 2)
+        out["above_floor"] = out["value"] - out["floor"]
+        out["above_floor_se"] = se
+        out["vs embedding-only floor"] = distinguishable(out["above_floor"], se)
+    return out

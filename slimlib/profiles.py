@@ -75,6 +75,10 @@ class Profile:
         control_widths: widths at which the random-init controls run (and the pretrained
             model beside them; :func:`slimlib.chapters.controls_for`).
         init_seeds: init seeds of the random-init controls (one network per seed).
+        train_fraction: what a probe seed changes. Below 1, each seed draws its own
+            class-stratified subset of this fraction of the probe's training bank (k-NN
+            neighbours / linear-probe training set), so ``seeds`` give a real spread; at 1
+            both probes are deterministic and extra seeds are copies.
     """
 
     name: str
@@ -98,6 +102,7 @@ class Profile:
     data_root: str | None = field(default=None)
     control_widths: tuple[float, ...] = _FEW_WIDTHS
     init_seeds: tuple[int, ...] = (0, 1, 2)
+    train_fraction: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -202,6 +207,10 @@ def resolve(profile: str | Profile | None = None, **overrides: Any) -> Profile:
             value = tuple(int(s) for s in _tuple(value, key))
         elif key == "slimmable_pairs":
             value = tuple(tuple(p) for p in value)
+        elif key == "train_fraction":
+            value = float(value)
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"train_fraction must be in (0, 1]; got {value!r}")
         elif key in ("batch_size", "latency_repeats") or key.endswith("limit_per_class"):
             value = int(value)
         elif key == "data_root":

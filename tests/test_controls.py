@@ -118,3 +118,18 @@ def test_controls_for_runs_model_controls_and_floor_on_real_data(data_root):
     # a CLS-pooled encoder with no block run sees one constant token: chance-level floor
     assert floor["value"].tolist() == pytest.approx([0.1, 0.1])
     assert np.isfinite(cmp["gain_kept"]).all()
+
+
+def test_at_smallest_reads_differences_against_their_se():
+    rows = [_rows("m", 1.0, 0.8, n_test=400), _rows("m", 0.01, 0.6, n_test=400),
+            _rows("m", 0.5, 0.7, n_test=400)]
+    for s in (0, 1):
+        rows += [_rows(controls.control_label("m", s), w, v, n_test=400)
+                 for w, v in ((1.0, 0.5), (0.01, 0.45), (0.5, 0.5))]
+    floor = pd.DataFrame([{"model": "m", "dataset": "d", "protocol": "knn", "seed": 0,
+                           "value": 0.58, "n_test": 400}])
+    out = controls.at_smallest(controls.compare(pd.DataFrame(rows), floor))
+    assert len(out) == 1 and out.loc[0, "width"] == 0.01
+    assert out.loc[0, "vs random init"] == "above"          # 0.15 vs 2 * 0.049
+    assert out.loc[0, "vs embedding-only floor"] == "within noise"  # 0.02 vs 2 * 0.049
+    assert list(controls.distinguishable([-1.0], [0.1])) == ["below"]
