@@ -23,8 +23,8 @@
 # %% tags=["parameters"]
 # Parameters (papermill / `python -m slimlib run ... -p NAME VALUE`); None = from the profile.
 profile = None  # "smoke" | "default" | "paper"; None: $SLIMLIB_PROFILE or "default"
-models = None  # RS encoders (registry names), e.g. ["rs-moco-tiny"]
-datasets = None  # RS datasets (registry names); None: eurosat-rgb with a data root, else synthetic
+models = None  # RS encoders (registry names), e.g. ["galileo-nano"]
+datasets = None  # RS datasets (registry names); None: EuroSAT 13-band + RGB + UC Merced with a data root, else synthetic
 widths = None  # width factors in (0, 1]
 seeds = None  # probe seeds
 protocols = None  # "knn" and/or "linear"

@@ -24,7 +24,8 @@ import pandas as pd
 
 from slimlib.controls import binomial_se, split_label
 
-__all__ = ["VERDICTS", "Claim", "CLAIMS", "Evidence", "evaluate", "smallest_width_retention",
+__all__ = ["VERDICTS", "Claim", "CLAIMS", "Evidence", "evaluate", "select", "is_real_rs",
+           "gather", "smallest_width_retention",
            "slimmable_gain", "order_deviation", "parts_floor", "redundancy_regime"]
 
 HOLDS, FAILS, UNTESTABLE = "holds", "does not hold", "not testable in this profile"
@@ -347,6 +348,23 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+def select(*keys: str) -> tuple[Claim, ...]:
+    """The claims with these keys (what a chapter that owns them evaluates)."""
+    by_key = {c.key: c for c in CLAIMS}
+    unknown = [k for k in keys if k not in by_key]
+    if unknown:
+        raise ValueError(f"unknown claim key(s) {unknown}; known: {sorted(by_key)}")
+    return tuple(by_key[k] for k in keys)
+
+
+def is_real_rs(models: Any) -> bool:
+    """Whether every model named is a registered RS foundation model (family ``"rs"``),
+    not one of slimlib's miniatures."""
+    from slimlib import models as registry
+
+    return all(registry.spec(m).family == "rs" for m in models)
+
+
 def evaluate(ev: Evidence, claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
     """The claims table: one row per claim with this build's statistic, interval and verdict.
 
@@ -419,7 +437,6 @@ def parts_tables(profile: Any) -> dict[str, dict[str, pd.DataFrame]]:
 def gather(profile: Any) -> Evidence:
     """Run (or read back from the results table) every sweep the claims need, with exactly
     the calls the owning chapters make, so the chapters then reuse these rows."""
-    from slimlib import models as registry
     from slimlib.chapters import controls_for, sweep_for
 
     rs = sweep_for(profile, profile.models)
@@ -432,5 +449,5 @@ def gather(profile: Any) -> Evidence:
         cv_rs=sweep_for(profile, profile.cv_models), controls=cmp,
         slimmable=sweep_for(profile, names) if names else None, pairs=pairs,
         orders=order_rows(profile), parts=parts_tables(profile),
-        real_rs=all(registry.spec(m).family == "rs" for m in profile.models),
+        real_rs=is_real_rs(profile.models),
         pretrained=bool(profile.pretrained))

@@ -5,9 +5,11 @@ Three profiles:
 * ``"smoke"``: tests and CI. The embedded models with **random weights** (no pretraining, so
   a smoke build takes minutes; it checks that every chapter runs, its numbers are not
   results), 3 widths, 1 seed, tiny per-class subsets.
-* ``"default"``: the book. The embedded tiny models on the embedded real data when
-  ``SLIMLIB_DATA`` points at the data root (else the clearly labelled synthetic fallback),
-  all 31 widths for the main curves and fewer for the ablations.
+* ``"default"``: the book. Galileo-nano (a real RS foundation model, its authors' weights)
+  on the embedded EuroSAT 13-band, EuroSAT RGB and UC Merced data when ``SLIMLIB_DATA``
+  points at the data root (else the clearly labelled synthetic fallback), with random-init
+  and embedding-only controls; slimlib's tiny self-pretrained models for the CV side and the
+  learned-slimmable chapter; all 31 widths for the main curves and fewer for the ablations.
 * ``"paper"``: the paper's real foundation models on GEO-Bench (needs a GPU and downloads;
   offline the model/data loaders fail with their own messages saying which file is missing).
 
@@ -57,8 +59,8 @@ class Profile:
         models: RS encoders for the main post-hoc curves (registry names).
         cv_models: CV (natural-image) encoders for the RS-vs-CV comparison.
         slimmable_pairs: ``(regular, slimmable)`` model pairs for the learned-slimmable chapter.
-        datasets: RS datasets; ``None`` means ``eurosat-rgb`` with a data root, else
-            ``synthetic-rgb``.
+        datasets: RS datasets; ``None`` means :data:`EMBEDDED_RS_DATASETS` with a data root,
+            else :data:`RS_FALLBACK` (synthetic).
         cv_datasets: natural-image datasets (CIFAR-10 when a data root is set).
         widths: width factors of the main curves.
         ablation_widths: width factors of the ablations and the deployment chapter.
@@ -111,26 +113,26 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        models=("rs-moco-tiny",),
+        models=("galileo-nano", "rs-moco-tiny"),
         cv_models=("cv-moco-tiny",),
         slimmable_pairs=(("rs-moco-tiny", "rs-moco-tiny-slimmable"),),
         datasets=None, cv_datasets=None,
         widths=(0.1, 0.5, 1.0), ablation_widths=(0.25, 1.0),
         seeds=(0,), protocols=("knn",),
-        limit_per_class=12, test_limit_per_class=6, batch_size=128,
+        limit_per_class=12, test_limit_per_class=6, batch_size=128, train_fraction=0.8,
         compute_models=("ssl4eo-vits16-moco",), compute_widths=(0.1, 1.0),
         latency_repeats=2, pretrained=False, control_widths=(0.1, 1.0), init_seeds=(0, 1),
     ),
     "default": Profile(
         name="default",
-        models=("rs-moco-tiny", "rs-mae-tiny"),
+        models=("galileo-nano", "galileo-nano-rgb"),
         cv_models=("cv-moco-tiny", "cv-mae-tiny"),
         slimmable_pairs=(("rs-moco-tiny", "rs-moco-tiny-slimmable"),
                          ("rs-mae-tiny", "rs-mae-tiny-slimmable")),
         datasets=None, cv_datasets=None,
         widths=_ALL_WIDTHS, ablation_widths=_FEW_WIDTHS,
         seeds=(0, 1, 2), protocols=("knn",),
-        limit_per_class=60, test_limit_per_class=30, batch_size=256,
+        limit_per_class=100, test_limit_per_class=50, batch_size=256, train_fraction=0.8,
         compute_models=("ssl4eo-vits16-moco", "dofa-base", "mae-vitb16-imagenet"),
         compute_widths=(0.001, 0.01, 0.1, 0.5, 1.0),
     ),
@@ -167,6 +169,12 @@ def _tuple(value: Any, name: str) -> tuple:
         raise TypeError(f"{name} must be a list (or a single name), got {type(value).__name__}")
     return tuple(value)
 
+
+#: The embedded real RS datasets a profile uses when its ``datasets`` is ``None`` and the data
+#: root holds them (each model runs on those it can be fed, see ``chapters.runs_on``); the
+#: synthetic fallback is 13-band, so 13-band and RGB models both run on it.
+EMBEDDED_RS_DATASETS: tuple[str, ...] = ("eurosat-ms", "eurosat-rgb", "ucmerced")
+RS_FALLBACK = "synthetic-ms"
 
 #: Folder under the data root that holds each embedded dataset.
 _FOLDERS = {"eurosat-rgb": "eurosat_rgb", "eurosat-ms": "eurosat_ms", "ucmerced": "ucmerced",
@@ -219,7 +227,7 @@ def resolve(profile: str | Profile | None = None, **overrides: Any) -> Profile:
     out = dataclasses.replace(base, **changes)
     if out.datasets is None:
         out = dataclasses.replace(
-            out, datasets=_default_datasets(out.data_root, "synthetic-rgb", ("eurosat-rgb",)))
+            out, datasets=_default_datasets(out.data_root, RS_FALLBACK, EMBEDDED_RS_DATASETS))
     if out.cv_datasets is None:
         out = dataclasses.replace(
             out, cv_datasets=_default_datasets(out.data_root, "synthetic-rgb", ("cifar10",)))
