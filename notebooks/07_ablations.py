@@ -14,8 +14,10 @@
 # %% [markdown]
 # # Ablations: which dimensions, which layers, which probe
 #
-# Three sanity checks from the paper's appendix, on the first RS model and dataset of this
-# build at the ablation widths:
+# Three sanity checks from the paper's appendix, on the RS model and dataset of this build
+# with the largest test split (`slimlib.claims.ablation_model`; in the default profile
+# Galileo-nano's RGB mode on EuroSAT RGB), at the ablation widths, with the random-init
+# control and the embedding-only floor of the same model drawn beside the curves:
 #
 # 1. **Dimension order**: keep the *first*, the *last* or a *random* subset of the Q/K/V and
 #    FFN dimensions (random: one draw per seed, shown as a band over seeds). The paper finds
@@ -42,7 +44,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 import slimlib
-from slimlib import chapters, plotting, profiles, reference
+from slimlib import chapters, claims, plotting, profiles, reference
 
 chapters.setup_page()
 cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -59,12 +61,17 @@ cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths,
 display(Markdown(profiles.data_note(cfg)))
 
 # %% tags=["hide-input"]
-model, dataset = cfg.models[0], cfg.datasets[0]
+model, dataset = claims.ablation_model(cfg)
 aw = cfg.ablation_widths if 1.0 in cfg.ablation_widths else (*cfg.ablation_widths, 1.0)
-orders = pd.concat([chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"],
-                                       order=order, metrics=False)
-                    for order in ("first", "last", "random")])
+orders = claims.order_rows(cfg)
+_, floor, cmp = chapters.controls_for(cfg, [model], [dataset])
+ctrl = cmp[(cmp["protocol"] == "knn") & (cmp["dataset"] == dataset)].sort_values("rel_compute")
 ax = plotting.band_over_seeds(orders, hue="order")
+ax.fill_between(ctrl["rel_compute"], ctrl["random_min"], ctrl["random_max"], color="0.5",
+                alpha=0.2, label="random init (min–max over init seeds)")
+ax.axhline(float(ctrl["floor"].iloc[0]), color="tab:red", ls=":",
+           label="embedding-only floor")
+ax.legend(fontsize=7)
 ax.set_ylabel("k-NN accuracy (macro)")
 ax.set_title(f"dimension order: {model} @ {orders['dataset'].iloc[0]} (band: min–max over seeds)")
 plt.show()
@@ -72,6 +79,11 @@ by_order = orders.pivot_table(index="width", columns="order", values="value", ag
 by_order["max |first/last − random mean|"] = (by_order[["first", "last"]]
                                               .sub(by_order["random"], axis=0).abs().max(axis=1))
 by_order
+
+# %%
+claims.evaluate(claims.Evidence(orders=orders, pretrained=cfg.pretrained),
+                claims.select("order"))[["claim", "paper", "this build", "± (2 SE)", "verdict",
+                                         "why"]]
 
 # %% tags=["hide-input"]
 parts = {"attention only": ("attn",), "FFN only": ("ffn",), "both": ("attn", "ffn")}
