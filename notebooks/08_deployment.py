@@ -113,9 +113,27 @@ ret = slimlib.retention(sweep_rows[sweep_rows["protocol"] == "knn"])
 ok = ret[ret["retention"] >= target]
 choice = ok.loc[ok.groupby("dataset")["width"].idxmin(),
                 ["dataset", "width", "rel_compute", "mean", "retention"]]
-chosen = float(choice["width"].max())
 display(choice)
-print(f"chosen width s = {chosen}: retention >= {target:.0%} on every dataset of this build")
+
+# %% [markdown]
+# A width is only worth deploying if the slimmed model still beats what the architecture gives
+# for free: the same rule applied at the control widths, now also requiring accuracy above the
+# random-init control by more than 2 SE (`slimlib.chapters.controls_for`).
+
+# %%
+_, _, cmp = chapters.controls_for(cfg, [model_name])
+knn_cmp = cmp[cmp["protocol"] == "knn"]
+safe = knn_cmp[(knn_cmp["retention"] >= target)
+               & (knn_cmp["above_random"] > 2 * knn_cmp["above_random_se"])]
+safe_choice = safe.loc[safe.groupby("dataset")["width"].idxmin(),
+                       ["dataset", "width", "rel_compute", "value", "retention",
+                        "random_mean", "above_random"]]
+display(safe_choice)
+chosen = float(max(choice["width"].max(), safe_choice["width"].max())) if len(safe_choice) \
+    else float(choice["width"].max())
+print(f"chosen width s = {chosen}: retention >= {target:.0%} on every dataset of this build"
+      + (" and above random init" if len(safe_choice) else
+         " (no control width is both >= target and above random init)"))
 
 # %% [markdown]
 # ## Exporting and reloading the slimmed encoder
