@@ -62,7 +62,7 @@ import torch
 from slimlib import models as registry
 
 model_name = cfg.models[0]
-encoder = registry.load(model_name, pretrained=cfg.pretrained)
+encoder = registry.load(model_name, pretrained=cfg.pretrained, **cfg.options_for(model_name))
 spec = encoder.spec
 bs = min(cfg.batch_size, 64)
 x = torch.randn(bs, len(spec.bands), spec.input_size, spec.input_size,
@@ -152,7 +152,8 @@ with tempfile.TemporaryDirectory() as tmp:
     reloaded = torch.load(path, weights_only=False).eval()
     state_path = Path(tmp) / "state.pt"
     torch.save(small.state_dict(), state_path)
-    again = slimlib.slim(registry.load(model_name, pretrained=cfg.pretrained), chosen).eval()
+    again = slimlib.slim(registry.load(model_name, pretrained=cfg.pretrained,
+                                       **cfg.options_for(model_name)), chosen).eval()
     again.load_state_dict(torch.load(state_path))
 with torch.inference_mode():
     a, b, c = small(x[:8]), reloaded(x[:8]), again(x[:8])

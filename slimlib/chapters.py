@@ -243,6 +243,18 @@ def runs_on(spec: Any, dataset: Any) -> bool:
     return True
 
 
+def _with_options(profile: Any, model: Any) -> Any:
+    """A registry name the profile gives load options (``profile.model_options``) becomes the
+    loaded module; anything else is returned as it is."""
+    options = profile.options_for(model) if isinstance(model, str) else {}
+    if not options:
+        return model
+    from slimlib import models as registry
+
+    with _profile_data_root(profile):
+        return registry.load(model, pretrained=profile.pretrained, **options)
+
+
 def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = None,
               protocols: Any = None, seeds: Any = None, table: str = "sweep.csv",
               **kwargs: Any):
@@ -263,6 +275,7 @@ def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = 
 
     data = load_datasets(profile, datasets)
     items = dict(models) if isinstance(models, Mapping) else {m: m for m in models}
+    items = {label: _with_options(profile, m) for label, m in items.items()}
     groups: dict[tuple[str, ...], dict[str, Any]] = {}
     for label, model in items.items():
         spec = _spec_of(model)
@@ -318,12 +331,12 @@ def controls_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any
     for name in models:
         rows.append(sweep_for(profile, [name], datasets, widths=widths, protocols=protocols,
                               table=table))
-        rows.append(sweep_for(profile, controls.random_init_models(name, init_seeds),
+        options = profile.options_for(name)
+        rows.append(sweep_for(profile, controls.random_init_models(name, init_seeds, **options),
                               datasets, widths=widths, protocols=protocols, table=table))
-        spec = registry.spec(name)
-        fits = {k: v for k, v in data.items() if runs_on(spec, v[0])}
         with _profile_data_root(profile):
-            encoder = registry.load(name, pretrained=profile.pretrained)
+            encoder = registry.load(name, pretrained=profile.pretrained, **options)
+        fits = {k: v for k, v in data.items() if runs_on(encoder.spec, v[0])}
         floors.append(controls.floor_scores(
             encoder, fits, name=name, protocols=protocols, seeds=profile.seeds,
             batch_size=profile.batch_size, device=profile.device,
@@ -334,12 +347,13 @@ def controls_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any
 
 
 @functools.lru_cache(maxsize=2)
-def _random_init(model_name: str):
-    """``models.load(name, pretrained=False)``, memoised: building a ViT-B takes seconds and
-    FLOPs do not depend on the weights (``compute_table`` slims copies, never the model)."""
+def _random_init(model_name: str, options: tuple = ()):
+    """``models.load(name, pretrained=False, **options)``, memoised: building a ViT-B takes
+    seconds and FLOPs do not depend on the weights (``compute_table`` slims copies, never the
+    model)."""
     from slimlib import models
 
-    return models.load(model_name, pretrained=False).eval()
+    return models.load(model_name, pretrained=False, **dict(options)).eval()
 
 
 def compute_table_cached(model_name: str, widths: Any, *, parts: tuple[str, ...] = ("attn", "ffn"),
@@ -347,6 +361,7 @@ def compute_table_cached(model_name: str, widths: Any, *, parts: tuple[str, ...]
                          profile: Any = None):
     """FLOPs/params per width of ``models.load(model_name, pretrained=False)`` at its native
     input (batch 1), cached as CSV under ``results/<profile>/compute/`` (atomic write).
+    The profile's load options for the model (``profile.model_options``) apply.
 
     ``count_attention=False, count_norms=True`` is the paper's (fvcore) convention."""
     import pandas as pd
@@ -356,13 +371,16 @@ def compute_table_cached(model_name: str, widths: Any, *, parts: tuple[str, ...]
     from slimlib.profiles import results_path
 
     widths = [float(w) for w in widths]
+    options = tuple(sorted(profile.options_for(model_name).items())) \
+        if profile is not None and hasattr(profile, "options_for") else ()
     key = _hash({"model": model_name, "widths": widths, "parts": list(parts),
                  "count_attention": count_attention,
-                 **({"count_norms": True} if count_norms else {})})
+                 **({"count_norms": True} if count_norms else {}),
+                 **({"options": [list(o) for o in options]} if options else {})})
     path = results_path(f"compute/{model_name}-{key}.csv", profile)
     if path.is_file():
         return pd.read_csv(path)
-    model = _random_init(model_name)
+    model = _random_init(model_name, options)
     spec = model.spec
     x = torch.randn(1, len(spec.bands), spec.input_size, spec.input_size,
                     generator=torch.Generator().manual_seed(0))

@@ -81,6 +81,10 @@ class Profile:
             class-stratified subset of this fraction of the probe's training bank (k-NN
             neighbours / linear-probe training set), so ``seeds`` give a real spread; at 1
             both probes are deterministic and extra seeds are copies.
+        model_options: per-model options for :func:`slimlib.models.load` (e.g. Galileo's
+            ``patch_size``), as ``((name, ((option, value), ...)), ...)``; a dict
+            ``{name: {option: value}}`` is accepted by :func:`resolve`. Read them with
+            :meth:`options_for`.
     """
 
     name: str
@@ -105,9 +109,23 @@ class Profile:
     control_widths: tuple[float, ...] = _FEW_WIDTHS
     init_seeds: tuple[int, ...] = (0, 1, 2)
     train_fraction: float = 1.0
+    model_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def options_for(self, name: str) -> dict[str, Any]:
+        """The :func:`slimlib.models.load` options this profile gives model ``name``."""
+        return dict(dict(self.model_options).get(name, ()))
+
+
+def _options(value: Any) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    items = value.items() if isinstance(value, dict) else value
+    out = []
+    for name, opts in items:
+        opts = opts.items() if isinstance(opts, dict) else opts
+        out.append((str(name), tuple((str(k), v) for k, v in opts)))
+    return tuple(out)
 
 
 PROFILES: dict[str, Profile] = {
@@ -122,6 +140,7 @@ PROFILES: dict[str, Profile] = {
         limit_per_class=12, test_limit_per_class=6, batch_size=128, train_fraction=0.8,
         compute_models=("ssl4eo-vits16-moco",), compute_widths=(0.1, 1.0),
         latency_repeats=2, pretrained=False, control_widths=(0.1, 1.0), init_seeds=(0, 1),
+        model_options=(("galileo-nano", (("patch_size", 8),)),),
     ),
     "default": Profile(
         name="default",
@@ -132,7 +151,11 @@ PROFILES: dict[str, Profile] = {
         datasets=None, cv_datasets=None,
         widths=_ALL_WIDTHS, ablation_widths=_FEW_WIDTHS,
         seeds=(0, 1, 2), protocols=("knn",),
-        limit_per_class=100, test_limit_per_class=50, batch_size=256, train_fraction=0.8,
+        limit_per_class=60, test_limit_per_class=30, batch_size=256, train_fraction=0.8,
+        # patch 8: 4x fewer tokens than Galileo's default 4 (320 vs 1,280 on 13-band input),
+        # what a 20-minute CPU build affords; docs/models.md compares both patch sizes
+        model_options=(("galileo-nano", (("patch_size", 8),)),
+                       ("galileo-nano-rgb", (("patch_size", 8),))),
         compute_models=("ssl4eo-vits16-moco", "dofa-base", "mae-vitb16-imagenet"),
         compute_widths=(0.001, 0.01, 0.1, 0.5, 1.0),
     ),
@@ -215,6 +238,8 @@ def resolve(profile: str | Profile | None = None, **overrides: Any) -> Profile:
             value = tuple(int(s) for s in _tuple(value, key))
         elif key == "slimmable_pairs":
             value = tuple(tuple(p) for p in value)
+        elif key == "model_options":
+            value = _options(value)
         elif key == "train_fraction":
             value = float(value)
             if not 0.0 < value <= 1.0:
@@ -300,6 +325,8 @@ def environment(profile: Profile) -> dict[str, str]:
                    + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"),
         "data root": str(root) if root is not None else "not set (synthetic fallback)",
         "RS models": ", ".join(profile.models),
+        "model options": "; ".join(f"{m}: {dict(o)}" for m, o in profile.model_options)
+                         or "none",
         "CV models": ", ".join(profile.cv_models),
         "RS datasets": ", ".join(profile.datasets or ()),
         "CV datasets": ", ".join(profile.cv_datasets or ()),
