@@ -357,4 +357,11 @@ def data_note(profile: Profile) -> str:
                      f"`{profile.name}` checks that the pipeline runs; not a result).")
     parts.append(f"Profile `{profile.name}`: {len(profile.widths)} widths, seeds "
                  f"{list(profile.seeds)}, models {list(profile.models)}.")
+    if profile.model_options:
+        parts.append("Model options: " + "; ".join(
+            f"`{m}` {', '.join(f'{k}={v}' for k, v in o)}" for m, o in profile.model_options)
+            + ".")
+    if profile.train_fraction < 1:
+        parts.append(f"Each probe seed uses its own class-stratified {profile.train_fraction:.0%} "
+                     "of the training bank, so seed bands are real spreads.")
     return " ".join(parts)
