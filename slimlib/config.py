@@ -3,6 +3,8 @@
 ``SLIMLIB_DATA``    root of the embedded real datasets (see ``docs/data.md``).
 ``SLIMLIB_CACHE``   checkpoints and feature caches (default ``~/.cache/slimlib``).
 ``SLIMLIB_RESULTS`` tidy sweep tables (default ``./results``).
+``SLIMLIB_WEIGHTS`` a folder of published checkpoints, ``<root>/<model>/<file>``, searched
+                    before the cache and any download (read by ``slimlib.models.load``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 DATA_ENV = "SLIMLIB_DATA"
 CACHE_ENV = "SLIMLIB_CACHE"
 RESULTS_ENV = "SLIMLIB_RESULTS"
+WEIGHTS_ENV = "SLIMLIB_WEIGHTS"
 
 
 def data_root(root: str | os.PathLike | None = None, *, required: bool = True) -> Path | None:

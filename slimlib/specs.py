@@ -42,6 +42,9 @@ class ModelSpec:
         source: where the checkpoint comes from (URL, hub id or cache path).
         requires: optional extra needed to build it (``"terratorch"``) or ``None``.
         notes: anything else a user must know.
+        citation: the paper to cite for the weights.
+        extra: further model-specific input facts as ``(key, value)`` pairs, e.g. Galileo's
+            channel groups and month; read them with :meth:`extras`.
     """
 
     name: str
@@ -61,10 +64,16 @@ class ModelSpec:
     source: str = ""
     requires: str | None = None
     notes: str = ""
+    citation: str = ""
+    extra: tuple[tuple[str, object], ...] = ()
 
     @property
     def in_chans(self) -> int:
         return len(self.bands)
+
+    def extras(self) -> dict[str, object]:
+        """:attr:`extra` as a dict."""
+        return dict(self.extra)
 
 
 @dataclass

@@ -42,6 +42,8 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """
     monkeypatch.setenv("SLIMLIB_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("SLIMLIB_RESULTS", str(tmp_path_factory.mktemp("results")))
+    # tests that need the real weights root read it at import (tests/test_galileo.py)
+    monkeypatch.delenv("SLIMLIB_WEIGHTS", raising=False)
 
 
 def tiny_vit(**overrides):

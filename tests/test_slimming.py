@@ -293,3 +293,171 @@ def test_unknown_block_raises_with_names():
 def test_model_without_blocks_raises():
     with pytest.raises(TypeError, match="no transformer blocks"):
         slim(torch.nn.Sequential(torch.nn.Linear(4, 4)), 0.5)
+
+
+# ------------------------------------------------- separate q/k/v attention (issue 10 item 3)
+class _HFSelfAttention(torch.nn.Module):
+    """Hugging Face ViT-style attention: query/key/value Linears, out_proj, num_attention_heads."""
+
+    def __init__(self, dim=24, heads=3):
+        super().__init__()
+        self.num_attention_heads, self.attention_head_size = heads, dim // heads
+        self.query, self.key, self.value = (torch.nn.Linear(dim, dim) for _ in range(3))
+        self.out_proj = torch.nn.Linear(dim, dim)
+        self.dropout = torch.nn.Dropout(0.0)
+
+    def forward(self, x, attn_mask=None):
+        B, N, C = x.shape
+        H, D = self.num_attention_heads, self.attention_head_size
+        q, k, v = (lin(x).view(B, N, H, D).transpose(1, 2)
+                   for lin in (self.query, self.key, self.value))
+        attn = ((q @ k.transpose(-2, -1)) / math.sqrt(D)).softmax(-1)
+        return self.out_proj((attn @ v).transpose(1, 2).reshape(B, N, C))
+
+
+class _ToyBlock(torch.nn.Module):
+    def __init__(self, attn, dim=24):
+        super().__init__()
+        from timm.layers import Mlp
+
+        self.norm1, self.norm2 = torch.nn.LayerNorm(dim), torch.nn.LayerNorm(dim)
+        self.attn, self.mlp = attn, Mlp(dim, 4 * dim)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+def _toy(attn_cls=_HFSelfAttention, depth=2):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(*(_ToyBlock(attn_cls()) for _ in range(depth))).eval()
+
+
+def _split_reference(model, width):
+    """Full toy model with dropped q/k/v rows zeroed, FFN units zeroed, slimmed scale."""
+    ref = copy.deepcopy(model)
+    for block in ref:
+        attn = block.attn
+        H, D = attn.num_attention_heads, attn.attention_head_size
+        kept = slimmed_dim(width, D)
+        rows = (torch.arange(D) < kept).repeat(H)
+        with torch.no_grad():
+            for lin in (attn.query, attn.key, attn.value):
+                lin.weight[~rows] = 0
+                lin.bias[~rows] = 0
+        scale = kept ** -0.5
+
+        def forward(x, attn_mask=None, attn=attn, scale=scale):
+            B, N, C = x.shape
+            h, d = attn.num_attention_heads, attn.attention_head_size
+            q, k, v = (lin(x).view(B, N, h, d).transpose(1, 2)
+                       for lin in (attn.query, attn.key, attn.value))
+            a = ((q @ k.transpose(-2, -1)) * scale).softmax(-1)
+            return attn.out_proj((a @ v).transpose(1, 2).reshape(B, N, C))
+
+        attn.forward = forward
+        d_h = block.mlp.fc2.in_features
+        keep = torch.arange(d_h) < slimmed_dim(width, d_h)
+        with torch.no_grad():
+            block.mlp.fc1.weight[~keep] = 0
+            block.mlp.fc1.bias[~keep] = 0
+    return ref
+
+
+@pytest.mark.parametrize("width", [1.0, 0.5, 0.25, 0.1])
+def test_separate_qkv_attention_slims_like_zeroed_channels(width):
+    model = _toy()
+    x = torch.randn(2, 7, 24)
+    small = slim(model, width)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), _split_reference(model, width)(x),
+                                   atol=ATOL, rtol=1e-4)
+    attn = small[0].attn
+    kept = slimmed_dim(width, 8)
+    assert isinstance(attn, SlimAttention) and attn.layout == "split"
+    assert attn.query.weight.shape == (3 * kept, 24) and attn.out_proj.weight.shape == (24, 3 * kept)
+    info = describe(small)
+    assert (info["d_k"] == kept).all() and (info["heads"] == 3).all() and (info["d"] == 24).all()
+    keys = set(small.state_dict())
+    assert "0.attn.query.weight" in keys and "0.attn.out_proj.bias" in keys
+
+
+def test_separate_qkv_flops_and_switchable_width_agree_with_slim():
+    from slimlib.compute import compute_table
+    from slimlib.train.slimmable import width as switch
+
+    model = _toy()
+    x = torch.randn(1, 7, 24)
+    table = compute_table(model, [0.25, 1.0], x)
+    assert table["d_k"].tolist() == [2, 8] and table["rel_compute"].iloc[0] < 0.5
+    with torch.no_grad(), switch(model, 0.25):
+        switched = model(x)
+    with torch.no_grad():
+        torch.testing.assert_close(switched, slim(model, 0.25)(x), atol=ATOL, rtol=1e-4)
+
+
+def test_unknown_separate_attention_is_refused():
+    class RelPosAttention(_HFSelfAttention):
+        def __init__(self):
+            super().__init__()
+            self.rel_pos = torch.nn.Linear(8, 8)
+
+    class NoHeads(_HFSelfAttention):
+        def __init__(self):
+            super().__init__()
+            del self.num_attention_heads
+
+    for cls, why in [(RelPosAttention, "rel_pos"), (NoHeads, "num_heads")]:
+        with pytest.raises(TypeError, match=why):
+            slim(_toy(cls), 0.5)
+    info = describe(_toy(RelPosAttention))
+    assert (info["d_k"] == "unknown").all() and (info["heads"] == "unknown").all()
+
+
+# ----------------------------------------------------------- issue 13 item 7: what slim keeps
+def test_forward_hooks_on_attention_and_fc1_are_carried_over():
+    model = tiny_vit()
+    seen = []
+    model.blocks[0].attn.register_forward_hook(lambda m, i, o: seen.append(("attn", o.shape)))
+    model.blocks[0].mlp.fc1.register_forward_hook(lambda m, i, o: seen.append(("fc1", o.shape)))
+    model.blocks[0].attn.register_forward_pre_hook(lambda m, i: seen.append(("pre", None)))
+    small = slim(model, 0.5)
+    seen.clear()
+    with torch.no_grad():
+        small(torch.randn(1, 3, 32, 32))
+    assert ("pre", None) in seen
+    assert ("attn", torch.Size([1, 17, 48])) in seen
+    assert ("fc1", torch.Size([1, 17, 96])) in seen
+
+
+def test_backward_hooks_on_replaced_modules_are_refused():
+    model = tiny_vit()
+    model.blocks[1].mlp.fc1.register_full_backward_hook(lambda m, gi, go: None)
+    with pytest.raises(ValueError, match="backward hooks"):
+        slim(model, 0.5)
+    slim(model, 0.5, parts=("attn",))  # fc1 is not replaced then
+
+
+def test_requires_grad_is_preserved_including_qk_norm():
+    model = tiny_vit(qk_norm=True)
+    model.requires_grad_(False)
+    model.blocks[0].attn.q_norm.weight.requires_grad_(True)
+    small = slim(model, 0.5)
+    grads = {n: p.requires_grad for n, p in small.named_parameters()}
+    assert grads.pop("blocks.0.attn.q_norm.weight") is True
+    assert not any(grads.values()), [n for n, g in grads.items() if g]
+
+
+def test_softmax_scale_is_in_the_state_and_a_mismatch_is_detected():
+    model = tiny_vit()
+    original = slim(model, 0.5, scale="original")
+    state = original.state_dict()
+    assert "blocks.0.attn._extra_state" in state
+    default = slim(model, 0.5)
+    with pytest.raises(ValueError, match="softmax scale"):
+        default.load_state_dict(state)
+    again = slim(model, 0.5, scale="original")
+    again.load_state_dict(state)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), original(x))

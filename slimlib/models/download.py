@@ -1,23 +1,30 @@
 """Find or fetch pretrained checkpoints, failing fast and clearly when offline.
 
-Resolution order for a :class:`Checkpoint`:
+Resolution order for a :class:`Checkpoint` (shared by every registered model with weights):
 
-1. ``checkpoint=`` given by the user (must exist);
-2. ``slimlib.config.cache_dir("weights") / <file name>``;
-3. torch hub's checkpoint folder (``torch.hub.get_dir()/checkpoints/<file name>``), where
+1. ``checkpoint=`` given by the user (must exist; used as is);
+2. the **weights root** ``<weights_root>/<file name>`` (``slimlib.models.load(weights=...)``,
+   default the ``SLIMLIB_WEIGHTS`` environment variable, read only by ``models.load``);
+3. ``slimlib.config.cache_dir("weights") / <file name>``;
+4. torch hub's checkpoint folder (``torch.hub.get_dir()/checkpoints/<file name>``), where
    torchgeo/torchvision put their downloads;
-4. the Hugging Face cache (``huggingface_hub.try_to_load_from_cache``) for hub-hosted files;
-5. a download into (2), but only after a short connectivity probe (DNS + TCP, 3 s) of the
+5. the Hugging Face cache (``huggingface_hub.try_to_load_from_cache``) for hub-hosted files;
+6. a download into (3), but only after a short connectivity probe (DNS + TCP, 3 s) of the
    URL's host succeeded. ``SLIMLIB_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` skip the probe.
 
-When none of these works, :class:`WeightsUnavailableError` names the file, its URL and the
-folder to put it in by hand.
+A file name may hold a folder (``"galileo-nano/encoder.pt"``), so checkpoints that share a
+base name do not collide. When a :class:`Checkpoint` has a ``sha256``, every local copy found
+in (2)-(5) and every download is verified: a file with another hash is refused
+(:class:`ChecksumMismatchError`) and a bad download is deleted. When nothing works,
+:class:`WeightsUnavailableError` names the file, its URL and the folders to put it in by hand.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +38,9 @@ from slimlib.config import cache_dir
 
 __all__ = [
     "Checkpoint",
+    "ChecksumMismatchError",
     "WeightsUnavailableError",
+    "sha256sum",
     "is_online",
     "local_candidates",
     "resolve",
@@ -46,15 +55,21 @@ class WeightsUnavailableError(FileNotFoundError):
     """A pretrained checkpoint is neither on disk nor downloadable right now."""
 
 
+class ChecksumMismatchError(ValueError):
+    """A checkpoint file's sha256 differs from the published one."""
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """Where a model's pretrained weights come from.
 
     Attributes:
         url: direct download URL.
-        filename: the local file name slimlib looks for (normally the URL's last part).
+        filename: the local file name slimlib looks for (normally the URL's last part); may
+            include a folder, e.g. ``"galileo-nano/encoder.pt"``.
         hf_repo, hf_filename: Hugging Face repo id and file, when hub-hosted (used to find
             files already in the Hugging Face cache).
+        sha256: the published file's sha256 (hex); local copies and downloads are verified.
     """
 
     url: str
@@ -62,6 +77,7 @@ class Checkpoint:
     hf_repo: str | None = None
     hf_filename: str | None = None
     hf_revision: str | None = None
+    sha256: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Checkpoint:
@@ -81,11 +97,11 @@ class Checkpoint:
 
     @classmethod
     def from_hf(cls, repo: str, filename: str, local_name: str | None = None,
-                revision: str = "main") -> Checkpoint:
+                revision: str = "main", sha256: str | None = None) -> Checkpoint:
         """A file of the Hugging Face repo ``repo``, saved locally as ``local_name``."""
         url = f"https://huggingface.co/{repo}/resolve/{revision}/{filename}"
         return cls(url=url, filename=local_name or Path(filename).name, hf_repo=repo,
-                   hf_filename=filename, hf_revision=revision)
+                   hf_filename=filename, hf_revision=revision, sha256=sha256)
 
 
 def _offline_by_env() -> bool:
@@ -121,10 +137,33 @@ def is_online(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
     return bool(result and result[0])
 
 
-def local_candidates(ckpt: Checkpoint) -> list[Path]:
-    """Paths checked, in order, before any download."""
-    paths = [cache_dir("weights") / ckpt.filename,
-             Path(torch.hub.get_dir()) / "checkpoints" / ckpt.filename]
+def sha256sum(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_root(weights_root: str | os.PathLike | None) -> Path | None:
+    if weights_root is None or str(weights_root) == "":
+        return None
+    root = Path(weights_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"weights root {str(weights_root)!r} (weights= or $SLIMLIB_WEIGHTS) is not a folder; "
+            "point it at the folder that holds <model>/<file> checkpoints, or unset it")
+    return root
+
+
+def local_candidates(ckpt: Checkpoint, weights_root: str | os.PathLike | None = None
+                     ) -> list[Path]:
+    """Paths checked, in order, before any download (the weights root first, when given)."""
+    root = _check_root(weights_root)
+    paths = [root / ckpt.filename] if root is not None else []
+    paths += [cache_dir("weights") / ckpt.filename,
+              Path(torch.hub.get_dir()) / "checkpoints" / ckpt.filename]
     if ckpt.hf_repo and ckpt.hf_filename:
         try:
             from huggingface_hub import try_to_load_from_cache
@@ -138,23 +177,55 @@ def local_candidates(ckpt: Checkpoint) -> list[Path]:
     return paths
 
 
-def _unavailable(name: str, ckpt: Checkpoint, why: str) -> WeightsUnavailableError:
+def _unavailable(name: str, ckpt: Checkpoint, why: str,
+                 weights_root: Path | None = None) -> WeightsUnavailableError:
     target = cache_dir("weights") / ckpt.filename
+    root_hint = (f"{weights_root / ckpt.filename} (the weights root) or "
+                 if weights_root is not None else
+                 f"<weights root>/{ckpt.filename} (pass weights= or set SLIMLIB_WEIGHTS) or ")
+    checksum = f" (sha256 {ckpt.sha256})" if ckpt.sha256 else ""
+    searched = ", ".join(str(p.parent) for p in local_candidates(ckpt, weights_root))
     return WeightsUnavailableError(
         f"Pretrained weights for {name!r} are not available: {why}. "
-        f"Download {ckpt.url} on a machine with internet access and save it as {target} "
+        f"Download {ckpt.url}{checksum} on a machine with internet access and save it as "
+        f"{root_hint}{target} "
         f"(or pass checkpoint='/path/to/{ckpt.filename}' to slimlib.models.load). "
-        f"Folders searched: {', '.join(str(p.parent) for p in local_candidates(ckpt))}. "
+        f"Folders searched: {searched}. "
         "Use pretrained=False for the architecture with random weights."
     )
 
 
+def _verify(name: str, ckpt: Checkpoint, path: Path) -> Path:
+    """``path`` if its sha256 is the published one (or none is published), else raise."""
+    if ckpt.sha256 is None:
+        return path
+    actual = sha256sum(path)
+    if actual != ckpt.sha256.lower():
+        raise ChecksumMismatchError(
+            f"{path} is not the published checkpoint of {name!r}: its sha256 is {actual}, "
+            f"expected {ckpt.sha256} ({ckpt.url}). Delete or replace the file (a partial or "
+            "different download?); slimlib does not load unverified weights from its search "
+            "folders. To use a different file on purpose, pass checkpoint='/path/to/file'.")
+    return path
+
+
 def resolve(name: str, ckpt: Checkpoint, checkpoint: str | os.PathLike | None = None,
-            *, download: bool = True, progress: bool = True) -> Path:
+            *, weights_root: str | os.PathLike | None = None, download: bool = True,
+            progress: bool = True) -> Path:
     """Local path of ``ckpt`` (downloading it when online), or raise fast.
 
+    Args:
+        name: the model name (for messages).
+        ckpt: where the published weights come from.
+        checkpoint: an explicit file; used as is (no checksum: it may be your own weights).
+        weights_root: a folder searched first, as ``<weights_root>/<ckpt.filename>``.
+        download: allow a download when no local copy exists.
+        progress: show a download progress bar.
+
     Raises:
-        FileNotFoundError: ``checkpoint`` was given but does not exist.
+        FileNotFoundError: ``checkpoint`` was given but does not exist, or ``weights_root``
+            is not a folder.
+        ChecksumMismatchError: a local copy (or the download) has the wrong sha256.
         WeightsUnavailableError: no local copy and the host is unreachable (or the download
             failed); the message says where to put the file by hand.
     """
@@ -163,21 +234,33 @@ def resolve(name: str, ckpt: Checkpoint, checkpoint: str | os.PathLike | None = 
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint={str(checkpoint)!r} for {name!r} is not a file")
         return path
-    for path in local_candidates(ckpt):
+    root = _check_root(weights_root)
+    for path in local_candidates(ckpt, root):
         if path.is_file():
-            return path
+            return _verify(name, ckpt, path)
     if not download:
-        raise _unavailable(name, ckpt, "no local copy and download=False")
+        raise _unavailable(name, ckpt, "no local copy and download=False", root)
     if not is_online(ckpt.url):
         host = urlparse(ckpt.url).hostname
         reason = ("offline mode is set (" + "/".join(OFFLINE_ENVS) + ")" if _offline_by_env()
                   else f"no local copy and {host} is unreachable")
-        raise _unavailable(name, ckpt, reason)
+        raise _unavailable(name, ckpt, reason, root)
     target = cache_dir("weights") / ckpt.filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                    suffix=".part")
+    os.close(fd)
+    tmp = Path(tmp_name)
     try:
-        torch.hub.download_url_to_file(ckpt.url, str(target), progress=progress)
-    except Exception as err:  # noqa: BLE001 - any network/HTTP failure means "unavailable"
-        raise _unavailable(name, ckpt, f"download failed ({type(err).__name__}: {err})") from err
+        try:
+            torch.hub.download_url_to_file(ckpt.url, str(tmp), progress=progress)
+        except Exception as err:  # noqa: BLE001 - any network/HTTP failure means "unavailable"
+            raise _unavailable(name, ckpt, f"download failed ({type(err).__name__}: {err})",
+                               root) from err
+        _verify(name, ckpt, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
 
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from slimlib._validation import check_choice
-from slimlib.models.download import Checkpoint
+from slimlib.config import WEIGHTS_ENV
+from slimlib.models.download import Checkpoint, resolve
 from slimlib.models.encoder import Encoder
 from slimlib.specs import ModelSpec
 
@@ -67,9 +68,9 @@ def _populate() -> None:
     if _POPULATED:
         return
     _POPULATED = True
-    from slimlib.models import terratorch_models, timm_models, torchgeo_models
+    from slimlib.models import galileo_models, terratorch_models, timm_models, torchgeo_models
 
-    for module in (torchgeo_models, terratorch_models, timm_models):
+    for module in (torchgeo_models, galileo_models, terratorch_models, timm_models):
         for entry in module.ENTRIES:
             register(entry, overwrite=True)
 
@@ -129,7 +130,7 @@ def checkpoint_info(name: str) -> Checkpoint | None:
 
 
 def load(name: str, pretrained: bool = True, *, checkpoint: str | os.PathLike | None = None,
-         **kwargs) -> Encoder:
+         weights: str | os.PathLike | None = None, **kwargs) -> Encoder:
     """Build a registered encoder.
 
     Args:
@@ -138,6 +139,10 @@ def load(name: str, pretrained: bool = True, *, checkpoint: str | os.PathLike | 
             the host is reachable, otherwise a fast :class:`WeightsUnavailableError`).
             ``False`` builds the exact architecture with random weights from torch's RNG.
         checkpoint: a local checkpoint file to load instead of the published one.
+        weights: a weights root searched first for the published file, as
+            ``<weights>/<file name>`` (e.g. ``<weights>/galileo-nano/encoder.pt``); default
+            the ``SLIMLIB_WEIGHTS`` environment variable. Then the cache, then a download
+            (see :mod:`slimlib.models.download`); files with a published sha256 are verified.
         **kwargs: per-model options, e.g. ``bands=`` (DOFA, Copernicus-FM, Panopticon),
             ``res=`` (Scale-MAE), ``backend=`` (TerraTorch models), ``train_if_missing=``
             (embedded models).
@@ -149,6 +154,7 @@ def load(name: str, pretrained: bool = True, *, checkpoint: str | os.PathLike | 
         ValueError: unknown name, unknown option, ``checkpoint`` with ``pretrained=False``.
         ImportError: an optional dependency (TerraTorch) is missing.
         WeightsUnavailableError: pretrained weights are neither on disk nor downloadable.
+        ChecksumMismatchError: a found or downloaded file is not the published one.
     """
     if not isinstance(pretrained, bool):
         raise ValueError(f"pretrained must be True or False; got {pretrained!r}")
@@ -160,6 +166,11 @@ def load(name: str, pretrained: bool = True, *, checkpoint: str | os.PathLike | 
     if unknown:
         allowed = ", ".join(options) if options else "none"
         raise ValueError(f"{name}: unknown option(s) {unknown}; allowed options: {allowed}")
+    if weights is None:
+        weights = os.environ.get(WEIGHTS_ENV) or None  # the one place this variable is read
+    if entry is not None and entry.checkpoint is not None and pretrained:
+        # resolve (and verify) before building, so an offline failure is immediate
+        checkpoint = resolve(name, entry.checkpoint, checkpoint, weights_root=weights)
     if entry is None:
         encoder = _embedded().load(name, pretrained=pretrained, checkpoint=checkpoint, **kwargs)
     else:

@@ -7,7 +7,10 @@ factor ``s`` with exactly the semantics of :func:`slimlib.slimming.slim`:
   (``fc1.weight[:d_h']``, ``fc1.bias[:d_h']``, ``fc2.weight[:, :d_h']``, whole ``fc2.bias``);
 * attention (timm ``Attention``): all heads, the first ``d_k'`` dims of each head's q, k
   and v (``qkv.weight.view(3, H, d_k, C)[:, :, :d_k']``), the matching input columns of
-  ``proj`` (``proj.weight.view(C, H, d_k)[:, :, :d_k']``) and softmax scale ``1/sqrt(d_k')``.
+  ``proj`` (``proj.weight.view(C, H, d_k)[:, :, :d_k']``) and softmax scale ``1/sqrt(d_k')``;
+* separate-projection attention (``q``/``k``/``v`` or ``query``/``key``/``value`` Linears and
+  ``proj``/``out_proj``, as :func:`slimlib.slimming.attention_layout` reads it, e.g.
+  Galileo's): the same rows of each of q, k and v (``q.weight.view(H, d_k, C)[:, :d_k']``).
 
 All slices are *views* of the original parameters (prefix slicing never copies), so the
 gradients of every width land in the same tensors. Embeddings, norms, LayerScale and the
@@ -30,6 +33,7 @@ from timm.layers import Attention, Mlp
 from torch import nn
 
 from slimlib._validation import check_width, slimmed_dim
+from slimlib.slimming import attention_layout
 
 __all__ = ["width", "sandwich_widths", "switchable_blocks", "PARTS"]
 
@@ -54,10 +58,22 @@ def switchable_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return blocks
 
 
-def _check_attention(name: str, attn: nn.Module) -> None:
+def _check_attention(name: str, attn: nn.Module) -> str:
+    """``"fused"`` or ``"split"``; ``TypeError`` for attention the switchable forward lacks."""
     if type(attn) is not Attention:
-        raise TypeError(f"block {name!r}: switchable width supports timm.layers.Attention, "
-                        f"not {type(attn).__module__}.{type(attn).__qualname__}")
+        try:
+            layout = attention_layout(attn)
+        except TypeError as err:
+            raise TypeError(f"block {name!r}: switchable width supports timm.layers.Attention "
+                            f"and separate-projection attention, not "
+                            f"{type(attn).__module__}.{type(attn).__qualname__} ({err})") from err
+        if layout.kind != "split":
+            raise TypeError(f"block {name!r}: switchable width does not run on an already "
+                            "slimmed SlimAttention; use the full model")
+        norms = [getattr(attn, n, None) for n in ("q_norm", "k_norm")]
+        if any(n is not None and not isinstance(n, nn.Identity) for n in norms):
+            raise TypeError(f"block {name!r}: switchable attention does not support qk_norm")
+        return "split"
     extras = []
     if not (isinstance(attn.q_norm, nn.Identity) and isinstance(attn.k_norm, nn.Identity)):
         extras.append("qk_norm")
@@ -70,6 +86,7 @@ def _check_attention(name: str, attn: nn.Module) -> None:
     if extras:
         raise TypeError(f"block {name!r}: switchable attention does not support "
                         f"{', '.join(extras)}; build the ViT without them")
+    return "fused"
 
 
 def _check_mlp(name: str, mlp: nn.Module) -> None:
@@ -102,6 +119,37 @@ def _attention_forward(self: Attention, x: torch.Tensor, attn_mask: torch.Tensor
     return self.proj_drop(out)
 
 
+def _split_attention_forward(self: nn.Module, x: torch.Tensor,
+                             attn_mask: torch.Tensor | None = None,
+                             is_causal: bool = False) -> torch.Tensor:
+    """Separate-projection attention at ``d_k' = self._slimlib_width``. x: (B, N, C)."""
+    d = getattr(self, _STATE)
+    layout = attention_layout(self)
+    H, D = layout.num_heads, layout.head_dim
+    B, N, C = x.shape
+    heads = []
+    for name in layout.qkv:
+        lin = getattr(self, name)
+        w = lin.weight.view(H, D, C)[:, :d]  # view: (H, d, C)
+        out = torch.einsum("bnc,hdc->bhnd", x, w)
+        if lin.bias is not None:
+            out = out + lin.bias.view(1, H, 1, D)[..., :d]
+        heads.append(out)
+    q, k, v = heads
+    drop = getattr(self, "attn_drop", getattr(self, "dropout", None))
+    out = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=attn_mask, is_causal=is_causal, scale=d ** -0.5,
+        dropout_p=drop.p if self.training and isinstance(drop, nn.Dropout) else 0.0,
+    )  # (B, H, N, d)
+    proj = getattr(self, layout.out)
+    w_proj = proj.weight.view(proj.out_features, H, D)[:, :, :d]  # view: (C_out, H, d)
+    out = torch.einsum("bhnd,chd->bnc", out, w_proj)
+    if proj.bias is not None:
+        out = out + proj.bias
+    proj_drop = getattr(self, "proj_drop", None)
+    return proj_drop(out) if isinstance(proj_drop, nn.Module) else out
+
+
 def _mlp_forward(self: Mlp, x: torch.Tensor) -> torch.Tensor:
     """timm ``Mlp`` keeping the first ``d_h' = self._slimlib_width`` hidden units."""
     d = getattr(self, _STATE)
@@ -130,21 +178,22 @@ def width(model: nn.Module, s: float, *, parts: Sequence[str] = PARTS) -> Iterat
     parts = (parts,) if isinstance(parts, str) else tuple(parts)
     if not parts or any(p not in PARTS for p in parts):
         raise ValueError(f"parts must be a non-empty subset of {PARTS}; got {parts!r}")
-    targets: list[tuple[nn.Module, int, object]] = []
+    targets: list[tuple[nn.Module, int, int, object]] = []
     for name, block in switchable_blocks(model):
         if "attn" in parts:
-            _check_attention(name, block.attn)
-            targets.append((block.attn, slimmed_dim(s, int(block.attn.head_dim)),
-                            _attention_forward))
+            kind = _check_attention(name, block.attn)
+            d_k = attention_layout(block.attn).head_dim if kind == "split" \
+                else int(block.attn.head_dim)
+            targets.append((block.attn, slimmed_dim(s, d_k), d_k,
+                            _split_attention_forward if kind == "split" else _attention_forward))
         if "ffn" in parts:
             _check_mlp(name, block.mlp)
-            targets.append((block.mlp, slimmed_dim(s, int(block.mlp.fc1.out_features)),
-                            _mlp_forward))
-    saved = [(m, m.__dict__.get("forward"), m.__dict__.get(_STATE)) for m, _, _ in targets]
+            d_h = int(block.mlp.fc1.out_features)
+            targets.append((block.mlp, slimmed_dim(s, d_h), d_h, _mlp_forward))
+    saved = [(m, m.__dict__.get("forward"), m.__dict__.get(_STATE)) for m, _, _, _ in targets]
     try:
-        for module, kept, fn in targets:
-            full = module.head_dim if isinstance(module, Attention) else module.fc1.out_features
-            if kept >= full:  # full width: timm's own forward
+        for module, kept, full, fn in targets:
+            if kept >= full:  # full width: the module's own forward
                 module.__dict__.pop("forward", None)
                 module.__dict__.pop(_STATE, None)
             else:
