@@ -42,6 +42,8 @@ _ALL_WIDTHS: tuple[float, ...] = (
     0.667, 0.75, 0.8, 1.0,
 )
 _FEW_WIDTHS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.333, 0.5, 0.75, 1.0)
+#: Widths of the default build's controls and ablations (what a 20-minute CPU build affords).
+_CONTROL_WIDTHS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 #: The paper's models whose compute the book tabulates (built with ``pretrained=False``).
 PAPER_COMPUTE_MODELS: tuple[str, ...] = (
@@ -149,7 +151,7 @@ PROFILES: dict[str, Profile] = {
         slimmable_pairs=(("rs-moco-tiny", "rs-moco-tiny-slimmable"),
                          ("rs-mae-tiny", "rs-mae-tiny-slimmable")),
         datasets=None, cv_datasets=None,
-        widths=_ALL_WIDTHS, ablation_widths=_FEW_WIDTHS,
+        widths=_ALL_WIDTHS, ablation_widths=_CONTROL_WIDTHS, control_widths=_CONTROL_WIDTHS,
         seeds=(0, 1, 2), protocols=("knn",),
         limit_per_class=60, test_limit_per_class=30, batch_size=256, train_fraction=0.8,
         # patch 8: 4x fewer tokens than Galileo's default 4 (320 vs 1,280 on 13-band input),
