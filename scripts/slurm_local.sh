@@ -69,9 +69,13 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MinJobAge=600
 SlurmdTimeout=60
+# scancel sends SIGTERM (which submitit jobs ignore, as preemption sends it first) and
+# SIGKILL KillWait seconds later; keep that short on a test cluster
+KillWait=2
 NodeName=$HOST CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
+  if cmp -s "$CONF.tmp" "$CONF"; then rm "$CONF.tmp"; return 1; fi
   mv "$CONF.tmp" "$CONF"
 }
 
@@ -94,9 +98,12 @@ start_munge() {
 
 start() {
   need_root
-  if answers; then log "already up ($HOST)"; return; fi
+  if answers; then
+    if write_config; then scontrol reconfigure; log "config updated ($CONF)"; fi
+    log "already up ($HOST)"; return
+  fi
   install_packages
-  write_config
+  write_config || true
   start_munge
   pgrep -x slurmctld >/dev/null || slurmctld -f "$CONF"
   pgrep -x slurmd >/dev/null || slurmd -f "$CONF"
