@@ -111,9 +111,9 @@ def wait(records: Sequence[JobRecord], *, poll_s: float = 3.0, progress: bool = 
         while True:
             states = status(records)
             finished = sum(s["state"] in _TERMINAL for s in states)
-            bar.update(finished - bar.n)
             bar.set_postfix(rows=sum(s["rows"] for s in states),
-                            failed=sum(s["state"] == "failed" for s in states))
+                            failed=sum(s["state"] == "failed" for s in states), refresh=False)
+            bar.update(finished - bar.n)
             if finished == len(records):
                 return states
             if timeout_s is not None and time.monotonic() - start > timeout_s:
