@@ -219,7 +219,7 @@ def _minutes(time_limit: str | int) -> int:
 
 
 def submit(profile: Any, shards: Sequence[Shard], *, executor: str = "slurm",
-           settings: JobSettings | None = None, partition: str | None = None,
+           settings: JobSettings, partition: str | None = None,
            gpus_per_job: int = 0, cpus_per_job: int = 1, mem_gb: float | None = None,
            time_limit: str | int = "04:00", array_parallelism: int | None = None,
            account: str | None = None, qos: str | None = None) -> list[JobRecord]:
@@ -240,7 +240,9 @@ def submit(profile: Any, shards: Sequence[Shard], *, executor: str = "slurm",
     for name, value in (("gpus_per_job", gpus_per_job), ("cpus_per_job", cpus_per_job)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be a non-negative int; got {value!r}")
-    settings = settings or JobSettings.resolve(data_root=profile.data_root)
+    if not isinstance(settings, JobSettings):
+        raise TypeError("settings must be a JobSettings: resolve the paths at your entry point "
+                        "with slimlib.cluster.JobSettings.resolve(...) and pass them")
     if profile.data_root != settings.data_root:
         profile = dataclasses.replace(profile, data_root=settings.data_root)
     folder = settings.shard_dir(profile.name) / "logs"
@@ -266,6 +268,8 @@ def submit(profile: Any, shards: Sequence[Shard], *, executor: str = "slurm",
     ex.update_parameters(**params)
     job = ShardJob(profile, settings)
     jobs = ex.map_array(job, groups)
+    with contextlib.suppress(OSError):  # submitit leaves the unexpanded folder name behind
+        (folder / "%j").rmdir()
     records = [JobRecord(j.job_id, executor, str(folder), tuple(s.id for s in g),
                          tuple(str(settings.table(profile.name, s)) for s in g),
                          str(j.paths.stdout), str(j.paths.stderr), str(j.paths.result_pickle))

@@ -8,7 +8,9 @@ data, tiny subsets, 1 seed): the numbers are pipeline checks, not results.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -86,8 +88,6 @@ def test_settings_are_explicit_and_applied(tmp_path, monkeypatch):
     monkeypatch.setenv("GEO_BENCH_DIR", "/inherited")
     settings = _settings(tmp_path)
     assert settings.data_root is None and settings.env == ()
-    import os
-
     with settings.applied():
         assert "SLIMLIB_DATA" not in os.environ and "GEO_BENCH_DIR" not in os.environ
         assert os.environ["SLIMLIB_RESULTS"] == str(tmp_path / "results")
@@ -174,6 +174,45 @@ def test_merge_collapses_identical_and_refuses_disagreeing_duplicates(local_run,
     assert empty.empty and list(read_table(tmp_path / "empty.csv").columns) == list(rows.columns)
 
 
+def _first_row(table: Path, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not (table.is_file() and len(table.read_text().splitlines()) > 1):
+        assert time.monotonic() < deadline, "the shard never wrote a row"
+        time.sleep(0.05)
+
+
+def _task_pid(root: int) -> int:
+    """The submitit task process below a local job's controller (``python -m
+    submitit.core._submit``)."""
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        if b"submitit.core._submit" in cmd:
+            return pid
+        todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    raise AssertionError(f"no submitit task below process {root}")
+
+
+def test_local_preemption_checkpoints_requeues_and_resumes(tmp_path):
+    """USR2 (what submitit/SLURM send before a time limit or preemption) mid-run: the job
+    checkpoints, is requeued by submitit and finishes from the rows already written."""
+    widths = [round(0.1 * k, 1) for k in range(1, 11)]
+    cfg = _profile(models=[MODELS[0]], widths=widths)
+    settings = _settings(tmp_path)
+    (record,) = cluster.submit(cfg, plan(cfg, book=False), executor="local",
+                               settings=settings, time_limit="00:10")
+    table = Path(record.tables[0])
+    _first_row(table)
+    os.kill(_task_pid(int(record.job_id)), signal.SIGUSR2)
+    (state,) = cluster.wait([record], poll_s=0.5, progress=False, timeout_s=300)
+    assert state["state"] == "done", cluster.summary([state])
+    assert state["requeues"] == 1 and "1 requeued" in cluster.summary([state])
+    rows = read_table(table)
+    assert len(rows) == len(widths) * 5
+    _no_duplicate_keys(rows)
+
+
 # ============================================================================ real SLURM
 
 
@@ -249,10 +288,7 @@ def test_slurm_scancel_then_resubmit_gives_identical_table(slurm, tmp_path):
                              time_limit="00:10")
     table = Path(records[0].tables[0])
     full = len(widths) * 5  # 1 k-NN row + 4 feature-metric rows per width
-    deadline = time.monotonic() + 180
-    while not (table.is_file() and len(table.read_text().splitlines()) > 1):
-        assert time.monotonic() < deadline, "the shard never wrote a row"
-        time.sleep(0.05)
+    _first_row(table)
     subprocess.run(["scancel", records[0].job_id], check=True)
     states = cluster.wait(records, poll_s=1, progress=False, timeout_s=300)
     assert states[0]["state"] == "failed", cluster.summary(states)
