@@ -6,6 +6,8 @@ Subcommands:
   (values parsed as JSON, then YAML); prints the executed notebook's path.
 * ``chapters [--folder notebooks]``: list the chapters and their parameters.
 * ``profiles``: list the run profiles.
+* ``sweep --profile P --executor slurm|local [--wait]`` / ``--status`` / ``--merge``: run a
+  profile's sweep as shards through submitit (see ``docs/cluster.md``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     chapters = sub.add_parser("chapters", help="list chapters and their parameters")
     chapters.add_argument("--folder", default="notebooks")
     sub.add_parser("profiles", help="list run profiles")
+    from slimlib import sweep_cli
+
+    sweep_cli.add_parser(sub)
     return parser
 
 
@@ -51,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, prof in PROFILES.items():
             print(f"{name}: models={list(prof.models)} widths={len(prof.widths)} "
                   f"seeds={list(prof.seeds)} protocols={list(prof.protocols)}")
+    elif args.command == "sweep":
+        from slimlib import sweep_cli
+
+        return sweep_cli.main(args)
     return 0
 
 

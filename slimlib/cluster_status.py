@@ -1,0 +1,142 @@
+"""State of submitted shard jobs without ``sacct``: result files, ``squeue`` and pids.
+
+Used by :mod:`slimlib.cluster` (which re-exports :func:`status`, :func:`wait`,
+:func:`summary`); records are :class:`slimlib.cluster.JobRecord` objects.
+"""
+
+from __future__ import annotations
+
+import getpass
+import pickle
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from slimlib.cluster import JobRecord
+
+__all__ = ["status", "wait", "summary"]
+
+_TERMINAL = ("done", "failed")
+
+
+
+def _queue_states(executor: str) -> dict[str, str]:
+    if executor != "slurm":
+        return {}
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        fields = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return False
+    return fields[0] != "Z"
+
+
+def status(records: Sequence[JobRecord]) -> list[dict[str, Any]]:
+    """State of each job: ``done``, ``failed``, ``running`` or ``pending`` (plus the SLURM
+    state, requeue count, rows landed in its shard tables and the error's last line).
+
+    A job is ``done``/``failed`` once submitit wrote its result file; a job without one that
+    is no longer queued (cancelled, killed, node lost) is ``failed``. No ``sacct`` needed.
+    """
+    queues = {ex: _queue_states(ex) for ex in {r.executor for r in records}}
+    out = []
+    for rec in records:
+        tables = [Path(t) for t in rec.tables]
+        info: dict[str, Any] = {"job_id": rec.job_id, "shards": list(rec.shards),
+                                "log": rec.stderr, "rows": sum(_rows(t) for t in tables),
+                                "requeues": sum(_requeues(t) for t in tables), "error": ""}
+        result = Path(rec.result)
+        if result.is_file():
+            try:
+                with result.open("rb") as f:
+                    outcome, payload = pickle.load(f)
+            except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+                outcome, payload = "pending", ""  # being written right now
+            info["state"] = "done" if outcome == "success" else (
+                "failed" if outcome == "error" else "running")
+            if outcome == "error":
+                info["error"] = str(payload).strip().splitlines()[-1]
+        elif rec.executor == "slurm":
+            queued = queues["slurm"].get(rec.job_id)
+            info["slurm"] = queued or "not in queue"
+            info["state"] = ("pending" if queued in ("PENDING", "REQUEUED", "CONFIGURING")
+                             else "running" if queued in ("RUNNING", "COMPLETING")
+                             else "failed")
+            if info["state"] == "failed":
+                info["error"] = f"no result and {queued or 'no longer queued'} (cancelled, " \
+                                "killed or out of memory; see the log)"
+        else:
+            info["state"] = "running" if _pid_alive(rec.job_id) else "failed"
+            if info["state"] == "failed":
+                info["error"] = "the worker process ended without a result; see the log"
+        out.append(info)
+    return out
+
+
+def _rows(table: Path) -> int:
+    try:
+        with table.open("rb") as f:
+            return max(sum(1 for _ in f) - 1, 0)
+    except OSError:
+        return 0
+
+
+def _requeues(table: Path) -> int:
+    counter = table.with_suffix(".requeues")
+    try:
+        return int(counter.read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+def wait(records: Sequence[JobRecord], *, poll_s: float = 3.0, progress: bool = True,
+         timeout_s: float | None = None) -> list[dict[str, Any]]:
+    """Poll :func:`status` until every job is done or failed (tqdm bar over jobs)."""
+    from tqdm.auto import tqdm
+
+    start = time.monotonic()
+    bar = tqdm(total=len(records), desc="shard jobs", unit="job", disable=not progress)
+    try:
+        while True:
+            states = status(records)
+            finished = sum(s["state"] in _TERMINAL for s in states)
+            bar.set_postfix(rows=sum(s["rows"] for s in states),
+                            failed=sum(s["state"] == "failed" for s in states), refresh=False)
+            bar.update(finished - bar.n)
+            if finished == len(records):
+                return states
+            if timeout_s is not None and time.monotonic() - start > timeout_s:
+                raise TimeoutError(f"{len(records) - finished} job(s) still running after "
+                                   f"{timeout_s:.0f} s; check later with --status")
+            time.sleep(poll_s)
+    finally:
+        bar.close()
+
+
+def summary(states: Sequence[Mapping[str, Any]]) -> str:
+    """Done / failed / requeued counts and, per failed job, its shards, error and log path."""
+    count = {k: sum(s["state"] == k for s in states) for k in ("done", "failed", "running",
+                                                                "pending")}
+    requeued = sum(s["requeues"] > 0 for s in states)
+    lines = [f"jobs: {count['done']} done, {count['failed']} failed, {requeued} requeued"
+             + (f", {count['running']} running, {count['pending']} pending"
+                if count["running"] or count["pending"] else "")
+             + f"; {sum(s['rows'] for s in states)} rows in the shard tables"]
+    for s in states:
+        if s["state"] == "failed":
+            lines.append(f"  FAILED job {s['job_id']} (shards {', '.join(s['shards'])}): "
+                         f"{s['error']}\n    log: {s['log']}")
+    return "\n".join(lines)
+
+

@@ -1,0 +1,311 @@
+"""Sharded sweeps: planning, merging, the local submitit executor and a real SLURM cluster.
+
+The ``slurm`` tests submit job arrays to the single-node cluster of
+``scripts/slurm_local.sh start`` (``.ci/run`` starts it) and skip with the reason when no
+SLURM controller answers. Everything runs the ``smoke`` profile (random weights, synthetic
+data, tiny subsets, 1 seed): the numbers are pipeline checks, not results.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from slimlib import chapters, cluster, profiles
+from slimlib.shards import VALUE_COLUMNS, MergeConflictError, Shard, SweepCall, merge, plan
+from slimlib.sweeping import KEY_COLUMNS, read_table
+
+MODELS = ("rs-moco-tiny", "rs-mae-tiny")
+KEYS = ["model", "dataset", "protocol", "metric", "seed", "width", "parts", "order", "scale"]
+
+
+def _profile(**overrides):
+    base = {"datasets": ["synthetic-rgb"], "cv_datasets": ["synthetic-rgb"]}
+    return profiles.resolve("smoke", **{**base, **overrides})
+
+
+def _settings(root: Path) -> cluster.JobSettings:
+    # environ={}: nothing from this shell (CI sets SLIMLIB_DATA) reaches the jobs
+    return cluster.JobSettings.resolve(results_dir=root / "results", cache_dir=root / "cache",
+                                       environ={})
+
+
+def _in_process(profile, root: Path) -> pd.DataFrame:
+    """The same sweep in this process, with its own cache (so nothing is reused)."""
+    with _settings(root).applied():
+        return chapters.sweep_for(profile, profile.models)
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    cols = KEYS + list(VALUE_COLUMNS)
+    out = frame[cols].copy()
+    out["width"] = out["width"].round(9)
+    return out.sort_values(KEYS).reset_index(drop=True)
+
+
+def _assert_same_rows(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    assert len(got) == len(want) > 0
+    pd.testing.assert_frame_equal(_canonical(got), _canonical(want), check_dtype=False)
+
+
+def _no_duplicate_keys(frame: pd.DataFrame) -> None:
+    keys = frame[list(KEY_COLUMNS)].assign(width=frame["width"].round(9))
+    assert not keys.duplicated().any()
+
+
+# ============================================================================ no SLURM
+
+
+def test_plan_groups_book_requests_per_model_and_dataset():
+    cfg = _profile()
+    shards = plan(cfg)
+    by_id = {s.id: s for s in shards}
+    assert len(by_id) == len(shards)
+    pairs = {(s.model, s.dataset) for s in shards}
+    assert pairs == {(m, "synthetic-rgb") for m in
+                     ("rs-moco-tiny", "rs-moco-tiny-slimmable", "cv-moco-tiny")}
+    first = next(s for s in shards if s.model == cfg.models[0])
+    assert {c.order for c in first.calls} == {"first", "last", "random"}
+    assert {c.parts for c in first.calls} >= {("attn",), ("ffn",), ("attn", "ffn")}
+    chunked = plan(_profile(widths=[0.1, 0.25, 0.5, 1.0]), book=False, max_widths=3)
+    assert [s.calls[0].widths for s in chunked] == [(0.1, 0.25, 0.5), (1.0,)]
+    assert Shard.from_dict(first.as_dict()) == first
+    with pytest.raises(ValueError, match="select nothing"):
+        plan(cfg, datasets=["no-such-dataset"])
+    with pytest.raises(ValueError, match="max_widths"):
+        plan(cfg, max_widths=0)
+
+
+def test_settings_are_explicit_and_applied(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLIMLIB_DATA", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("GEO_BENCH_DIR", "/inherited")
+    settings = _settings(tmp_path)
+    assert settings.data_root is None and settings.env == ()
+    with settings.applied():
+        assert "SLIMLIB_DATA" not in os.environ and "GEO_BENCH_DIR" not in os.environ
+        assert os.environ["SLIMLIB_RESULTS"] == str(tmp_path / "results")
+    assert os.environ["SLIMLIB_DATA"] == str(tmp_path / "elsewhere")
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        cluster.JobSettings.resolve(data_root=tmp_path / "missing", environ={})
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """The whole book plan of the smoke profile, run by the local submitit executor."""
+    root = tmp_path_factory.mktemp("local")
+    cfg = _profile()
+    settings = _settings(root)
+    records = cluster.submit(cfg, plan(cfg), executor="local", settings=settings,
+                             array_parallelism=1, time_limit="00:10")
+    states = cluster.wait(records, poll_s=0.5, progress=False, timeout_s=300)
+    merged = cluster.merge_results(settings, cfg.name)
+    return cfg, settings, states, merged
+
+
+def test_local_executor_runs_every_shard(local_run, tmp_path):
+    cfg, settings, states, merged = local_run
+    assert [s["state"] for s in states] == ["done"], cluster.summary(states)
+    assert "1 done, 0 failed" in cluster.summary(states)
+    assert Path(merged.attrs["path"]) == Path(settings.results_dir) / "smoke" / "sweep.csv"
+    _no_duplicate_keys(merged)
+    assert set(merged["model"]) == {"rs-moco-tiny", "rs-moco-tiny-slimmable", "cv-moco-tiny"}
+    # the merged rows of the main curves equal an in-process sweep with its own cache
+    reference = _in_process(cfg, tmp_path)
+    keys = list(KEY_COLUMNS)
+    got = merged.merge(reference[keys], on=keys, how="inner")
+    _assert_same_rows(got, reference)
+
+
+def test_chapters_compute_nothing_after_merge(local_run):
+    """Replays the notebooks' sweep_for calls (chapters 3-9) on the merged table."""
+    cfg, settings, _, merged = local_run
+    path = Path(merged.attrs["path"])
+    before = path.read_bytes()
+    model, dataset = cfg.models[0], cfg.datasets[0]
+    aw = cfg.ablation_widths if 1.0 in cfg.ablation_widths else (*cfg.ablation_widths, 1.0)
+    names = [m for pair in cfg.slimmable_pairs for m in pair]
+    with settings.applied():
+        tables = [chapters.sweep_for(cfg, cfg.models),
+                  chapters.sweep_for(cfg, cfg.cv_models, cfg.cv_datasets),
+                  chapters.sweep_for(cfg, cfg.cv_models), chapters.sweep_for(cfg, names)]
+        tables += [chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"],
+                                      order=o, metrics=False) for o in ("first", "last",
+                                                                        "random")]
+        tables += [chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"],
+                                      parts=p, metrics=False)
+                   for p in (("attn",), ("ffn",), ("attn", "ffn"))]
+        tables.append(chapters.sweep_for(cfg, [model], [dataset], widths=aw,
+                                         protocols=["knn", "linear"], metrics=False))
+    heavy = {"slim", "extract", "probe", "metrics", "flops"}
+    for table in tables:
+        assert len(table) > 0
+        assert not heavy & set(table.attrs["timings"]), table.attrs["timings"]
+    assert path.read_bytes() == before  # not a row appended
+
+
+def test_merge_collapses_identical_and_refuses_disagreeing_duplicates(local_run, tmp_path):
+    _, settings, _, merged = local_run
+    src = Path(merged.attrs["path"])
+    rows = read_table(src)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    shutil.copy(src, a)
+    shutil.copy(src, b)
+    out = tmp_path / "sweep.csv"
+    again = merge([a, b, tmp_path / "not-there-yet.csv"], out)
+    assert again.attrs["n_duplicates"] == len(rows)
+    _assert_same_rows(read_table(out), rows)
+    lines = b.read_text().splitlines()
+    fields = lines[1].split(",")
+    value_at = list(read_table(b).columns).index("value")
+    fields[value_at] = repr(float(fields[value_at]) + 0.01)
+    b.write_text("\n".join([lines[0], ",".join(fields), *lines[2:]]) + "\n")
+    before = out.read_bytes()
+    with pytest.raises(MergeConflictError, match="value="):
+        merge([a, b], out)
+    assert out.read_bytes() == before  # refused atomically: the old table is intact
+    empty = merge([], tmp_path / "empty.csv")
+    assert empty.empty and list(read_table(tmp_path / "empty.csv").columns) == list(rows.columns)
+
+
+def _first_row(table: Path, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not (table.is_file() and len(table.read_text().splitlines()) > 1):
+        assert time.monotonic() < deadline, "the shard never wrote a row"
+        time.sleep(0.05)
+
+
+def _task_pid(root: int) -> int:
+    """The submitit task process below a local job's controller (``python -m
+    submitit.core._submit``)."""
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        if b"submitit.core._submit" in cmd:
+            return pid
+        todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    raise AssertionError(f"no submitit task below process {root}")
+
+
+def test_local_preemption_checkpoints_requeues_and_resumes(tmp_path):
+    """USR2 (what submitit/SLURM send before a time limit or preemption) mid-run: the job
+    checkpoints, is requeued by submitit and finishes from the rows already written."""
+    widths = [round(0.1 * k, 1) for k in range(1, 11)]
+    cfg = _profile(models=[MODELS[0]], widths=widths)
+    settings = _settings(tmp_path)
+    (record,) = cluster.submit(cfg, plan(cfg, book=False), executor="local",
+                               settings=settings, time_limit="00:10")
+    table = Path(record.tables[0])
+    _first_row(table)
+    os.kill(_task_pid(int(record.job_id)), signal.SIGUSR2)
+    (state,) = cluster.wait([record], poll_s=0.5, progress=False, timeout_s=300)
+    assert state["state"] == "done", cluster.summary([state])
+    assert state["requeues"] == 1 and "1 requeued" in cluster.summary([state])
+    rows = read_table(table)
+    assert len(rows) == len(widths) * 5
+    _no_duplicate_keys(rows)
+
+
+# ============================================================================ real SLURM
+
+
+def _slurm_up() -> str | None:
+    if shutil.which("srun") is None:
+        return "no srun on PATH: install slurm-wlm and run `bash scripts/slurm_local.sh start`"
+    try:
+        done = subprocess.run(["srun", "-N1", "-t", "1", "hostname"], capture_output=True,
+                              timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"SLURM does not answer `srun -N1 hostname` ({err})"
+    if done.returncode:
+        return (f"SLURM does not answer `srun -N1 hostname`: {done.stderr.decode()[-200:]} "
+                "(start it with `bash scripts/slurm_local.sh start` as root)")
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    reason = _slurm_up()
+    if reason:
+        pytest.skip(reason)
+
+
+BAD = Shard("broken", "no-such-model", "synthetic-rgb", (SweepCall(),))
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm, tmp_path_factory):
+    """2 models x 1 dataset x 3 widths as a job array, plus a shard that raises."""
+    root = tmp_path_factory.mktemp("slurm")
+    cfg = _profile(models=list(MODELS))
+    settings = _settings(root / "job")
+    shards = [*plan(cfg, book=False), BAD]
+    records = cluster.submit(cfg, shards, executor="slurm", settings=settings,
+                             time_limit="00:10")
+    states = cluster.wait(records, poll_s=1, progress=False, timeout_s=300)
+    return cfg, settings, records, states, cluster.merge_results(settings, cfg.name), root
+
+
+@pytest.mark.slurm
+def test_slurm_array_equals_in_process(slurm_run):
+    cfg, _, records, states, merged, root = slurm_run
+    assert len({r.job_id.split("_")[0] for r in records}) == 1  # one job array
+    assert [s["state"] for s in states[:2]] == ["done", "done"], cluster.summary(states)
+    assert set(merged["model"]) == set(MODELS) and merged["width"].nunique() == 3
+    _no_duplicate_keys(merged)
+    _assert_same_rows(merged, _in_process(cfg, root / "ref"))
+
+
+@pytest.mark.slurm
+def test_slurm_failed_shard_is_reported_with_its_log(slurm_run):
+    _, settings, records, states, merged, _ = slurm_run
+    bad = states[2]
+    assert bad["state"] == "failed" and bad["shards"] == ["broken"]
+    assert "no-such-model" in Path(bad["log"]).read_text()
+    text = cluster.summary(states)
+    assert "2 done, 1 failed" in text and bad["log"] in text
+    assert "no-such-model" not in set(merged["model"])
+
+
+@pytest.mark.slurm
+def test_slurm_scancel_then_resubmit_gives_identical_table(slurm, tmp_path):
+    # one shard with enough widths that it is still running KillWait seconds after its
+    # first row: scancel sends SIGTERM (which submitit jobs ignore, since SLURM also sends it
+    # before a preemption's USR2), then SIGKILL after KillWait (2 s on the test cluster; the
+    # kill lands ~4 s after the scancel)
+    widths = [round(0.05 * k, 2) for k in range(1, 21)]
+    cfg = _profile(models=[MODELS[0]], widths=widths)
+    settings = _settings(tmp_path / "job")
+    shards = plan(cfg, book=False)
+    records = cluster.submit(cfg, shards, executor="slurm", settings=settings,
+                             time_limit="00:10")
+    table = Path(records[0].tables[0])
+    full = len(widths) * 5  # 1 k-NN row + 4 feature-metric rows per width
+    _first_row(table)
+    subprocess.run(["scancel", records[0].job_id], check=True)
+    states = cluster.wait(records, poll_s=1, progress=False, timeout_s=300)
+    assert states[0]["state"] == "failed", cluster.summary(states)
+    assert "no longer queued" in states[0]["error"]
+    partial = len(read_table(table, repair=False))
+    assert 0 < partial < full, f"the cancel came too late ({partial} of {full} rows)"
+    again = cluster.submit(cfg, shards, executor="slurm", settings=settings,
+                           time_limit="00:10")
+    states = cluster.wait(again, poll_s=1, progress=False, timeout_s=300)
+    assert [s["state"] for s in states] == ["done"], cluster.summary(states)
+    assert cluster.latest_jobs(settings, cfg.name) == again
+    merged = cluster.merge_results(settings, cfg.name)
+    assert merged.attrs["n_duplicates"] == 0 and len(merged) == full
+    _no_duplicate_keys(merged)
+    # the uninterrupted in-process sweep, on the jobs' feature cache (so it only re-probes;
+    # independent extraction is compared in test_slurm_array_equals_in_process)
+    with settings.applied():
+        reference = chapters.sweep_for(cfg, cfg.models, table="reference.csv")
+    assert "extract" not in reference.attrs["timings"]  # the features came from the cache
+    _assert_same_rows(merged, reference)
