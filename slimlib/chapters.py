@@ -243,14 +243,35 @@ def runs_on(spec: Any, dataset: Any) -> bool:
     return True
 
 
+def runs_on_name(spec: Any, dataset: str) -> bool:
+    """:func:`runs_on` from a dataset's registry metadata (no images are loaded)."""
+    from slimlib import data
+    from slimlib.data.preprocess import band_plan
+
+    info = data.info(dataset)
+    try:
+        band_plan(info["bands"], info["units"], spec)
+    except ValueError:
+        return False
+    return True
+
+
 def _with_options(profile: Any, model: Any) -> Any:
-    """A registry name the profile gives load options (``profile.model_options``) becomes the
-    loaded module; anything else is returned as it is."""
-    options = profile.options_for(model) if isinstance(model, str) else {}
-    if not options:
+    """Resolve one ``sweep_for`` model: a random-init control label
+    (``"<name> [random init <seed>]"``, :func:`slimlib.controls.control_label`) becomes that
+    network; a registry name the profile gives load options (``profile.model_options``)
+    becomes the loaded module; anything else is returned as it is."""
+    if not isinstance(model, str):
         return model
+    from slimlib import controls
     from slimlib import models as registry
 
+    base, seed = controls.split_label(model)
+    options = profile.options_for(base)
+    if seed is not None:
+        return controls.random_init_models(base, (seed,), **options)[model]
+    if not options:
+        return model
     with _profile_data_root(profile):
         return registry.load(model, pretrained=profile.pretrained, **options)
 
@@ -278,7 +299,7 @@ def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = 
     items = {label: _with_options(profile, m) for label, m in items.items()}
     groups: dict[tuple[str, ...], dict[str, Any]] = {}
     for label, model in items.items():
-        spec = _spec_of(model)
+        spec = _spec_of(model)  # a module's own spec, or the registry's
         fits = tuple(name for name, (train, _) in data.items() if runs_on(spec, train))
         if not fits:
             raise ValueError(f"model {label!r} (bands {list(spec.bands)}) fits none of the "

@@ -115,17 +115,32 @@ def _slug(text: str) -> str:
 
 
 def _book_requests(profile: Any) -> list[tuple[str, str, SweepCall]]:
-    """Every ``(model, dataset, call)`` the chapters request of ``sweep_for`` (chapters 3-9),
-    in chapter order. Keep in step with the notebooks' ``sweep_for`` calls."""
+    """Every ``(model, dataset, call)`` the chapters request of ``sweep_for`` (chapters 1-9),
+    in chapter order, for the (model, dataset) pairs the model can be fed. Keep in step with
+    :func:`slimlib.claims.gather` and the notebooks' ``sweep_for`` / ``controls_for`` calls."""
+    from slimlib import models as registry
+    from slimlib.chapters import runs_on_name
+    from slimlib.claims import ablation_model
+    from slimlib.controls import control_label
+
+    def fits(model: str, datasets: Sequence[str]) -> list[str]:
+        spec = registry.spec(model)
+        return [d for d in datasets if runs_on_name(spec, d)]
+
     main = SweepCall()
     rs_models = [*profile.models, *(m for pair in profile.slimmable_pairs for m in pair),
                  *profile.cv_models]
-    out = [(m, d, main) for m in dict.fromkeys(rs_models) for d in profile.datasets]
-    out += [(m, d, main) for m in profile.cv_models for d in profile.cv_datasets]
-    # chapter 7 (ablations): the first model on the first dataset at the ablation widths
-    aw = tuple(profile.ablation_widths)
-    aw = aw if 1.0 in aw else (*aw, 1.0)
-    model, dataset = profile.models[0], profile.datasets[0]
+    out = [(m, d, main) for m in dict.fromkeys(rs_models) for d in fits(m, profile.datasets)]
+    out += [(m, d, main) for m in profile.cv_models for d in fits(m, profile.cv_datasets)]
+    # random-init controls of the RS models (chapters.controls_for) at the control widths
+    cw = SweepCall(widths=tuple(profile.control_widths))
+    for m in profile.models:
+        for d in fits(m, profile.datasets):
+            out.append((m, d, cw))
+            out += [(control_label(m, s), d, cw) for s in profile.init_seeds]
+    # chapter 7 (ablations): the model x dataset with the largest test split
+    aw = tuple(sorted(set(profile.ablation_widths) | {1.0}))
+    model, dataset = ablation_model(profile)
     out += [(model, dataset, SweepCall(widths=aw, protocols=("knn",), order=o, metrics=False))
             for o in ("first", "last", "random")]
     out += [(model, dataset, SweepCall(widths=aw, protocols=("knn",), parts=p, metrics=False))
@@ -180,7 +195,9 @@ def plan(profile: Any, *, models: Sequence[str] | None = None,
         requests = [(m, d, SweepCall()) for m in (models or profile.models)
                     for d in (datasets or profile.datasets)]
     if models is not None:
-        requests = [r for r in requests if r[0] in models]
+        from slimlib.controls import split_label
+
+        requests = [r for r in requests if split_label(r[0])[0] in models]
         requests += [(m, d, SweepCall()) for m in models if m not in {r[0] for r in requests}
                      for d in (datasets or profile.datasets)]
     if datasets is not None:
