@@ -218,6 +218,9 @@ def test_spec_carries_bands_groups_month_and_provenance():
     assert spec.mean[0] == pytest.approx((1395.3408730676722 - 2 * 917.7041440370853) / 1e4)
     assert spec.std[0] == pytest.approx(4 * 917.7041440370853 / 1e4)
     assert "galileo-nano" in models.list_models("rs") and "galileo-nano-rgb" in models.list_models("rs")
+    p8 = models.load("galileo-nano-p8", pretrained=False)
+    assert p8.patch_size == p8.spec.patch_size == 8 and p8.spec.bands == spec.bands
+    assert models.load("galileo-nano-rgb-p8", pretrained=False, patch_size=4).patch_size == 4
     with pytest.raises(ValueError, match="patch_size"):
         models.load("galileo-nano", pretrained=False, patch_size=6)
     with pytest.raises(ValueError, match="rgb_gain"):

@@ -18,24 +18,28 @@ from slimlib import models
 from slimlib.config import cache_dir
 from slimlib.models import download, embedded, terratorch_models
 from slimlib.models.encoder import CopernicusFMEncoder, DOFAEncoder, Encoder
+from slimlib.slimming import attention_layout as slimlib_layout
 from slimlib.specs import UNITS
 
 RS = [
     "ssl4eo-vits16-moco", "ssl4eo-vits16-dino", "ssl4eo-vits16-mae", "ssl4eo-vits16-fgmae",
     "softcon-vits14", "softcon-vitb14", "dofa-base", "dofa-large", "panopticon-vitb14",
     "copernicusfm-base", "scalemae-large", "terramind-v1-base", "terramind-v1-large",
-    "prithvi-eo-2-300m", "prithvi-eo-2-600m",
+    "prithvi-eo-2-300m", "prithvi-eo-2-600m", "galileo-nano", "galileo-nano-rgb",
+    "galileo-nano-p8", "galileo-nano-rgb-p8",
 ]
 CV = ["mae-vitb16-imagenet", "dinov2-vitb14"]
 EMBEDDED = ["rs-moco-tiny", "rs-moco-tiny-slimmable", "rs-mae-tiny", "rs-mae-tiny-slimmable",
             "cv-moco-tiny", "cv-mae-tiny"]
 TERRATORCH = ["terramind-v1-base", "terramind-v1-large", "prithvi-eo-2-300m",
               "prithvi-eo-2-600m"]
+GALILEO = ["galileo-nano", "galileo-nano-rgb", "galileo-nano-p8", "galileo-nano-rgb-p8"]  # slimlib's own code, not torchgeo
 WAVELENGTH_MODELS = ["dofa-base", "dofa-large", "copernicusfm-base", "panopticon-vitb14"]
 #: ViT-S models build in a few seconds; ViT-B and larger take >10 s each on a shared CPU and are
 #: marked slow (adapter wiring is also covered by tiny models of the same classes below).
 FAST = {"ssl4eo-vits16-moco", "ssl4eo-vits16-dino", "ssl4eo-vits16-mae", "ssl4eo-vits16-fgmae",
-        "softcon-vits14"}
+        "softcon-vits14", "galileo-nano", "galileo-nano-rgb", "galileo-nano-p8",
+        "galileo-nano-rgb-p8"}
 STATIC = RS + CV
 DOWNLOADABLE = [n for n in STATIC if n not in TERRATORCH]  # no optional dependency needed
 S2_NAMES = {"B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10",
@@ -76,6 +80,8 @@ def _patch_in_chans(encoder: Encoder) -> int:
             return len(getattr(encoder, attr))
     if hasattr(encoder, "chn_ids"):
         return int(encoder.chn_ids.numel())
+    if hasattr(encoder, "groups"):  # Galileo: one patch embedding per channel group
+        return sum(len(idx) for idx in encoder.groups.values())
     proj = encoder.backbone.patch_embed.proj
     return int(proj.in_channels)
 
@@ -141,7 +147,8 @@ def test_spec_fields_are_sane(name):
     assert set(s.bands) <= S2_NAMES or s.bands == ("R", "G", "B")
     assert all(v > 0 for v in s.std)
     if s.units == "reflectance":  # statistics converted from DN (x 10 000) to reflectance
-        assert all(0.0 <= v < 1.0 for v in s.mean) and all(v <= 1.0 for v in s.std)
+        # Galileo's plain mean is the authors' mean - 2 std, so it may be slightly negative
+        assert all(-1.0 < v < 1.0 for v in s.mean) and all(v <= 1.0 for v in s.std)
     assert s.input_size % s.patch_size == 0 and s.embed_dim > 0
     assert s.source and s.licence and s.pretraining and s.architecture
     if name in WAVELENGTH_MODELS:
@@ -155,7 +162,7 @@ def test_torchgeo_urls_and_metadata_match_installed_torchgeo():
 
     from slimlib.models.torchgeo_models import TORCHGEO_WEIGHTS
 
-    assert set(TORCHGEO_WEIGHTS) == set(RS) - set(TERRATORCH)
+    assert set(TORCHGEO_WEIGHTS) == set(RS) - set(TERRATORCH) - set(GALILEO)
     for name, (enum, member) in TORCHGEO_WEIGHTS.items():
         weights = getattr(tgm, enum)[member]
         s = models.spec(name)
@@ -202,8 +209,13 @@ def test_builds_offline_gives_features_and_slims(name):
     assert _patch_in_chans(enc) == spec.in_chans
     blocks = _blocks(enc)
     assert blocks, "no transformer blocks found"
-    for block in blocks:  # what slimlib.slim expects: timm attention with a fused qkv
-        assert type(block.attn) is Attention and type(block.mlp) in (Mlp, SwiGLU)
+    for block in blocks:  # what slimlib.slim expects: timm attention with a fused qkv ...
+        assert type(block.mlp) in (Mlp, SwiGLU)
+        if name.startswith("galileo"):  # ... or separate q/k/v projections (Galileo)
+            assert slimlib_layout(block.attn).kind == "split"
+            assert block.attn.q.in_features == spec.embed_dim
+            continue
+        assert type(block.attn) is Attention
         assert block.attn.qkv.in_features == spec.embed_dim
 
     x = _input(spec, enc.dynamic_img_size)

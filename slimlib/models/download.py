@@ -21,12 +21,14 @@ in (2)-(5) and every download is verified: a file with another hash is refused
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import os
 import socket
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ __all__ = [
     "ChecksumMismatchError",
     "WeightsUnavailableError",
     "sha256sum",
+    "weights_root",
     "is_online",
     "local_candidates",
     "resolve",
@@ -146,7 +149,28 @@ def sha256sum(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+#: The weights root of the current :func:`slimlib.models.load` call (see :func:`weights_root`).
+_WEIGHTS_ROOT: contextvars.ContextVar[str | os.PathLike | None] = contextvars.ContextVar(
+    "slimlib_weights_root", default=None)
+
+
+@contextlib.contextmanager
+def weights_root(root: str | os.PathLike | None) -> Iterator[None]:
+    """Within the block, :func:`resolve` searches ``root`` first (``None``: no weights root).
+
+    :func:`slimlib.models.load` wraps every loader in it, so the setting reaches each model's
+    own resolution without a global and without reading the environment here.
+    """
+    token = _WEIGHTS_ROOT.set(root)
+    try:
+        yield
+    finally:
+        _WEIGHTS_ROOT.reset(token)
+
+
 def _check_root(weights_root: str | os.PathLike | None) -> Path | None:
+    if weights_root is None:
+        weights_root = _WEIGHTS_ROOT.get()
     if weights_root is None or str(weights_root) == "":
         return None
     root = Path(weights_root).expanduser()
@@ -218,7 +242,8 @@ def resolve(name: str, ckpt: Checkpoint, checkpoint: str | os.PathLike | None = 
         name: the model name (for messages).
         ckpt: where the published weights come from.
         checkpoint: an explicit file; used as is (no checksum: it may be your own weights).
-        weights_root: a folder searched first, as ``<weights_root>/<ckpt.filename>``.
+        weights_root: a folder searched first, as ``<weights_root>/<ckpt.filename>``; default
+            the one set by :func:`weights_root` (i.e. by ``slimlib.models.load(weights=...)``).
         download: allow a download when no local copy exists.
         progress: show a download progress bar.
 

@@ -26,11 +26,15 @@ folds both steps into a plain mean/std in rgb01 units. ``rgb_gain=`` changes the
 DN), rewritten as ``(x - mean') / std'`` with ``mean' = mean - 2 std`` and ``std' = 4 std``,
 divided by 10 000 for reflectance units.
 
-**Patch size**: 4 (default) or 8, ``models.load("galileo-nano", patch_size=8)``. The stored
-8 x 8 kernels are resampled for 4 (FlexiViT pseudo-inverse). Default 4 because it is the
-more accurate (full-width k-NN on EuroSAT 13-band 0.78 vs 0.72 with the authors' code and with
-slimlib's, see ``docs/models.md``) at 4x the tokens of patch 8 (1,280 vs 320 for 13-band
-64 px input; 256 vs 64 in RGB mode), which on this CPU is still fast (timings in the docs).
+**Patch size**: 4 (default) or 8: ``models.load("galileo-nano", patch_size=8)``, or the
+registered names ``galileo-nano-p8`` / ``galileo-nano-rgb-p8`` (same weights, patch 8 by
+default) for sweeps that take plain names. The stored 8 x 8 kernels are resampled for 4
+(FlexiViT pseudo-inverse). Default 4 because it is the more accurate at full width and is the
+authors' protocol: full-width k-NN on EuroSAT 13-band 0.780 (patch 4) vs 0.715 (patch 8),
+measured with slimlib's implementation and identical to the authors' numbers; at s <= 0.1
+both give about 0.57-0.61. Patch 4 has 4x the tokens (1,280 vs 320 for 13-band 64 px; 256 vs
+64 in RGB mode) and costs about 10x the time on CPU (0.34 vs 0.032 s per 13-band image, one
+thread; ``docs/models.md``), so time-bound builds should use the ``-p8`` names.
 
 **Feature**: mean of the exit-normed tokens over all unmasked tokens (the authors'
 ``average_tokens``), ``(B, 128)``. Month index 6 (July) and one timestep, as in the authors'
@@ -46,7 +50,7 @@ from numbers import Real
 import torch
 
 from slimlib.data.bands import EUROSAT_MS_BANDS, RGB_GAIN, RGB_TO_S2
-from slimlib.models.download import Checkpoint, read_state_dict
+from slimlib.models.download import Checkpoint, read_state_dict, resolve
 from slimlib.models.encoder import Encoder
 from slimlib.models.galileo import (
     PATCH_SIZES,
@@ -141,9 +145,9 @@ def _check_patch(patch_size: object) -> int:
     return int(patch_size)
 
 
-def _load(spec: ModelSpec, *, pretrained: bool, checkpoint, patch_size: int = DEFAULT_PATCH_SIZE,
+def _load(spec: ModelSpec, *, pretrained: bool, checkpoint, patch_size: int | None = None,
           rgb_gain: float | None = None) -> Encoder:
-    patch_size = _check_patch(patch_size)
+    patch_size = _check_patch(spec.patch_size if patch_size is None else patch_size)
     if rgb_gain is not None:
         if spec.units != "rgb01":
             raise ValueError(f"{spec.name}: rgb_gain= applies to the RGB mode only "
@@ -155,16 +159,14 @@ def _load(spec: ModelSpec, *, pretrained: bool, checkpoint, patch_size: int = DE
             (k, float(rgb_gain) if k == "rgb_gain" else v) for k, v in spec.extra))
     if patch_size != spec.patch_size:
         spec = dataclasses.replace(spec, patch_size=patch_size)
+    path = resolve(spec.name, CHECKPOINT, checkpoint) if pretrained else None  # before building
     backbone = GalileoNano()
-    if pretrained:
-        if checkpoint is None:
-            raise ValueError(f"{spec.name}: pretrained=True needs a resolved checkpoint path "
-                             "(slimlib.models.load resolves it)")
-        state = read_state_dict(checkpoint)
+    if path is not None:
+        state = read_state_dict(path)
         try:
             backbone.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise ValueError(f"{spec.name}: checkpoint {checkpoint} is not a Galileo-nano "
+            raise ValueError(f"{spec.name}: checkpoint {path} is not a Galileo-nano "
                              f"encoder state dict: {err}") from err
     return GalileoEncoder(backbone, spec, patch_size=patch_size)
 
@@ -209,7 +211,18 @@ _RGB = ModelSpec(
                              "OURS_S2 stats (DN) of B04/B03/B02")),
 )
 
+
+
+def _p8(spec: ModelSpec) -> ModelSpec:
+    """The same entry at patch size 8, under its own name (so a sweep can be given a name)."""
+    return dataclasses.replace(spec, name=f"{spec.name}-p8", patch_size=8,
+                               notes=spec.notes.replace("patch_size=4 (default) or 8",
+                                                        "patch_size=8 (default) or 4"))
+
+
 ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry(_MS, partial(_load), CHECKPOINT, options=("patch_size",)),
     ModelEntry(_RGB, partial(_load), CHECKPOINT, options=("patch_size", "rgb_gain")),
+    ModelEntry(_p8(_MS), partial(_load), CHECKPOINT, options=("patch_size",)),
+    ModelEntry(_p8(_RGB), partial(_load), CHECKPOINT, options=("patch_size", "rgb_gain")),
 )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from slimlib._validation import check_choice
 from slimlib.config import WEIGHTS_ENV
-from slimlib.models.download import Checkpoint, resolve
+from slimlib.models.download import Checkpoint, weights_root
 from slimlib.models.encoder import Encoder
 from slimlib.specs import ModelSpec
 
@@ -168,12 +168,11 @@ def load(name: str, pretrained: bool = True, *, checkpoint: str | os.PathLike | 
         raise ValueError(f"{name}: unknown option(s) {unknown}; allowed options: {allowed}")
     if weights is None:
         weights = os.environ.get(WEIGHTS_ENV) or None  # the one place this variable is read
-    if entry is not None and entry.checkpoint is not None and pretrained:
-        # resolve (and verify) before building, so an offline failure is immediate
-        checkpoint = resolve(name, entry.checkpoint, checkpoint, weights_root=weights)
-    if entry is None:
-        encoder = _embedded().load(name, pretrained=pretrained, checkpoint=checkpoint, **kwargs)
-    else:
-        encoder = entry.loader(entry.spec, pretrained=pretrained, checkpoint=checkpoint,
-                               **kwargs)
+    with weights_root(weights):  # every loader's download.resolve() searches it first
+        if entry is None:
+            encoder = _embedded().load(name, pretrained=pretrained, checkpoint=checkpoint,
+                                       **kwargs)
+        else:
+            encoder = entry.loader(entry.spec, pretrained=pretrained, checkpoint=checkpoint,
+                                   **kwargs)
     return encoder.eval()
