@@ -49,7 +49,26 @@ def _timm_builder(vit: nn.Module) -> dict[str, Any]:
               "in_chans": int(pe.proj.in_channels),
               "dynamic_img_size": bool(getattr(vit, "dynamic_img_size", False)),
               "global_pool": getattr(vit, "global_pool", "token")}
-    return {"kind": "timm", "name": arch, "kwargs": kwargs}
+    builder = {"kind": "timm", "name": arch, "kwargs": kwargs}
+    _check_same_architecture(vit, _build_base(builder), arch)
+    return builder
+
+
+def _check_same_architecture(model: nn.Module, base: nn.Module, arch: str) -> None:
+    """Refuse to record a timm name whose default build differs from ``model``."""
+    from slimlib.slimming import ffn_hidden, find_blocks
+
+    mine, theirs = find_blocks(model), find_blocks(base)
+    same = len(mine) == len(theirs) and all(
+        a.attn.qkv.in_features == b.attn.qkv.in_features
+        and a.attn.num_heads == b.attn.num_heads
+        and getattr(a.attn, "full_head_dim", a.attn.head_dim) == b.attn.head_dim
+        and ffn_hidden(a.mlp) <= ffn_hidden(b.mlp)
+        for (_, a), (_, b) in zip(mine, theirs, strict=False))
+    if not same:
+        raise ValueError(f"this model is not timm's default {arch!r} (depth, width or heads "
+                         "differ), so its name cannot rebuild it; pass builder='module:function'"
+                         " that builds the full-width model")
 
 
 def _builder(model: nn.Module, builder: str | dict | None) -> dict[str, Any]:
