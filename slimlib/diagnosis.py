@@ -14,7 +14,10 @@ Definitions (also in ``docs/deploy.md``):
   patch embedding, norms and the softmax over tokens remain).
 * **slimmability score** S = ∫ min(max(r, 0), 1) d(log c) / (−log c_lo) over the measured
   range [c_lo, 1] (trapezoids in log c), c_lo the smallest measured relative compute.
-  S = 1: all of the score kept at every measured compute; S ≈ c-weighted share kept.
+  S = 1: all of the score kept at every measured compute.
+* **recommended width**: the smallest width s such that the k-fold CV retention on the
+  *training* split is >= ``keep`` at s and at every larger measured width
+  (:func:`recommend_width`); its held-out test retention is reported beside it.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from slimlib import features as _features
 from slimlib._validation import check_widths
 from slimlib.inputs import check_data, random_control, resolve_data, resolve_model
 
-__all__ = ["diagnose", "DEFAULT_WIDTHS", "slimmability_score", "cv_retention"]
+__all__ = ["diagnose", "DEFAULT_WIDTHS", "slimmability_score", "cv_retention",
+           "recommend_width"]
 
 #: Widths of a diagnosis (the paper's grid thinned out; 1.0 is always included).
 DEFAULT_WIDTHS: tuple[float, ...] = (1.0, 0.75, 0.5, 0.333, 0.25, 0.1, 0.05, 0.02)
@@ -80,6 +84,20 @@ def cv_retention(feats: dict[float, np.ndarray], labels: np.ndarray, *, folds: i
         scores[width] = float(np.mean(vals))
     full = scores[max(scores)]
     return {w: v / full if full > 0 else math.nan for w, v in scores.items()}
+
+
+def recommend_width(cv: dict[float, float], keep: float) -> float:
+    """The smallest width ``w`` such that every measured width >= ``w`` keeps ``keep``.
+
+    Requiring all larger widths to pass too (not only ``w`` itself) keeps a noisy dip at a
+    larger width from being skipped over; width 1 (retention 1 by definition) always passes.
+    """
+    chosen = 1.0
+    for w in sorted(cv, reverse=True):
+        if cv[w] < keep:
+            break
+        chosen = w
+    return chosen
 
 
 def _time_widths(models: dict[float, torch.nn.Module], example: torch.Tensor, batch: int,
@@ -249,8 +267,7 @@ def diagnose(
     train_feats = {w: _train_features(enc, slim(enc, w), name, data_name, train, device_t,
                                       batch_size, progress, w) for w in widths}
     cv = cv_retention(train_feats, labels, folds=folds, seed=seed)
-    eligible = [w for w in widths if cv[w] >= keep]
-    chosen = min(eligible)
+    chosen = recommend_width(cv, keep)
 
     example = torch.zeros(1, enc.spec.in_chans, enc.spec.input_size, enc.spec.input_size)
     full_flops = flops(enc, example)

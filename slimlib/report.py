@@ -95,7 +95,8 @@ def _summary(result: dict[str, Any]) -> list[tuple[str, str]]:
         (f"smallest width keeping >= {result['keep']:.0%}",
          f"s = {result['recommended_width']:g} (relative compute "
          f"{_f(result['recommended_rel_compute'])}), chosen by {result['folds']}-fold CV on the "
-         f"training split (CV retention {_f(result['recommended_cv_retention'])}); held-out test "
+         f"training split, this and every larger width (CV retention "
+         f"{_f(result['recommended_cv_retention'])}); held-out test "
          f"retention {_f(result['recommended_test_retention'])}"),
         ("timing", f"{result['threads']} torch thread(s), {result['device']}, torch "
                    f"{result['torch']}"),

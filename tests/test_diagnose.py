@@ -46,6 +46,15 @@ def test_score_definition():
         slimmability_score([1.0, 1.0], [1.0, 1.0])
 
 
+def test_recommend_width_needs_every_larger_width():
+    from slimlib.diagnosis import recommend_width
+
+    cv = {1.0: 1.0, 0.5: 0.97, 0.25: 0.90, 0.1: 0.99}
+    assert recommend_width(cv, 0.95) == 0.5  # the dip at 0.25 stops the search
+    assert recommend_width(cv, 0.8) == 0.1
+    assert recommend_width({1.0: 1.0, 0.5: 0.5}, 0.95) == 1.0
+
+
 def test_cv_retention_uses_only_given_features():
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 10)
