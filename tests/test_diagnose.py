@@ -183,6 +183,7 @@ def test_wrong_bands_for_registry_model(tmp_path):
         slimlib.diagnose(enc, (train, test), out=tmp_path / "rep", **FAST)
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_vit_small_on_eurosat_rgb_cli(tmp_path, data_root):
     """The issue's command on real data (random timm weights, tiny subset, 64 px)."""
