@@ -356,6 +356,29 @@ def _select_bands(ds: ImageDataset, bands: tuple[str, ...]) -> ImageDataset:
                                notes=list(ds.notes))
 
 
+def _load_registry(name: str, split: str, limit: int | None, seed: int,
+                   data_root: str | os.PathLike | None) -> ImageDataset:
+    """One split of a registry dataset, at most ``limit`` images per class (stratified, seeded);
+    loaders that cannot subset themselves are subset after loading."""
+    from slimlib import data as _data
+    from slimlib.data._common import stratified_subset
+
+    if limit is None:
+        return _data.load(name, split, root=data_root)
+    try:
+        return _data.load(name, split, root=data_root, limit_per_class=limit, seed=seed)
+    except ValueError as err:
+        if "unknown option" not in str(err):
+            raise
+    ds = _data.load(name, split, root=data_root)
+    if ds.multilabel:
+        return ds
+    idx = torch.from_numpy(stratified_subset(ds.labels.numpy(), limit, seed))
+    return dataclasses.replace(ds, images=ds.images[idx], labels=ds.labels[idx],
+                               paths=tuple(ds.paths[i] for i in idx.tolist()) if ds.paths
+                               else None, notes=list(ds.notes))
+
+
 def resolve_data(data: str | os.PathLike | tuple, *, bands: tuple[str, ...] | None = None,
                  limit_per_class: int | None = None, test_fraction: float = 0.25, seed: int = 0,
                  data_root: str | os.PathLike | None = None, progress: bool = True
@@ -369,9 +392,8 @@ def resolve_data(data: str | os.PathLike | tuple, *, bands: tuple[str, ...] | No
         from slimlib import data as _data
 
         if isinstance(data, str) and data in _data.list_datasets():
-            opts = {"limit_per_class": limit_per_class} if limit_per_class else {}
-            train = _data.load(data, "train", root=data_root, **opts)
-            test = _data.load(data, "test", root=data_root, **opts)
+            train, test = (_load_registry(data, split, limit_per_class, seed, data_root)
+                           for split in ("train", "test"))
             name = data
         else:
             path = Path(data)

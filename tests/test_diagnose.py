@@ -195,3 +195,15 @@ def test_vit_small_on_eurosat_rgb_cli(tmp_path, data_root):
     saved = json.loads((tmp_path / "r" / "report.json").read_text())
     assert saved["random_weights"] and "RANDOM" in (tmp_path / "r" / "report.md").read_text()
     assert saved["n_train"] == 50 and not math.isnan(saved["score"])
+
+
+def test_registry_data_subset_when_loader_cannot():
+    """synthetic-ms's loader has no limit_per_class: the subset is taken after loading."""
+    from slimlib.inputs import resolve_data
+
+    name, train, test = resolve_data("synthetic-ms", limit_per_class=3, progress=False)
+    assert name == "synthetic-ms" and train.synthetic
+    assert torch.bincount(train.labels).tolist() == [3] * 10
+    assert torch.bincount(test.labels).max() <= 3
+    with pytest.raises(ValueError, match="has no band"):
+        resolve_data("synthetic-ms", bands=("B02", "X9"), progress=False)
