@@ -236,8 +236,13 @@ def diagnose(
     data_name, train, test = resolve_data(data, bands=bands_t, limit_per_class=limit_per_class,
                                           seed=seed, data_root=data_root, progress=progress)
     check_data(train, test, folds=folds, k=_K)
+    mean = std = None  # RGB 8-bit data: ImageNet statistics (or timm's own)
+    if tuple(train.bands) != ("R", "G", "B") or train.units != "rgb01":
+        flat = train.images.transpose(0, 1).reshape(train.images.shape[1], -1)
+        mean = tuple(float(v) for v in flat.mean(1))
+        std = tuple(max(float(v), 1e-6) for v in flat.std(1))
     resolved = resolve_model(model, weights=weights, bands=train.bands, units=train.units,
-                             mean=None, std=None, input_size=image_size, seed=seed)
+                             mean=mean, std=std, input_size=image_size, seed=seed)
     enc = resolved.encoder
     from slimlib.data import band_plan
 

@@ -107,8 +107,14 @@ def _wrap(module: nn.Module, spec: ModelSpec) -> Encoder:
     is_vit = hasattr(module, "forward_features") and hasattr(module, "num_prefix_tokens")
     enc: Encoder = TimmViTEncoder(module, spec, dynamic_img_size=True) if is_vit \
         else ModuleEncoder(module, spec, dynamic_img_size=True)
-    with torch.no_grad():
-        out = enc.eval()(torch.zeros(2, spec.in_chans, spec.input_size, spec.input_size))
+    try:
+        with torch.no_grad():
+            out = enc.eval()(torch.zeros(2, spec.in_chans, spec.input_size, spec.input_size))
+    except RuntimeError as err:
+        raise ValueError(f"model {spec.name!r} fails on an input (2, {spec.in_chans}, "
+                         f"{spec.input_size}, {spec.input_size}) of the data's {spec.in_chans} "
+                         f"bands {spec.bands}: {err}. Pass bands= matching the model's input "
+                         "channels (or image_size= its input size)") from err
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"model {spec.name!r} must return pooled features (B, D) for an input "
@@ -200,7 +206,7 @@ def resolve_model(model: str | nn.Module, *, weights: str | os.PathLike | None =
                              "Offline, use weights='random' or a local weights file.") from err
         kind, label = "timm", "timm pretrained" if pretrained else "random init"
         cfg = getattr(module, "pretrained_cfg", {}) or {}
-        if tuple(bands) == ("R", "G", "B") and "mean" in cfg:
+        if tuple(bands) == ("R", "G", "B") and units == "rgb01" and "mean" in cfg:
             mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
     if wfile is not None:
         _load_state(module, wfile)
@@ -424,8 +430,7 @@ def check_data(train: ImageDataset, test: ImageDataset, *, folds: int, k: int) -
                          "folds= or raise limit_per_class=")
     if len(test) == 0 or len(set(test.labels.tolist())) < 2:
         raise ValueError(f"{test.name}: the test split needs images of at least two classes")
-    smallest = len(train) - max(counts) // 1
-    if len(train) * (folds - 1) // folds < k or smallest < 1:
+    if len(train) * (folds - 1) // folds < k:
         raise ValueError(f"{train.name}: {len(train)} training images are too few for a "
                          f"{k}-NN in {folds}-fold CV")
 

@@ -207,3 +207,32 @@ def test_registry_data_subset_when_loader_cannot():
     assert torch.bincount(test.labels).max() <= 3
     with pytest.raises(ValueError, match="has no band"):
         resolve_data("synthetic-ms", bands=("B02", "X9"), progress=False)
+
+
+def test_tiff_folder_bands(tmp_path):
+    """Multi-band TIFFs need one band name per channel; a model with other channels is refused."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 2)):
+        for c in range(2):
+            d = tmp_path / "tif" / split / f"c{c}"
+            d.mkdir(parents=True)
+            for i in range(n):
+                tifffile.imwrite(d / f"{i}.tif", (rng.random((32, 32, 2)) * 3000 + c * 2000)
+                                 .astype(np.uint16))
+    folder = str(tmp_path / "tif")
+    with pytest.raises(ValueError, match="multi-band TIFFs need bands="):
+        slimlib.diagnose("tests.tiny_models:build", folder, out=tmp_path / "r", **FAST)
+    with pytest.raises(ValueError, match="has 2 channels but bands= names 3"):
+        slimlib.diagnose("tests.tiny_models:build", folder, bands=("B02", "B03", "B04"),
+                         out=tmp_path / "r", **FAST)
+    with pytest.raises(ValueError, match="Pass bands= matching the model's input channels"):
+        slimlib.diagnose("tests.tiny_models:build", folder, bands=("B04", "B08"),
+                         out=tmp_path / "r", **FAST)
+    # a timm name is built with one input channel per band and the data's own statistics
+    result = slimlib.diagnose("vit_tiny_patch16_224", folder, bands=("B04", "B08"),
+                              image_size=32, out=tmp_path / "ok", control=False, latency=False,
+                              **{**FAST, "widths": (1.0, 0.5)})
+    assert result["bands"] == ["B04", "B08"] and result["units"] == "reflectance"
+    assert result["random_weights"] and result["model_kind"] == "timm"
