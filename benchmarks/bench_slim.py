@@ -1,10 +1,21 @@
-"""Latency/throughput of slimmed vs full ViT-S/16 and ViT-B/16 on this machine.
+"""Latency/throughput of slimmed vs full ViTs on this machine, with both physical bounds.
 
-Prints one table measured in a single run: per width, the FLOP ratio full/slim, the
-measured speed-up at batch 1 (latency) and batch 32 (throughput), and the time to slim.
-Full and slimmed models are timed in alternation (full, slim, full, slim, ...) and the
-speed-ups are ratios of medians, so drift in machine load hits both alike.
-Run: ``.venv/bin/python benchmarks/bench_slim.py [--quick] [--threads N]``.
+For every width s and every runtime (``eager`` PyTorch, ``compile`` = torch.compile/inductor
+with frozen weights, ``onnx`` = ONNX Runtime CPU) it prints, measured in one run:
+
+* ``FLOP ratio``: FLOPs(1) / FLOPs(s) (slimlib.flops, attention included): the pure limit.
+* ``bound``: the achievable speed-up that counts the non-slimmable work (Amdahl):
+  T_full / (T_fixed + (T_full - T_fixed) / r), with T_fixed the eager time of the patch
+  embedding, every LayerNorm, the residual adds and the softmax over the N x N scores of every
+  head (timed separately on the same shapes), and r the FLOP ratio without the patch embedding.
+* speed-ups over the **full-width model in the same runtime**, as min / median / max over
+  alternated rounds (each round times full, then slim; the ratio is taken within the round, so
+  load drift hits both alike), and ``vs eager``: the slim model in this runtime against the
+  eager slim model at the same width, timed in the same alternated rounds (what switching
+  runtime gains; below 0.97 it is flagged ``!slow``). A median within-runtime speed-up above the
+  FLOP ratio is flagged ``!>FLOP`` (not physical: check the measurement).
+
+Run: ``.venv/bin/python benchmarks/bench_slim.py --threads 1 [--quick] [--runtimes eager onnx]``.
 """
 
 from __future__ import annotations
@@ -12,62 +23,155 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import timm
 import torch
+import torch.nn.functional as F
 
 import slimlib
+from slimlib.fast import compile_model, onnx_session
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _time_pair(full: torch.nn.Module, small: torch.nn.Module, x: torch.Tensor,
-               repeats: int) -> tuple[float, float]:
-    """Median seconds per forward of ``full`` and ``small``, timed in alternation."""
-    times: dict[int, list[float]] = {0: [], 1: []}
+def _rounds(full: Runner, small: Runner, x: torch.Tensor, repeats: int,
+            eager: Runner | None = None) -> tuple[list[float], ...]:
+    """Per-round seconds of ``full``, ``small`` (and the eager slim model ``eager``), timed in
+    alternation after one warm-up each."""
+    runners = [full, small] + ([eager] if eager is not None else [])
+    times: list[list[float]] = [[] for _ in runners]
     with torch.inference_mode():
-        full(x), small(x)  # warm-up
+        for runner in runners:
+            runner(x)
         for _ in range(repeats):
-            for i, model in enumerate((full, small)):
+            for runner, out in zip(runners, times, strict=True):
                 start = time.perf_counter()
-                model(x)
-                times[i].append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
+                runner(x)
+                out.append(time.perf_counter() - start)
+    return tuple(times)
+
+
+def _stats(tf: list[float], ts: list[float], *_: list[float]
+           ) -> tuple[float, float, float, float]:
+    """(min, median, max) of per-round speed-ups and the median slim seconds."""
+    ratios = [a / b for a, b in zip(tf, ts, strict=True)]
+    return min(ratios), statistics.median(ratios), max(ratios), statistics.median(ts)
+
+
+def _median_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def fixed_seconds(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
+    """Eager seconds of the work slimming cannot shrink, for input ``x``."""
+    blocks = slimlib.slimming.find_blocks(model)
+    heads = int(blocks[0][1].attn.num_heads)
+    with torch.inference_mode():
+        tokens = model.patch_embed(x)
+        n = tokens.shape[1] + int(getattr(model, "num_prefix_tokens", 0))
+        b, d = x.shape[0], tokens.shape[-1]
+        t = torch.randn(b, n, d)
+        scores = torch.randn(b, heads, n, n)
+        w, bias = torch.ones(d), torch.zeros(d)
+        patch = _median_time(lambda: model.patch_embed(x), repeats)
+        norm = _median_time(lambda: F.layer_norm(t, (d,), w, bias), repeats)
+        add = _median_time(lambda: t + t, repeats)
+        soft = _median_time(lambda: scores.softmax(-1), repeats)
+    depth = len(blocks)
+    return patch + norm * (2 * depth + 1) + add * 2 * depth + soft * depth
+
+
+def _runner(runtime: str, model: torch.nn.Module, one: torch.Tensor) -> Runner:
+    if runtime == "eager":
+        return model
+    if runtime == "compile":
+        return compile_model(model)
+    return onnx_session(model, example_input=one)
+
+
+def _patch_flops(model: torch.nn.Module, one: torch.Tensor) -> int:
+    return slimlib.flops(model.patch_embed, one)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.75, 0.5, 0.25, 0.1])
+    parser.add_argument("--widths", type=float, nargs="+", default=[0.75, 0.5, 0.25, 0.1])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--models", nargs="+", default=["vit_small_patch16_224"])
+    parser.add_argument("--runtimes", nargs="+", default=["eager", "compile", "onnx"],
+                        choices=["eager", "compile", "onnx"])
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    reps1, reps32 = (5, 2) if args.quick else (20, 4)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, timm {timm.__version__}")
-    header = (f"{'model':<10}{'width':>7}{'GFLOPs/img':>12}{'FLOP ratio':>12}"
-              f"{'lat b1 ms':>11}{'speed-up b1':>13}{'img/s b32':>11}{'speed-up b32':>14}")
-    print(header)
-    for arch, name in (("vit_small_patch16_224", "ViT-S/16"), ("vit_base_patch16_224", "ViT-B/16")):
+    reps1, reps_b = (5, 3) if args.quick else (15, 5)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, timm {timm.__version__}"
+          f"; speed-ups over full width in the same runtime: min/median/max of {reps1} (b1), {reps_b} "
+          f"(b{args.batch}) alternated rounds")
+    print(f"{'model':<24}{'s':>6}{'GFLOP/img':>10}{'FLOP ratio':>11}{'bound':>7}  {'runtime':<8}"
+          f"{'ms b1':>8}{'speed-up b1 (min/med/max)':>27}{'img/s b' + str(args.batch):>10}"
+          f"{'speed-up b' + str(args.batch) + ' (min/med/max)':>28}{'vs eager':>9}  flags")
+    for arch in args.models:
         model = timm.create_model(arch, num_classes=0).eval()
         one = torch.randn(1, 3, 224, 224)
-        batch = torch.randn(32, 3, 224, 224)
+        batch = torch.randn(args.batch, 3, 224, 224)
         full_flops = slimlib.flops(model, one)
+        patch = _patch_flops(model, one)
+        with torch.inference_mode():
+            t_full = _median_time(lambda m=model, b=batch: m(b), reps_b)
+        t_fixed = fixed_seconds(model, batch, reps_b)
+        print(f"# {arch}: eager full {t_full * 1e3:.0f} ms at b{args.batch}, non-slimmable "
+              f"{t_fixed * 1e3:.0f} ms ({t_fixed / t_full:.0%})")
+        runners = {}
+        for runtime in args.runtimes:
+            runners[runtime] = _runner(runtime, model, one)
         for width in args.widths:
             small = slimlib.slim(model, width)
-            base_lat, lat = _time_pair(model, small, one, reps1)
-            base_b, small_b = _time_pair(model, small, batch, reps32)
-            tp = 32 / small_b
             f = slimlib.flops(small, one)
-            print(f"{name:<10}{width:>7.3g}{f / 1e9:>12.2f}{full_flops / f:>12.2f}"
-                  f"{lat * 1e3:>11.1f}{base_lat / lat:>13.2f}{tp:>11.1f}{base_b / small_b:>14.2f}")
-        if arch == "vit_base_patch16_224":
+            ratio = full_flops / f
+            r_slim = (full_flops - patch) / (f - patch)
+            bound = t_full / (t_fixed + (t_full - t_fixed) / r_slim)
+            for runtime in args.runtimes:
+                full_run = runners[runtime]
+                run = _runner(runtime, small, one)
+                ref = small if runtime != "eager" else None
+                if runtime != "compile":
+                    lo1, med1, hi1, t1 = _stats(*_rounds(full_run, run, one, reps1))
+                    b1 = f"{t1 * 1e3:>8.1f}{f'{lo1:.2f}/{med1:.2f}/{hi1:.2f}':>27}"
+                else:  # one compile per shape is costly: batch 32 only
+                    med1, b1 = 0.0, f"{'–':>8}{'(b1 not compiled)':>27}"
+                times = _rounds(full_run, run, batch, reps_b, ref)
+                lob, medb, hib, tb = _stats(*times)
+                # this runtime's slim model vs the eager slim model, same rounds
+                vs_eager = statistics.median(e / r for r, e in zip(times[1], times[2],
+                                                                   strict=True)) \
+                    if ref is not None else 1.0
+                flags = []
+                if max(med1, medb) > ratio:
+                    flags.append("!>FLOP")
+                if vs_eager < 0.97:
+                    flags.append("!slow")
+                print(f"{arch:<24}{width:>6.3g}{f / 1e9:>10.2f}{ratio:>11.2f}{bound:>7.2f}  "
+                      f"{runtime:<8}{b1}{args.batch / tb:>10.1f}"
+                      f"{f'{lob:.2f}/{medb:.2f}/{hib:.2f}':>28}{vs_eager:>9.2f}  "
+                      f"{medb / ratio:.2f}xFLOP {medb / bound:.2f}xbound {' '.join(flags)}",
+                      flush=True)
+        if arch == args.models[-1]:
             times = []
             for _ in range(5):
                 start = time.perf_counter()
                 slimlib.slim(model, 0.25)
                 times.append(time.perf_counter() - start)
-            print(f"time to slim ViT-B/16 at s=0.25: median {statistics.median(times) * 1e3:.0f} ms "
-                  f"over 5 runs")
+            print(f"time to slim {arch} at s=0.25: median {statistics.median(times) * 1e3:.0f} ms")
 
 
 if __name__ == "__main__":

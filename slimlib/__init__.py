@@ -12,6 +12,8 @@ Public API (stable names)::
     slimlib.params(model)
     slimlib.WIDTHS
     slimlib.sweep(...), slimlib.retention(table)
+    slimlib.diagnose(model, data, ...)           # slimmability report (docs/deploy.md)
+    slimlib.export(model, path, format=...), slimlib.load_slimmed(path)
 
 Sub-packages are imported lazily so ``import slimlib`` stays cheap.
 """
@@ -35,11 +37,14 @@ _LAZY = {
     "retention": "slimlib.sweeping",
     "ModelSpec": "slimlib.specs",
     "ImageDataset": "slimlib.specs",
+    "diagnose": "slimlib.diagnosis",
+    "export": "slimlib.exporting",
+    "load_slimmed": "slimlib.exporting",
 }
 _SUBMODULES = {
     "models", "data", "features", "probes", "metrics", "train", "compute", "slimming", "sweeping",
     "profiles",
-    "plotting", "reference", "chapters", "specs", "config",
+    "plotting", "reference", "chapters", "specs", "config", "inputs", "report", "fast", "diagnosis", "exporting",
 }
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)

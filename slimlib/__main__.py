@@ -8,6 +8,8 @@ Subcommands:
 * ``profiles``: list the run profiles.
 * ``sweep --profile P --executor slurm|local [--wait]`` / ``--status`` / ``--merge``: run a
   profile's sweep as shards through submitit (see ``docs/cluster.md``).
+* ``diagnose --model M --data D [options]``: slimmability report of your own model on your
+  own data (``slimlib.diagnose``); see ``docs/deploy.md``.
 """
 
 from __future__ import annotations
@@ -33,11 +35,63 @@ def _parser() -> argparse.ArgumentParser:
     from slimlib import sweep_cli
 
     sweep_cli.add_parser(sub)
+    _diagnose_parser(sub)
     return parser
+
+
+def _diagnose_parser(sub) -> None:
+    from slimlib.diagnosis import DEFAULT_WIDTHS
+
+    d = sub.add_parser("diagnose", help="slimmability report of a model on a dataset")
+    d.add_argument("--model", required=True,
+                   help="registry name, timm name, or module:function returning an nn.Module")
+    d.add_argument("--data", required=True, help="registry dataset name or ImageFolder folder")
+    d.add_argument("--weights", default=None,
+                   help="'random', 'pretrained' or a weights file (default: registry models "
+                        "published weights, timm models random init)")
+    d.add_argument("--bands", nargs="+", default=None, help="band names (see docs/deploy.md)")
+    d.add_argument("--widths", type=float, nargs="+", default=list(DEFAULT_WIDTHS))
+    d.add_argument("--protocols", nargs="+", default=["knn"], choices=["knn", "linear"])
+    d.add_argument("--keep", type=float, default=0.95, help="target retention (default 0.95)")
+    d.add_argument("--folds", type=int, default=5, help="k of the k-fold CV on the train split")
+    d.add_argument("--limit-per-class", type=int, default=None)
+    d.add_argument("--image-size", type=int, default=None, help="input side in pixels")
+    d.add_argument("--no-control", action="store_true", help="skip the random-init control")
+    d.add_argument("--no-latency", action="store_true", help="skip timing the widths")
+    d.add_argument("--latency-batch", type=int, default=8)
+    d.add_argument("--latency-repeats", type=int, default=5)
+    d.add_argument("--batch-size", type=int, default=64)
+    d.add_argument("--device", default=None)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--out", default="slimreport", help="report folder (default: slimreport)")
+    d.add_argument("--no-progress", action="store_true")
+
+
+def _diagnose(args) -> int:
+    from slimlib.diagnosis import diagnose
+
+    try:
+        result = diagnose(
+            args.model, args.data, out=args.out, weights=args.weights, bands=args.bands,
+            widths=args.widths, protocols=args.protocols, keep=args.keep, folds=args.folds,
+            limit_per_class=args.limit_per_class, image_size=args.image_size,
+            control=not args.no_control, latency=not args.no_latency,
+            latency_batch=args.latency_batch, latency_repeats=args.latency_repeats,
+            batch_size=args.batch_size, device=args.device, seed=args.seed,
+            progress=not args.no_progress)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
+        print(f"slimlib diagnose: error: {err}", file=sys.stderr)
+        return 2
+    print(f"slimmability score {result['score']:.3f} (control {result['control_score']}), "
+          f"smallest width keeping {result['keep']:.0%}: {result['recommended_width']:g}")
+    print(result["paths"]["html"])
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "diagnose":
+        return _diagnose(args)
     if args.command == "run":
         from slimlib.chapters import parse_value, run_chapter
 

@@ -1,0 +1,238 @@
+"""slimlib.diagnose and ``python -m slimlib diagnose``: the report and every input error."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import slimlib
+from slimlib.__main__ import main
+from slimlib.diagnosis import cv_retention, slimmability_score
+
+FAST = dict(widths=(1.0, 0.5, 0.25), folds=3, latency_repeats=1, latency_batch=2,
+            progress=False)
+
+
+def _folder(root: Path, per_class: int = 6, test: int = 3, size: int = 32, split: bool = True,
+            classes: int = 3) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        colour = np.array([(200, 30, 30), (30, 200, 30), (30, 30, 200), (120, 120, 20)][c])
+        for s, n in ((("train", per_class), ("test", test)) if split else (("", per_class),)):
+            d = root / s / f"class{c}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                a = np.clip(colour + rng.normal(0, 60, (size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(a).save(d / f"{i}.png")
+    return root
+
+
+def test_score_definition():
+    assert slimmability_score([1.0, 0.5, 0.25], [1.0, 1.0, 1.0]) == pytest.approx(1.0)
+    assert slimmability_score([1.0, 0.25], [1.0, 0.0]) == pytest.approx(0.5)
+    # retention above 1 is clipped, so it cannot inflate the score
+    assert slimmability_score([1.0, 0.25], [1.0, 2.0]) == pytest.approx(1.0)
+    # trapezoids in log compute: the half at high compute weighs as much as the low half
+    value = slimmability_score([1.0, 0.5, 0.25], [1.0, 1.0, 0.0])
+    assert value == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="compute < 1"):
+        slimmability_score([1.0, 1.0], [1.0, 1.0])
+
+
+def test_recommend_width_needs_every_larger_width():
+    from slimlib.diagnosis import recommend_width
+
+    cv = {1.0: 1.0, 0.5: 0.97, 0.25: 0.90, 0.1: 0.99}
+    assert recommend_width(cv, 0.95) == 0.5  # the dip at 0.25 stops the search
+    assert recommend_width(cv, 0.8) == 0.1
+    assert recommend_width({1.0: 1.0, 0.5: 0.5}, 0.95) == 1.0
+
+
+def test_cv_retention_uses_only_given_features():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 10)
+    good = np.eye(3)[y] + 0.01 * rng.normal(size=(30, 3))
+    noise = rng.normal(size=(30, 3))
+    cv = cv_retention({1.0: good, 0.5: noise}, y, folds=5)
+    assert cv[1.0] == 1.0
+    assert cv[0.5] < 0.8
+
+
+def test_diagnose_function_model_writes_report(tmp_path):
+    data = _folder(tmp_path / "imgs")
+    result = slimlib.diagnose("tests.tiny_models:build", str(data), out=tmp_path / "rep", **FAST)
+    for kind in ("html", "markdown", "json", "png"):
+        assert Path(result["paths"][kind]).is_file()
+    html = Path(result["paths"]["html"]).read_text()
+    assert "data:image/png;base64," in html
+    assert "random-init control" in html
+    saved = json.loads(Path(result["paths"]["json"]).read_text())
+    assert saved["model_kind"] == "function"
+    assert [r["width"] for r in saved["rows"]] == [1.0, 0.5, 0.25]
+    assert 0.0 < saved["compute_floor"] < saved["rows"][-1]["rel_compute"] < 1.0
+    assert 0.0 <= saved["score"] <= 1.0 and saved["control_score"] is not None
+    assert saved["recommended_width"] in (1.0, 0.5, 0.25)
+    assert saved["recommended_cv_retention"] >= 0.95
+    assert all(r["latency_ms"] > 0 and r["throughput_img_s"] > 0 for r in saved["rows"])
+    assert saved["command"].startswith("python -m slimlib diagnose --model tests.tiny_models:build")
+    assert "report.md" in result["paths"]["markdown"]
+    assert not saved["random_weights"]
+
+
+def test_random_control_differs_and_keeps_architecture():
+    from slimlib.inputs import random_control
+    from tests.tiny_models import build
+
+    m = build()
+    c = random_control(m, seed=1)
+    assert [n for n, _ in m.named_parameters()] == [n for n, _ in c.named_parameters()]
+    assert not torch.equal(m.blocks[0].attn.qkv.weight, c.blocks[0].attn.qkv.weight)
+    assert not torch.equal(m.cls_token, c.cls_token)
+    assert torch.equal(random_control(m, seed=1).pos_embed, c.pos_embed)  # seeded
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    data = _folder(tmp_path / "imgs")
+    code = main(["diagnose", "--model", "tests.tiny_models:build", "--data", str(data),
+                 "--out", str(tmp_path / "r"), "--widths", "1", "0.5", "--folds", "3",
+                 "--latency-repeats", "1", "--latency-batch", "2", "--no-progress",
+                 "--no-control"])
+    assert code == 0
+    assert (tmp_path / "r" / "report.html").is_file()
+    saved = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert saved["control_score"] is None
+    code = main(["diagnose", "--model", "tests.tiny_models:conv", "--data", str(data),
+                 "--out", str(tmp_path / "r2"), "--no-progress"])
+    assert code == 2
+    assert "no transformer blocks" in capsys.readouterr().err
+    assert not (tmp_path / "r2" / "report.html").exists()
+
+
+def test_split_folder_without_train_test(tmp_path):
+    data = _folder(tmp_path / "flat", per_class=8, split=False)
+    result = slimlib.diagnose("tests.tiny_models:build", str(data), out=tmp_path / "rep",
+                              control=False, latency=False, **{**FAST, "folds": 2})
+    assert result["n_train"] + result["n_test"] == 24 and result["n_test"] == 6
+
+
+@pytest.mark.parametrize(("model", "data_kw", "error", "match"), [
+    ("tests.tiny_models:conv", {}, TypeError, "no transformer blocks"),
+    ("tests.tiny_models:nothing", {}, ValueError, "no callable 'nothing'"),
+    ("tests.tiny_models:not_a_module", {}, TypeError, "must return an nn.Module"),
+    ("no_such_pkg_xyz:build", {}, ValueError, "cannot import module"),
+    ("not-a-model-xyz", {}, ValueError, "unknown model"),
+    ("tests.tiny_models:build", {"bands": ("B04", "B03")}, ValueError, "8-bit images hold"),
+    ("tests.tiny_models:build", {"per_class": 2}, ValueError, "too few training images"),
+    ("tests.tiny_models:build", {"missing": True}, FileNotFoundError, "does not exist"),
+    ("tests.tiny_models:build", {"classes": 1}, ValueError, "at least two classes"),
+])
+def test_bad_inputs_raise_clear_errors(tmp_path, model, data_kw, error, match):
+    data_kw = dict(data_kw)
+    bands = data_kw.pop("bands", None)
+    if data_kw.pop("missing", False):
+        data = str(tmp_path / "missing" / "folder")
+    else:
+        data = str(_folder(tmp_path / "d", **data_kw))
+    with pytest.raises(error, match=match):
+        slimlib.diagnose(model, data, out=tmp_path / "rep", bands=bands, **FAST)
+    assert not (tmp_path / "rep" / "report.html").exists()
+
+
+def test_unsupported_block_is_named(tmp_path):
+    import timm
+
+    import tests.tiny_models as tm
+
+    def rope():
+        return timm.create_model("vit_small_patch16_rope_224", pretrained=False, num_classes=0,
+                                 img_size=32, depth=1)
+
+    tm.rope = rope
+    try:
+        with pytest.raises(TypeError, match="unsupported attention"):
+            slimlib.diagnose("tests.tiny_models:rope", str(_folder(tmp_path / "d")),
+                             out=tmp_path / "rep", **FAST)
+    finally:
+        del tm.rope
+
+
+def test_wrong_bands_for_registry_model(tmp_path):
+    """A multispectral registry spec cannot be fed RGB images: a clear error, no report."""
+    import dataclasses
+
+    from slimlib.inputs import resolve_data
+    from slimlib.models.encoder import ModuleEncoder
+    from slimlib.specs import ModelSpec
+    from tests.tiny_models import build
+
+    spec = ModelSpec(name="ms-tiny", family="rs", architecture="ViT", bands=("B02", "B08"),
+                     mean=(0.1, 0.1), std=(0.1, 0.1), units="reflectance", input_size=32,
+                     patch_size=8, embed_dim=48)
+    vit = build()
+    vit.patch_embed.proj = torch.nn.Conv2d(2, 48, 8, 8)
+    enc = ModuleEncoder(vit, dataclasses.replace(spec))
+    _, train, test = resolve_data(str(_folder(tmp_path / "d")), progress=False)
+    with pytest.raises(ValueError, match="cannot feed model 'ms-tiny'"):
+        slimlib.diagnose(enc, (train, test), out=tmp_path / "rep", **FAST)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_vit_small_on_eurosat_rgb_cli(tmp_path, data_root):
+    """The issue's command on real data (random timm weights, tiny subset, 64 px)."""
+    code = main(["diagnose", "--model", "vit_small_patch16_224", "--data", "eurosat-rgb",
+                 "--limit-per-class", "5", "--image-size", "32", "--widths", "1", "0.25",
+                 "--folds", "3", "--latency-repeats", "1", "--latency-batch", "2",
+                 "--out", str(tmp_path / "r"), "--no-progress"])
+    assert code == 0
+    saved = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert saved["random_weights"] and "RANDOM" in (tmp_path / "r" / "report.md").read_text()
+    assert saved["n_train"] == 50 and not math.isnan(saved["score"])
+
+
+def test_registry_data_subset_when_loader_cannot():
+    """synthetic-ms's loader has no limit_per_class: the subset is taken after loading."""
+    from slimlib.inputs import resolve_data
+
+    name, train, test = resolve_data("synthetic-ms", limit_per_class=3, progress=False)
+    assert name == "synthetic-ms" and train.synthetic
+    assert torch.bincount(train.labels).tolist() == [3] * 10
+    assert torch.bincount(test.labels).max() <= 3
+    with pytest.raises(ValueError, match="has no band"):
+        resolve_data("synthetic-ms", bands=("B02", "X9"), progress=False)
+
+
+def test_tiff_folder_bands(tmp_path):
+    """Multi-band TIFFs need one band name per channel; a model with other channels is refused."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 2)):
+        for c in range(2):
+            d = tmp_path / "tif" / split / f"c{c}"
+            d.mkdir(parents=True)
+            for i in range(n):
+                tifffile.imwrite(d / f"{i}.tif", (rng.random((32, 32, 2)) * 3000 + c * 2000)
+                                 .astype(np.uint16))
+    folder = str(tmp_path / "tif")
+    with pytest.raises(ValueError, match="multi-band TIFFs need bands="):
+        slimlib.diagnose("tests.tiny_models:build", folder, out=tmp_path / "r", **FAST)
+    with pytest.raises(ValueError, match="has 2 channels but bands= names 3"):
+        slimlib.diagnose("tests.tiny_models:build", folder, bands=("B02", "B03", "B04"),
+                         out=tmp_path / "r", **FAST)
+    with pytest.raises(ValueError, match="Pass bands= matching the model's input channels"):
+        slimlib.diagnose("tests.tiny_models:build", folder, bands=("B04", "B08"),
+                         out=tmp_path / "r", **FAST)
+    # a timm name is built with one input channel per band and the data's own statistics
+    result = slimlib.diagnose("vit_tiny_patch16_224", folder, bands=("B04", "B08"),
+                              image_size=32, out=tmp_path / "ok", control=False, latency=False,
+                              **{**FAST, "widths": (1.0, 0.5)})
+    assert result["bands"] == ["B04", "B08"] and result["units"] == "reflectance"
+    assert result["random_weights"] and result["model_kind"] == "timm"
