@@ -178,9 +178,17 @@ def read_table(path: str | os.PathLike, *, repair: bool = True,
             bad field with ``quarantine=False``.
     """
     path = Path(path)
-    if repair:
-        with _io.file_lock(path):
-            return _read_table(path, repair=True, quarantine=quarantine)
+    if repair and os.access(path.parent, os.W_OK):
+        try:
+            lock = _io.file_lock(path)
+            lock.acquire()
+        except OSError:  # e.g. a read-only results folder: read, do not repair
+            pass
+        else:
+            try:
+                return _read_table(path, repair=True, quarantine=quarantine)
+            finally:
+                lock.release()
     return _read_table(path, repair=False, quarantine=quarantine)
 
 

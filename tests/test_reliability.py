@@ -292,6 +292,28 @@ def test_read_table_drops_duplicate_keys_with_a_warning(toy, tmp_path, stand_in_
     assert set(ret["n_seeds"]) == {2}
 
 
+def test_a_table_in_a_read_only_folder_is_read_without_repair(toy, tmp_path, stand_in_prepare):
+    src = tmp_path / "s.csv"
+    full = _sweep(toy, src)
+    lines = src.read_text().splitlines(keepends=True)
+    text = "".join(lines + lines[1:2])  # one duplicated row to report
+    folder = tmp_path / "shared-results"
+    with _tmpfs(folder, "size=1m") as mounted:
+        (folder / "s.csv").write_text(text)
+        if mounted:
+            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        else:
+            os.chmod(folder, 0o555)
+        try:
+            with pytest.warns(RuntimeWarning, match="whose key repeats"):
+                table = sweep_mod.read_table(folder / "s.csv")
+            assert len(table) == len(full)
+            assert (folder / "s.csv").read_text() == text  # left as it was
+        finally:
+            if not mounted:
+                os.chmod(folder, 0o755)
+
+
 # ============================================================ 4: huge finite features
 
 def _blobs(scale: float, dtype=np.float32):
