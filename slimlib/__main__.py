@@ -93,12 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "diagnose":
         return _diagnose(args)
     if args.command == "run":
-        from slimlib.chapters import parse_value, run_chapter
-
-        params = {name: parse_value(value) for name, value in args.parameter}
-        out = run_chapter(args.chapter, params, args.out, timeout=args.timeout,
-                          progress=args.progress)
-        print(out)
+        return _run(args)
     elif args.command == "chapters":
         from slimlib.chapters import chapter_parameters, list_chapters
 
@@ -114,6 +109,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         from slimlib import sweep_cli
 
         return sweep_cli.main(args)
+    return 0
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``run``: 0 when every cell finished; 2 for bad parameters (no kernel started); 1 when a
+    cell failed or timed out; 130 when interrupted (Ctrl-C or SIGTERM). Unfinished runs
+    leave a notebook marked failed (``….failed.ipynb`` / ``….interrupted.ipynb``)."""
+    import signal
+
+    from slimlib.chapters import parse_value, run_chapter
+
+    try:
+        params = {name: parse_value(value) for name, value in args.parameter}
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        out = run_chapter(args.chapter, params, args.out, timeout=args.timeout,
+                          progress=args.progress)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        if getattr(err, "notebook_path", None) is None and not hasattr(err, "ename"):
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"FAILED: {err}\nnotebook: {getattr(err, 'notebook_path', None)}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        print(f"INTERRUPTED; partial notebook (marked failed): "
+              f"{getattr(err, 'notebook_path', None)}", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - cell errors, timeouts: report and fail
+        print(f"FAILED ({type(err).__name__}): {str(err).strip().splitlines()[-1] if str(err) else ''}"
+              f"\nnotebook (marked failed): {getattr(err, 'notebook_path', None)}",
+              file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(out)
     return 0
 
 

@@ -33,6 +33,11 @@ def check_choice(value: object, allowed: Iterable[str], name: str) -> str:
 
 
 def slimmed_dim(width: float, full: int) -> int:
-    """The paper's kept size: max(1, floor(s * full))."""
-    # The small epsilon protects against 0.3 * 10 = 2.9999999999999996 style floor errors.
-    return max(1, min(full, math.floor(width * full + 1e-9)))
+    """The paper's kept size: ``max(1, floor(s * full))``, computed on ``float(width)``.
+
+    The product is floored with a relative tolerance of 1e-6, so rounding in the width's
+    representation does not cost a dimension: ``0.3 * 10 = 2.9999999999999996`` keeps 3 and
+    ``np.float32(0.7)`` (0.699999988...) of 10 keeps 7, as the decimal width says.
+    """
+    product = float(width) * int(full)
+    return max(1, min(int(full), math.floor(product + 1e-6 * max(1.0, abs(product)))))

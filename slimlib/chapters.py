@@ -3,7 +3,10 @@
 :func:`run_chapter` reads ``notebooks/NN_name.py`` with jupytext, executes it in memory with
 papermill (the ``parameters``-tagged cell gets the overrides injected after it) and writes
 the executed notebook to ``<out_dir>/<chapter>/<UTC timestamp>-<parameter hash>.ipynb``.
-A cell that raises fails the run with :class:`papermill.PapermillExecutionError`.
+While it runs the notebook is ``….running.ipynb``; only a run whose every cell finished gets
+the plain ``.ipynb`` name. A cell that raises or times out leaves ``….failed.ipynb``,
+Ctrl-C (or SIGTERM from the CLI) ``….interrupted.ipynb``; both are marked failed inside
+(``papermill.exception``, per-cell status, a banner cell) and the error is re-raised.
 """
 
 from __future__ import annotations
@@ -36,7 +39,12 @@ def list_chapters(folder: str | os.PathLike = "notebooks") -> list[Path]:
 
 
 def parse_value(text: str) -> Any:
-    """A ``-p`` value: JSON first, then YAML (``'[a, b]'``, ``0.5``, ``true``), else the string."""
+    """A ``-p`` value: JSON first, then YAML (``'[a, b]'``, ``0.5``, ``true``, ``rs-mae-tiny``).
+
+    Raises:
+        ValueError: ``text`` is neither JSON nor YAML (e.g. ``'[1, 2'``); it is never passed
+            on as a string.
+    """
     try:
         return json.loads(text)
     except (json.JSONDecodeError, TypeError):
@@ -45,8 +53,10 @@ def parse_value(text: str) -> Any:
 
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+    except yaml.YAMLError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"parameter value {text!r} is neither JSON nor YAML ({first}); quote "
+                         "strings and close brackets, e.g. '[\"rs-mae-tiny\"]'") from None
 
 
 def _read(path: str | os.PathLike):
@@ -95,10 +105,16 @@ def run_chapter(path: str | os.PathLike, parameters: Mapping[str, Any] | None = 
         progress: show papermill's cell progress bar.
         env: extra environment variables for the kernel (e.g. ``{"SLIMLIB_RESULTS": ...}``).
 
+    Parameters that are profile settings (``profile``, ``models``, ``seeds``, ...) are
+    validated with :func:`slimlib.profiles.check_parameters` before a kernel starts.
+
     Raises:
-        FileNotFoundError: no such chapter.
-        ValueError: unknown parameter names.
-        papermill.PapermillExecutionError: a cell raised (the output notebook is still written).
+        FileNotFoundError: no such chapter, or a data root that lacks the profile's datasets.
+        ValueError: unknown parameter names, or a value of the wrong type or range.
+        papermill.PapermillExecutionError: a cell raised; the notebook is written as
+            ``….failed.ipynb`` (its path is the exception's ``notebook_path``).
+        TimeoutError: a cell ran longer than ``timeout`` (``….failed.ipynb``).
+        KeyboardInterrupt: interrupted (``….interrupted.ipynb``).
     """
     import papermill
 
@@ -115,20 +131,105 @@ def run_chapter(path: str | os.PathLike, parameters: Mapping[str, Any] | None = 
         raise ValueError(f"chapter {path.name} has no parameter(s) {unknown}; it declares "
                          f"{sorted(declared)}")
     nb = _read(path)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    out = Path(out_dir) / path.stem / f"{stamp}-{_hash(parameters)}.ipynb"
-    out.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(parameters.get("data_root"), str | os.PathLike):
         # the kernel runs in ``cwd``; a relative root means "relative to where I called from"
         parameters["data_root"] = str(Path(parameters["data_root"]).expanduser().resolve())
     with _patched_env(env or {}):
         absolutize_env()
-        papermill.execute_notebook(
-            nb, str(out), parameters=parameters, kernel_name=KERNEL, language="python",
-            cwd=str(cwd or path.parent.resolve()), progress_bar=progress,
-            execution_timeout=timeout, log_output=False,
-        )
+        from slimlib.profiles import check_parameters
+
+        check_parameters(parameters)  # type and range errors now, not from inside the kernel
+        out = _reserve(Path(out_dir) / path.stem, _hash(parameters))
+        running = out.with_suffix(".running.ipynb")
+        try:
+            papermill.execute_notebook(
+                nb, str(running), parameters=parameters, kernel_name=KERNEL, language="python",
+                cwd=str(cwd or path.parent.resolve()), progress_bar=progress,
+                execution_timeout=timeout, log_output=False,
+            )
+        except papermill.PapermillExecutionError as err:
+            err.notebook_path = _finish(running, out, "failed", None)
+            raise
+        except BaseException as err:
+            interrupted = isinstance(err, KeyboardInterrupt)
+            reason = ("interrupted (KeyboardInterrupt)" if interrupted else
+                      f"timed out: a cell ran longer than {timeout} s" if isinstance(
+                          err, TimeoutError) else f"stopped by {type(err).__name__}: {err}")
+            err.notebook_path = _finish(running, out, "interrupted" if interrupted else "failed",
+                                        reason)
+            raise
+    os.replace(running, out)
     return out
+
+
+def _reserve(folder: Path, digest: str) -> Path:
+    """A fresh ``<folder>/<UTC stamp>-<digest>[-n].ipynb`` name, claimed atomically (its
+    ``.running.ipynb`` is created with ``O_EXCL``), so runs started in the same second never
+    share, and so never overwrite, one notebook."""
+    from slimlib._io import default_mode
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{digest}"
+    for n in range(1, 10_000):
+        out = folder / (stem if n == 1 else f"{stem}-{n}")
+        out = out.with_name(out.name + ".ipynb")
+        try:
+            fd = os.open(out.with_suffix(".running.ipynb"), os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                         default_mode())
+        except FileExistsError:
+            continue
+        os.close(fd)
+        if any(out.with_suffix(s).exists() for s in (".ipynb", ".failed.ipynb",
+                                                     ".interrupted.ipynb")):
+            os.unlink(out.with_suffix(".running.ipynb"))  # an earlier run finished here
+            continue
+        return out
+    raise RuntimeError(f"could not find a free notebook name in {folder}")
+
+
+def _finish(running: Path, out: Path, status: str, reason: str | None) -> Path | None:
+    """Move an unfinished run's notebook to ``out`` with suffix ``.<status>.ipynb``; when
+    ``reason`` is given (papermill did not record the failure itself), mark it failed:
+    ``papermill.exception``, the stopped cell ``failed``, the cells after it ``pending``, a
+    banner cell on top and ``metadata.slimlib.run`` = status and reason."""
+    import nbformat
+
+    target = out.with_suffix(f".{status}.ipynb")
+    if not running.is_file() or not running.stat().st_size:  # the kernel never started
+        running.unlink(missing_ok=True)
+        return None
+    if reason is not None:
+        nb = nbformat.read(running, as_version=4)
+        meta = nb.metadata.setdefault("papermill", {})
+        meta["exception"] = True
+        started = [i for i, c in enumerate(nb.cells)
+                   if c.metadata.get("papermill", {}).get("start_time")]
+        stopped = started[-1] if started else -1
+        for i, cell in enumerate(nb.cells):
+            info = cell.metadata.setdefault("papermill", {})
+            if i == stopped:
+                info["status"] = "failed"
+                info["exception"] = True
+            elif i > stopped:
+                info.update(status="pending", start_time=None, end_time=None, duration=None)
+        nb.metadata["slimlib"] = {"run": {"status": status, "reason": reason,
+                                          "stopped_at_cell": stopped}}
+        banner = nbformat.v4.new_markdown_cell(
+            f'<span style="color:red; font-size:2em">This run did NOT finish: {reason}.</span>'
+            f" Cell {stopped} was stopped and the cells after it never ran; do not use this "
+            "notebook's results.")
+        banner.metadata["tags"] = ["slimlib-unfinished-run"]
+        nb.cells.insert(0, banner)
+        from slimlib._io import mkstemp
+
+        fd, tmp = mkstemp(target.parent, prefix=f".{target.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            nbformat.write(nb, f)
+        os.replace(tmp, target)
+        running.unlink()
+    else:
+        os.replace(running, target)
+    return target
 
 
 @contextlib.contextmanager

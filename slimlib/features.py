@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimlib import __version__
+from slimlib import __version__, _io
 from slimlib.config import cache_dir
 from slimlib.specs import ImageDataset, ModelSpec
 
@@ -41,6 +40,9 @@ __all__ = [
     "precision",
     "cache_path",
     "load_cached",
+    "save_cached",
+    "labels_digest",
+    "input_dtype",
 ]
 
 #: Bumped whenever the cached file layout or the extraction semantics change.
@@ -260,22 +262,114 @@ def cache_path(key: str) -> Path:
     return cache_dir("features") / f"{key}.npz"
 
 
-def load_cached(key: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """The cached ``(features, labels)`` for ``key``, or ``None`` when absent or unreadable."""
-    path = cache_path(key)
-    if not path.is_file():
+#: Cache folders already reported as unusable in this process (one warning each).
+_UNUSABLE_CACHE: set[str] = set()
+
+
+def _cache_unusable(where: str, err: OSError) -> None:
+    """Warn once per folder that the feature cache cannot be used; extraction goes on."""
+    if where not in _UNUSABLE_CACHE:
+        _UNUSABLE_CACHE.add(where)
+        warnings.warn(f"feature cache {where} is not usable ({type(err).__name__}: {err}); "
+                      "continuing WITHOUT caching features (results are unaffected, reruns "
+                      "recompute them). Point $SLIMLIB_CACHE at a writable folder with free space "
+                      "to cache again.", RuntimeWarning, stacklevel=3)
+
+
+def labels_digest(labels: Any) -> str:
+    """Hex digest of a label array (dtype, shape and values): the check a cache entry carries."""
+    h = hashlib.blake2b(digest_size=16)
+    arr = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    _update_tensor(h, np.ascontiguousarray(arr))
+    return h.hexdigest()
+
+
+def _entry_problem(key: str, feats: np.ndarray, labels: np.ndarray, meta: dict[str, Any],
+                   expected_labels: Any | None, expected_dim: int | None) -> str | None:
+    """Why a cache entry does not match what its key promises, or ``None`` when it does."""
+    if meta.get("key", key) != key:
+        return f"it was written for key {meta['key']!r}"
+    if feats.ndim != 2 or feats.dtype != np.float32:
+        return f"features are {feats.dtype} {feats.shape}, not float32 (N, D)"
+    if labels.shape[:1] != feats.shape[:1]:
+        return f"{feats.shape[0]} feature rows but {labels.shape[0]} labels"
+    if "n" in meta and int(meta["n"]) != feats.shape[0]:
+        return f"{feats.shape[0]} rows but its metadata says {meta['n']}"
+    if "dim" in meta and int(meta["dim"]) != feats.shape[1]:
+        return f"dimension {feats.shape[1]} but its metadata says {meta['dim']}"
+    if "labels" in meta and meta["labels"] != labels_digest(labels):
+        return "its labels do not match their recorded checksum"
+    if expected_dim is not None and feats.shape[1] != int(expected_dim):
+        return f"dimension {feats.shape[1]}, expected {expected_dim}"
+    if expected_labels is not None:
+        want = (expected_labels.detach().cpu().numpy() if isinstance(expected_labels, torch.Tensor)
+                else np.asarray(expected_labels))
+        if want.shape != labels.shape:
+            return f"{labels.shape[0]} rows, the dataset has {want.shape[0]} samples"
+        if not np.array_equal(want, labels):
+            return "its labels differ from the dataset's labels"
+    return None
+
+
+def load_cached(key: str, *, labels: Any | None = None, dim: int | None = None,
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached ``(features (N, D) float32, labels)`` for ``key``, or ``None``.
+
+    Every entry is checked before it is trusted: float32 ``(N, D)`` features, one label per
+    row, rows/dimension/label checksum as recorded when it was written, the key it was
+    written for and, when given, the expected ``labels`` (the dataset's ``(N,)`` or ``(N, K)``
+    labels) and feature ``dim``. An entry that fails a check, cannot be read, or a cache
+    folder that cannot be read gives ``None`` with a ``RuntimeWarning`` (the caller recomputes
+    and overwrites the entry).
+    """
+    try:
+        path = cache_path(key)
+        if not path.is_file():
+            return None
+    except OSError as err:  # the cache folder cannot be created or read
+        _cache_unusable(str(cache_dir_path()), err)
         return None
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return npz["features"].astype(np.float32, copy=False), npz["labels"]
+            feats, stored = npz["features"], npz["labels"]
+            meta = json.loads(str(npz["meta"])) if "meta" in npz.files else {}
     except Exception as err:  # noqa: BLE001 - a bad entry is recomputed, never trusted
         warnings.warn(f"Ignoring unreadable feature cache entry {path} ({err}); recomputing.",
                       RuntimeWarning, stacklevel=2)
         return None
+    problem = _entry_problem(key, feats, stored, meta if isinstance(meta, dict) else {},
+                             labels, dim)
+    if problem is not None:
+        warnings.warn(f"Ignoring feature cache entry {path}: {problem}; recomputing.",
+                      RuntimeWarning, stacklevel=2)
+        return None
+    return feats, stored
+
+
+def cache_dir_path() -> Path:
+    """The feature cache folder, without creating it (for messages)."""
+    from slimlib.config import CACHE_ENV
+
+    base = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "slimlib").expanduser()
+    return base / "features"
+
+
+def save_cached(key: str, feats: np.ndarray, labels: np.ndarray, **meta: Any) -> bool:
+    """Write one cache entry atomically (with its key, rows, dimension and label checksum);
+    a read-only or full cache folder warns once and returns ``False`` instead of raising."""
+    record = {**meta, "key": key, "n": int(feats.shape[0]), "dim": int(feats.shape[1]),
+              "dtype": str(feats.dtype), "labels": labels_digest(labels), "format": CACHE_FORMAT}
+    try:
+        _atomic_save(cache_path(key), features=feats, labels=labels,
+                     meta=np.array(json.dumps(record)))
+    except OSError as err:
+        _cache_unusable(str(cache_dir_path()), err)
+        return False
+    return True
 
 
 def _atomic_save(path: Path, **arrays: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    fd, tmp = _io.mkstemp(path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -296,6 +390,16 @@ def _batches(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
         yield x[start:start + batch_size]
 
 
+def input_dtype(encoder: nn.Module) -> torch.dtype:
+    """The dtype inputs are cast to: that of the encoder's first floating-point parameter (or
+    buffer), so bf16/fp16 models (e.g. ``slim(model).to(torch.bfloat16)``) get matching
+    inputs; float32 for a module without floating-point tensors."""
+    for tensor in (*encoder.parameters(), *encoder.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
+
+
 def _encode(encoder: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], *, batch_size: int,
             device: torch.device, progress: bool, desc: str, n: int | None = None) -> np.ndarray:
     """Run ``encoder`` over ``x`` (N, C, S, S), or over an iterable of prepared batches
@@ -308,6 +412,7 @@ def _encode(encoder: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], *, bat
         batches = iter(x)
     assert n is not None
     out: np.ndarray | None = None
+    dtype = input_dtype(encoder)
     was_training = encoder.training
     encoder.eval()
     encoder.to(device)
@@ -317,7 +422,7 @@ def _encode(encoder: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], *, bat
         ) as bar:
             start = 0
             for xb in batches:
-                xb = xb.to(device, dtype=torch.float32, non_blocking=True)
+                xb = xb.to(device, dtype=dtype, non_blocking=True)
                 f = encoder(xb)
                 if not isinstance(f, torch.Tensor) or f.ndim != 2 or f.shape[0] != xb.shape[0]:
                     shape = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
@@ -391,7 +496,7 @@ def extract(
             preprocessing=preprocessing_id(spec if isinstance(dataset, ImageDataset) else None),
             precision=precision(dev))
     if cache and cache_key is not None:
-        hit = load_cached(cache_key)
+        hit = load_cached(cache_key, labels=labels_t)
         if hit is not None:
             return hit
 
@@ -418,8 +523,6 @@ def extract(
             f"values (of {feats.size}); the slimmed encoder is numerically unstable at this width "
             "(try device='cpu' / float32, or drop the width)")
     if cache and cache_key is not None:
-        meta = json.dumps({"model": model_name, "width": width, "n": int(feats.shape[0]),
-                           "dim": int(feats.shape[1]), "format": CACHE_FORMAT})
-        _atomic_save(cache_path(cache_key), features=feats, labels=labels, meta=np.array(meta))
+        save_cached(cache_key, feats, labels, model=model_name, width=width)
     return feats, labels
 

@@ -68,7 +68,25 @@ def _as_features(x: Any, name: str = "x", min_features: int = 1) -> np.ndarray:
         bad = int((~np.isfinite(arr)).any(axis=1).sum())
         raise ValueError(f"{name} contains NaN or Inf values in {bad} of {n} samples; "
                          "the features are broken (check the model/width that produced them)")
-    return arr
+    return _power_of_two_scaled(arr)
+
+
+def _power_of_two_scaled(arr: np.ndarray) -> np.ndarray:
+    """``arr`` divided by the power of two nearest above its largest magnitude.
+
+    Every metric here is invariant to scaling all features by one constant, but sums of
+    squares overflow float64 for entries beyond ~1e154 (``mean_feature_correlation(1e200 * x)``
+    read 0.0, ``linear_cka(1e100 * x, y)`` NaN) and underflow for tiny ones. Dividing by a
+    power of two is exact (mantissas unchanged), so ordinary features give bit-identical
+    results and huge or tiny finite ones give the same numbers as their rescaled copies.
+    """
+    peak = float(np.max(np.abs(arr))) if arr.size else 0.0
+    if peak == 0.0:
+        return arr
+    exponent = np.frexp(peak)[1]  # peak = m * 2**exponent with 0.5 <= m < 1
+    if -60 <= exponent <= 60:  # comfortably inside the range: leave the data as they are
+        return arr
+    return np.ldexp(arr, -exponent)
 
 
 def _constant_columns(x: np.ndarray) -> np.ndarray:

@@ -232,13 +232,36 @@ def _check_k(k: Any, n_train: int) -> int:
     return int(k)
 
 
+def _common_scale(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``a`` and ``b`` divided by one power of two that brings their largest magnitude near 1,
+    and the factor ``f`` with ``original = f * scaled``.
+
+    Finite float32 features of magnitude ~1e19 have squared norms beyond float32's range
+    (the k-NN then saw zero vectors and scored at chance); tiny ones underflow. A power of
+    two is exact, so features already in range (|x| in [2^-40, 2^40]) are left untouched and
+    every other input gives the neighbours and distances of its rescaled copy.
+    """
+    peak = max(float(a.abs().max()), float(b.abs().max()))
+    if peak == 0.0:
+        return a, b, 1.0
+    exponent = int(np.frexp(peak)[1])
+    if -40 <= exponent <= 40:
+        return a, b, 1.0
+    half = 2.0 ** (-(exponent // 2))  # two exact steps: 2**-exponent alone may not be normal
+    rest = 2.0 ** (-(exponent - exponent // 2))
+    return a * half * rest, b * half * rest, 2.0 ** exponent
+
+
 def _neighbours(train_x: torch.Tensor, test_x: torch.Tensor, k: int, metric: str
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Similarities and indices ``(M, k)`` of the k nearest training samples, nearest first.
 
     Cosine similarity for ``"cosine"`` (L2-normalised features; a zero vector has similarity 0
-    to everything), negative Euclidean distance for ``"euclidean"``.
+    to everything), negative Euclidean distance for ``"euclidean"``. Both are computed on
+    features rescaled by one power of two (:func:`_common_scale`), so huge or tiny finite
+    features cannot overflow or underflow.
     """
+    train_x, test_x, _ = _common_scale(train_x, test_x)
     if metric == "cosine":
         train_x = F.normalize(train_x, dim=1)
         test_x = F.normalize(test_x, dim=1)
@@ -255,7 +278,7 @@ def _neighbours(train_x: torch.Tensor, test_x: torch.Tensor, k: int, metric: str
             sim.mul_(2).sub_(train_sq).sub_(test_sq[start:start + rows, None])
         val, idx = torch.topk(sim, k, dim=1, largest=True, sorted=True)
         if metric == "euclidean":
-            val = -torch.sqrt(torch.clamp(-val, min=0))
+            val = -torch.sqrt(torch.clamp(-val, min=0))  # of the rescaled features
         sims.append(val)
         idxs.append(idx)
     return torch.cat(sims), torch.cat(idxs)
@@ -395,6 +418,7 @@ def _fit_linear(x: torch.Tensor, target: torch.Tensor, multilabel: bool, l2: flo
 def _linear(train_x: torch.Tensor, train_y: np.ndarray, test_x: torch.Tensor, l2: float,
             max_iter: int) -> np.ndarray:
     """Predicted train-class indices ``(M,)`` or per-class probabilities ``(M, K)``."""
+    train_x, test_x, _ = _common_scale(train_x, test_x)  # standardising is scale-free
     x = train_x.to(torch.float64)
     mean = x.mean(dim=0)
     std = x.std(dim=0, unbiased=False)

@@ -30,8 +30,8 @@ from typing import Any
 
 from slimlib._validation import check_widths
 
-__all__ = ["Profile", "PROFILES", "PROFILE_ENV", "get", "resolve", "load_datasets", "data_note",
-           "results_path", "repo_root", "environment"]
+__all__ = ["Profile", "PROFILES", "PROFILE_ENV", "get", "resolve", "check_parameters",
+           "load_datasets", "data_note", "results_path", "repo_root", "environment"]
 
 PROFILE_ENV = "SLIMLIB_PROFILE"
 
@@ -201,18 +201,104 @@ def _tuple(value: Any, name: str) -> tuple:
 EMBEDDED_RS_DATASETS: tuple[str, ...] = ("eurosat-ms", "eurosat-rgb", "ucmerced")
 RS_FALLBACK = "synthetic-ms"
 
-#: Folder under the data root that holds each embedded dataset.
-_FOLDERS = {"eurosat-rgb": "eurosat_rgb", "eurosat-ms": "eurosat_ms", "ucmerced": "ucmerced",
-            "cifar10": "cifar10_train"}
-
-
 def _default_datasets(root: str | None, synthetic: str, real: Sequence[str]) -> tuple[str, ...]:
-    from slimlib.config import data_root
+    """Real datasets with a data root (which must hold them), synthetic without one
+    (:func:`slimlib.data.datasets_for_root`, the rule ``default_dataset`` uses too)."""
+    from slimlib.data import datasets_for_root
 
-    base = data_root(root, required=False)
-    if base is not None and all((base / _FOLDERS.get(r, r)).is_dir() for r in real):
-        return tuple(real)
-    return (synthetic,)
+    return datasets_for_root(root, tuple(real), synthetic)
+
+
+def _bad(key: str, wanted: str, value: Any) -> ValueError:
+    return ValueError(f"profile setting {key} must be {wanted}; got {value!r} "
+                      f"({type(value).__name__})")
+
+
+def _names(key: str, value: Any) -> tuple[str, ...]:
+    names = _tuple(value, key)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise _bad(key, "a name or a non-empty list of names (strings)", value)
+    return names
+
+
+def _integer(key: str, value: Any, low: int) -> int:
+    """``value`` as an int >= ``low``; bools and non-integral numbers (1.7) are refused
+    (integer text such as ``"8"`` is accepted)."""
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        value = int(value)
+    integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not integral or int(value) < low:
+        raise _bad(key, f"an integer >= {low}", value)
+    return int(value)
+
+
+def _check_setting(key: str, value: Any) -> Any:
+    """One override validated against the :class:`Profile` field's type and range."""
+    if key in ("models", "cv_models", "datasets", "cv_datasets"):
+        return _names(key, value)
+    if key == "protocols":
+        names = _names(key, value)
+        bad = [n for n in names if n not in ("knn", "linear")]
+        if bad:
+            raise _bad(key, "'knn' and/or 'linear'", value)
+        return names
+    if key in ("widths", "ablation_widths", "compute_widths", "control_widths"):
+        return tuple(check_widths(_tuple(value, key), key))
+    if key == "model_options":
+        if not isinstance(value, dict | tuple | list):
+            raise _bad(key, "a mapping {model: {option: value}}", value)
+        return _options(value)
+    if key == "train_fraction":
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not 0.0 < float(value) <= 1.0:
+            raise _bad(key, "a number in (0, 1]", value)
+        return float(value)
+    if key in ("seeds", "init_seeds"):
+        seeds = tuple(_integer(key, s, 0) for s in _tuple(value, key))
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise _bad(key, "a non-empty list of distinct integers >= 0", value)
+        return seeds
+    if key == "slimmable_pairs":
+        pairs = tuple(tuple(p) for p in _tuple(value, key))
+        if not all(len(p) == 2 and all(isinstance(n, str) for n in p) for p in pairs):
+            raise _bad(key, "a list of [regular, slimmable] name pairs", value)
+        return pairs
+    if key in ("batch_size", "latency_repeats") or key.endswith("limit_per_class"):
+        return _integer(key, value, 1)
+    if key in ("name", "device", "data_root"):
+        if not isinstance(value, str | os.PathLike) or isinstance(value, bool) or not str(value):
+            raise _bad(key, "a string" + (" (a folder path)" if key == "data_root" else ""),
+                       value)
+        if key == "device":
+            import torch
+
+            try:
+                torch.device(str(value))
+            except (RuntimeError, ValueError):
+                raise _bad(key, "a torch device such as 'cpu' or 'cuda'", value) from None
+        return str(value)
+    if key == "pretrained":
+        if not isinstance(value, bool):
+            raise _bad(key, "true or false", value)
+        return value
+    return value
+
+
+def check_parameters(parameters: dict[str, Any]) -> Profile:
+    """Validate chapter parameters (``profile`` plus :class:`Profile` settings) the way
+    :func:`resolve` will inside the chapter, before a kernel starts; other names are
+    ignored. Returns the resolved profile.
+
+    Raises:
+        ValueError: unknown profile, or a value of the wrong type or range (e.g. a seed
+            ``1.7``, ``True`` where a list is expected).
+        FileNotFoundError: a given data root that lacks the profile's datasets.
+    """
+    known = {f.name for f in dataclasses.fields(Profile)}
+    profile = parameters.get("profile")
+    if profile is not None and not isinstance(profile, str):
+        raise _bad("profile", f"one of {sorted(PROFILES)}", profile)
+    return resolve(profile, **{k: v for k, v in parameters.items() if k in known})
 
 
 def resolve(profile: str | Profile | None = None, **overrides: Any) -> Profile:
@@ -228,29 +314,8 @@ def resolve(profile: str | Profile | None = None, **overrides: Any) -> Profile:
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"unknown profile setting(s) {unknown}; allowed: {sorted(known)}")
-    changes: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key in ("models", "cv_models", "datasets", "cv_datasets", "protocols"):
-            value = _tuple(value, key)
-        elif key in ("widths", "ablation_widths", "compute_widths", "control_widths"):
-            value = tuple(check_widths(_tuple(value, key)))
-        elif key in ("seeds", "init_seeds"):
-            value = tuple(int(s) for s in _tuple(value, key))
-        elif key == "slimmable_pairs":
-            value = tuple(tuple(p) for p in value)
-        elif key == "model_options":
-            value = _options(value)
-        elif key == "train_fraction":
-            value = float(value)
-            if not 0.0 < value <= 1.0:
-                raise ValueError(f"train_fraction must be in (0, 1]; got {value!r}")
-        elif key in ("batch_size", "latency_repeats") or key.endswith("limit_per_class"):
-            value = int(value)
-        elif key == "data_root":
-            value = str(value)
-        changes[key] = value
+    changes = {key: _check_setting(key, value) for key, value in overrides.items()
+               if value is not None}
     out = dataclasses.replace(base, **changes)
     if out.datasets is None:
         out = dataclasses.replace(

@@ -15,7 +15,6 @@ import hashlib
 import io
 import math
 import os
-import tempfile
 import time
 import warnings
 from collections import defaultdict
@@ -29,6 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from slimlib import _io
 from slimlib import features as _features
 from slimlib._validation import check_choice, check_widths
 from slimlib.config import results_dir
@@ -105,7 +105,7 @@ def _fmt(value: Any) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _io.mkstemp(path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
@@ -122,18 +122,77 @@ def _header() -> str:
     return ",".join(COLUMNS) + "\n"
 
 
-def read_table(path: str | os.PathLike, *, repair: bool = True) -> pd.DataFrame:
+def _check_field(col: str, value: str) -> None:
+    """Raise ``ValueError`` when ``value`` cannot be the CSV text of column ``col``."""
+    if col in _BOOL_COLS:
+        if value not in ("True", "False"):
+            raise ValueError("expected True or False")
+    elif col in _INT_COLS:
+        int(value)
+    elif col in _FLOAT_COLS:
+        if value:
+            float(value)
+        elif col in KEY_COLUMNS:  # width, train_fraction: part of the row's key
+            raise ValueError("empty")
+    elif col in _DIM_COLS and not value:
+        raise ValueError("expected an integer or 'a/b/...'")
+
+
+def _bad_field(fields: list[str]) -> tuple[str, str, str] | None:
+    """``(column, value, reason)`` of the first field that does not parse, else ``None``."""
+    for col, value in zip(COLUMNS, fields, strict=True):
+        try:
+            _check_field(col, value)
+        except ValueError as err:
+            return col, value, str(err)
+    return None
+
+
+def quarantine_path(path: str | os.PathLike) -> Path:
+    """Side file ``<name>.quarantine.csv`` next to a sweep table: rows :func:`read_table`
+    moved out of it (``line,reason,row``) so they are recomputed, kept for inspection."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.quarantine.csv")
+
+
+def read_table(path: str | os.PathLike, *, repair: bool = True,
+               quarantine: bool = False) -> pd.DataFrame:
     """Read a sweep CSV written by :func:`sweep`.
 
-    A trailing line without its newline (a run killed mid-write) or a line with the wrong
-    number of fields is dropped with a ``RuntimeWarning``; with ``repair=True`` the file is
-    rewritten atomically without it, so later appends start on a clean line.
+    * A trailing line without its newline (a run killed mid-write) or a line with the wrong
+      number of fields is dropped with a ``RuntimeWarning``.
+    * A field that does not parse (``value`` = ``abc``) raises a ``ValueError`` naming the
+      file, line and column, unless ``quarantine=True`` (what :func:`sweep` uses): then the
+      row is moved to :func:`quarantine_path` with a ``RuntimeWarning`` naming file and line,
+      and a sweep recomputes it.
+    * Rows whose key (:data:`KEY_COLUMNS`) repeats an earlier row's (e.g. written by two
+      sweeps before the table was locked) are dropped, the first kept, with a
+      ``RuntimeWarning``.
+
+    With ``repair=True`` the file is then rewritten atomically (under the table's lock)
+    without the dropped lines, so later appends start on a clean line.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the header is not :data:`COLUMNS` (another tool or version wrote it).
+        ValueError: the header is not :data:`COLUMNS` (another tool or version wrote it), or a
+            bad field with ``quarantine=False``.
     """
     path = Path(path)
+    if repair and os.access(path.parent, os.W_OK):
+        try:
+            lock = _io.file_lock(path)
+            lock.acquire()
+        except OSError:  # e.g. a read-only results folder: read, do not repair
+            pass
+        else:
+            try:
+                return _read_table(path, repair=True, quarantine=quarantine)
+            finally:
+                lock.release()
+    return _read_table(path, repair=False, quarantine=quarantine)
+
+
+def _read_table(path: Path, *, repair: bool, quarantine: bool) -> pd.DataFrame:
     text = path.read_text(encoding="utf-8")
     if not text:
         return _empty_table()
@@ -147,7 +206,7 @@ def read_table(path: str | os.PathLike, *, repair: bool = True) -> pd.DataFrame:
     if not lines:
         if repair:
             _atomic_write_text(path, "")
-        warnings.warn(f"{path}: dropped a partial header line", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"{path}: dropped a partial header line", RuntimeWarning, stacklevel=3)
         return _empty_table()
     header = next(csv.reader([lines[0]]))
     if tuple(header) != COLUMNS:
@@ -155,28 +214,74 @@ def read_table(path: str | os.PathLike, *, repair: bool = True) -> pd.DataFrame:
                          f"{header}, expected {list(COLUMNS)}. Pass another out= path.")
     cols: dict[str, list[str]] = {c: [] for c in COLUMNS}
     good = [lines[0]]
-    for line in lines[1:]:
+    bad: list[tuple[int, str, str]] = []  # (line number, reason, line)
+    duplicates: list[int] = []
+    seen: set[tuple] = set()
+    for number, line in enumerate(lines[1:], start=2):
         fields = next(csv.reader([line]), [])
         if len(fields) != len(COLUMNS):
             dropped.append(line)
             continue
+        problem = _bad_field(fields)
+        if problem is not None:
+            col, value, reason = problem
+            where = f"{path}, line {number}, column {col!r}: {value!r} ({reason})"
+            if not quarantine:
+                raise ValueError(f"{where}. Fix or delete that line, or let slimlib.sweep move "
+                                 f"it to {quarantine_path(path).name} and recompute it "
+                                 "(read_table(..., quarantine=True)).")
+            bad.append((number, where, line))
+            continue
+        key = _row_key(dict(zip(COLUMNS, fields, strict=True)))
+        if key in seen:
+            duplicates.append(number)
+            continue
+        seen.add(key)
         good.append(line)
         for col, value in zip(COLUMNS, fields, strict=True):
             cols[col].append(value)
     if dropped:
         warnings.warn(f"{path}: dropped {len(dropped)} incomplete line(s) left by an interrupted "
                       f"run (first: {dropped[0][:80]!r}); those rows will be recomputed",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
+    if bad:
+        warnings.warn(f"{path}: moved {len(bad)} row(s) with unreadable fields to "
+                      f"{quarantine_path(path)} (first: {bad[0][1]}); those rows will be "
+                      "recomputed", RuntimeWarning, stacklevel=3)
         if repair:
-            _atomic_write_text(path, "".join(good))
+            _quarantine(path, bad)
+    if duplicates:
+        warnings.warn(f"{path}: dropped {len(duplicates)} row(s) whose key repeats an earlier "
+                      f"row (lines {duplicates[:5]}{' ...' if len(duplicates) > 5 else ''}), "
+                      "e.g. from two sweeps writing one table without a lock; the first of "
+                      "each is kept", RuntimeWarning, stacklevel=3)
+    if repair and (dropped or bad or duplicates):
+        _atomic_write_text(path, "".join(good))
     return _typed(cols)
+
+
+def _quarantine(path: Path, bad: list[tuple[int, str, str]]) -> None:
+    """Append the bad rows to the side file (atomically rewritten: old rows + new ones)."""
+    side = quarantine_path(path)
+    old = side.read_text(encoding="utf-8") if side.is_file() else ""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if not old:
+        writer.writerow(["line", "reason", "row"])
+    for number, where, line in bad:
+        writer.writerow([number, where, line.rstrip("\n")])
+    _atomic_write_text(side, old + buf.getvalue())
 
 
 def _row_key(row: Mapping[str, Any]) -> tuple:
     return (str(row["model"]), str(row["model_fp"]), str(row["dataset"]), str(row["data_fp"]),
-            bool(row["synthetic"]), str(row["protocol"]), str(row["metric"]), int(row["seed"]),
-            round(float(row["width"]), 9), str(row["parts"]), str(row["order"]),
-            str(row["scale"]), round(float(row["train_fraction"]), 9))
+            _as_bool(row["synthetic"]), str(row["protocol"]), str(row["metric"]),
+            int(row["seed"]), round(float(row["width"]), 9), str(row["parts"]),
+            str(row["order"]), str(row["scale"]), round(float(row["train_fraction"]), 9))
+
+
+def _as_bool(value: Any) -> bool:
+    return value == "True" if isinstance(value, str) else bool(value)
 
 
 def _frame_keys(frame: pd.DataFrame) -> list[tuple]:
@@ -184,30 +289,82 @@ def _frame_keys(frame: pd.DataFrame) -> list[tuple]:
 
 
 class _ResultFile:
-    """Append-only CSV with one fsync'd write per row."""
+    """Append-only CSV with one fsync'd write per batch of rows, safe for concurrent writers.
+
+    Every write happens under the table's inter-process lock (:func:`slimlib._io.file_lock`,
+    ``.<name>.lock`` next to it). Before appending, rows other processes appended since
+    this one last looked are read (or the whole table again, when another process rewrote
+    it), and rows whose key is already on disk are not written again.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = _io.file_lock(path)
+        with self.lock:
+            self._reload()
+
+    def _reload(self) -> None:
+        """Read (and repair) the whole table; remember where it ends."""
+        path = self.path
         if path.exists() and path.stat().st_size:
-            frame = read_table(path)
+            frame = read_table(path, quarantine=True)
             if not path.stat().st_size:  # the repair removed a partial header
                 _atomic_write_text(path, _header())
         else:
             frame = _empty_table()
             _atomic_write_text(path, _header())
         self.keys = set(_frame_keys(frame))
+        self._mark()
+
+    def _mark(self) -> None:
+        st = os.stat(self.path)
+        self._ident, self._offset = (st.st_dev, st.st_ino), st.st_size
+
+    def _catch_up(self) -> None:
+        """Learn the keys other writers appended since :meth:`_mark` (call under the lock)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return self._reload()
+        if (st.st_dev, st.st_ino) != self._ident or st.st_size < self._offset:
+            return self._reload()  # rewritten (repaired) by another process
+        if st.st_size == self._offset:
+            return None
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            tail = f.read().decode("utf-8")
+        if not tail.endswith("\n"):  # a writer died mid-line: repair, then read it all
+            return self._reload()
+        for fields in csv.reader(io.StringIO(tail)):
+            if len(fields) == len(COLUMNS) and _bad_field(fields) is None:
+                self.keys.add(_row_key(dict(zip(COLUMNS, fields, strict=True))))
+            else:
+                return self._reload()
+        self._offset = st.st_size
+        return None
 
     def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        for row in rows:
-            writer.writerow([_fmt(row[c]) for c in COLUMNS])
-        with open(self.path, "a", encoding="utf-8", newline="") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        self.keys.update(_row_key(r) for r in rows)
+        with self.lock:
+            self._catch_up()
+            new = [r for r in rows if _row_key(r) not in self.keys]
+            if new:
+                buf = io.StringIO()
+                writer = csv.writer(buf, lineterminator="\n")
+                for row in new:
+                    writer.writerow([_fmt(row[c]) for c in COLUMNS])
+                with open(self.path, "a", encoding="utf-8", newline="") as f:
+                    f.write(buf.getvalue())
+                    f.flush()
+                    os.fsync(f.fileno())
+                self._offset = os.stat(self.path).st_size
+            self.keys.update(_row_key(r) for r in rows)
+
+    def refresh(self) -> set[tuple]:
+        """The keys now on disk (including other writers' rows)."""
+        with self.lock:
+            self._catch_up()
+        return self.keys
 
 
 # ============================================================================ inputs
@@ -500,7 +657,8 @@ class _Job:
             model=self.name, weights=fingerprint, dataset=self.data.name, split=split,
             data=self.data.fp_train if split == "train" else self.data.fp_test,
             preprocessing=self.prep_id, precision=self.cfg.precision)
-        hit = _features.load_cached(key)
+        hit = _features.load_cached(
+            key, labels=_labels_of(self.data.train if split == "train" else self.data.test))
         if hit is not None:
             return hit[0], hit[1], 0.0
         inputs = self.inputs(split)
@@ -705,7 +863,7 @@ def sweep(
         del model
 
     start = time.perf_counter()
-    result = _select(read_table(path), requested)
+    result = _select(read_table(path, quarantine=True), requested)
     timer.add("read", start)
     result.attrs["timings"] = dict(timer)
     result.attrs["path"] = str(path)

@@ -198,7 +198,8 @@ def test_embedded_missing_root_says_how_to_get_data(monkeypatch, tmp_path):
 def test_default_dataset(monkeypatch, tmp_path):
     monkeypatch.delenv("SLIMLIB_DATA", raising=False)
     assert D.default_dataset() == "synthetic-ms"
-    assert D.default_dataset(tmp_path) == "synthetic-ms"
+    with pytest.raises(FileNotFoundError, match="eurosat_rgb/manifest.csv"):
+        D.default_dataset(tmp_path)  # a given root that lacks the data never becomes synthetic
     (tmp_path / "eurosat_rgb").mkdir()
     (tmp_path / "eurosat_rgb" / "manifest.csv").write_text("path,class,label,split\n")
     assert D.default_dataset(tmp_path) == "eurosat-rgb"

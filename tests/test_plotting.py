@@ -164,8 +164,9 @@ def test_default_datasets_follow_the_data_root(monkeypatch, tmp_path):
     cfg = profiles.resolve("smoke")
     assert cfg.datasets == ("synthetic-rgb",)
     assert "SYNTHETIC" in profiles.data_note(cfg)
-    (tmp_path / "eurosat_rgb").mkdir()
-    (tmp_path / "cifar10_train").mkdir()
+    for folder in ("eurosat_rgb", "cifar10_train", "cifar10_test"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "manifest.csv").write_text("path,class,label\n")
     cfg = profiles.resolve("smoke", data_root=str(tmp_path))
     assert cfg.datasets == ("eurosat-rgb",) and cfg.cv_datasets == ("cifar10",)
     assert "SYNTHETIC" not in profiles.data_note(cfg)

@@ -95,7 +95,7 @@ def test_packaged_yaml_configs_are_vitb16_100_epochs():
     for name in ("moco_vitb16", "moco_vitb16_slimmable", "mae_vitb16", "mae_vitb16_slimmable"):
         cfg = load_config(name)
         assert (cfg.model.embed_dim, cfg.model.depth, cfg.model.patch_size) == (768, 12, 16)
-        assert cfg.optim.epochs == 100 and cfg.device == "cuda"
+        assert cfg.optim.epochs == 100 and cfg.device == "auto"  # CUDA when present, else CPU
         assert cfg.method == name.split("_")[0]
         assert cfg.slimmable.enabled == name.endswith("slimmable")
         assert cfg.slimmable.num_widths == 5
@@ -481,7 +481,9 @@ def test_profile_data_root_is_exposed_to_pretraining_and_restored(monkeypatch, t
     from slimlib.config import DATA_ENV
 
     monkeypatch.setenv(DATA_ENV, "/somewhere/else")
-    profile = profiles.resolve("smoke", data_root=str(tmp_path))
+    # explicit datasets: an empty data root cannot supply the default real ones
+    profile = profiles.resolve("smoke", data_root=str(tmp_path), datasets=["synthetic-rgb"],
+                               cv_datasets=["synthetic-rgb"])
     with chapters._profile_data_root(profile):
         assert os.environ[DATA_ENV] == str(tmp_path)
     assert os.environ[DATA_ENV] == "/somewhere/else"

@@ -6,6 +6,7 @@ Public API::
     slimlib.data.info(name) -> dict
     slimlib.data.load(name, split="train", root=None, **kw) -> ImageDataset
     slimlib.data.default_dataset(root=None) -> str
+    slimlib.data.datasets_for_root(root, real, synthetic) -> tuple[str, ...]
     slimlib.data.prepare(dataset_or_images, spec, *, bands=None, rgb_policy="refuse") -> Tensor
     slimlib.data.iter_prepared(dataset, spec, batch_size=256) -> Iterator[(x, y)]
     slimlib.data.band_plan(bands, units, spec) -> BandPlan
@@ -22,11 +23,20 @@ from __future__ import annotations
 from .bands import EUROSAT_MS_BANDS, RGB_BANDS, RGB_GAIN, RGB_TO_S2, S2_BANDS, S2_WAVELENGTHS_UM
 from .imagenet import IMAGENET10_WNIDS, IMAGENET100_WNIDS
 from .preprocess import RGB_POLICIES, BandPlan, band_plan, iter_prepared, prepare
-from .registry import DatasetInfo, clear_cache, default_dataset, info, list_datasets, load
+from .registry import (
+    EMBEDDED_FOLDERS,
+    DatasetInfo,
+    clear_cache,
+    datasets_for_root,
+    default_dataset,
+    info,
+    list_datasets,
+    load,
+)
 
 __all__ = [
     "EUROSAT_MS_BANDS", "IMAGENET100_WNIDS", "IMAGENET10_WNIDS", "RGB_BANDS", "RGB_GAIN",
     "RGB_POLICIES", "RGB_TO_S2", "S2_BANDS", "S2_WAVELENGTHS_UM", "BandPlan", "DatasetInfo",
-    "band_plan", "clear_cache", "default_dataset", "info", "iter_prepared", "list_datasets",
+    "EMBEDDED_FOLDERS", "band_plan", "clear_cache", "datasets_for_root", "default_dataset", "info", "iter_prepared", "list_datasets",
     "load", "prepare",
 ]

@@ -188,7 +188,11 @@ def list_datasets(kind: str | None = None) -> list[str]:
 
 def _entry(name: str) -> DatasetInfo:
     if name not in _REGISTRY:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(_REGISTRY)}")
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.6)
+        hint = f" did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"unknown dataset {name!r};{hint} available: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
 
 
@@ -279,9 +283,53 @@ def _nbytes(ds: ImageDataset) -> int:
     return ds.images.element_size() * ds.images.nelement()
 
 
-def default_dataset(root: str | os.PathLike | None = None) -> str:
-    """``"eurosat-rgb"`` when the data root holds it, else the ``"synthetic-ms"`` fallback."""
+#: Folders under the data root that an embedded dataset reads (each with a ``manifest.csv``).
+EMBEDDED_FOLDERS: dict[str, tuple[str, ...]] = {
+    "eurosat-rgb": ("eurosat_rgb",), "eurosat-ms": ("eurosat_ms",), "ucmerced": ("ucmerced",),
+    "cifar10": ("cifar10_train", "cifar10_test"),
+}
+
+
+def datasets_for_root(root: str | os.PathLike | None, real: tuple[str, ...] | list[str],
+                      synthetic: str) -> tuple[str, ...]:
+    """The one rule for "which data does a run without explicit datasets use".
+
+    * No data root at all (``root`` is ``None`` and ``$SLIMLIB_DATA`` unset or empty):
+      ``(synthetic,)``, the clearly labelled synthetic fallback.
+    * A data root is given: ``tuple(real)``, and it must hold every folder of those embedded
+      datasets (:data:`EMBEDDED_FOLDERS`, each with its ``manifest.csv``). A root that lacks
+      one (an empty folder, a root one level too deep such as ``.../eurosat_rgb``) raises;
+      it never silently becomes synthetic data.
+
+    Used by :func:`default_dataset` and by :func:`slimlib.profiles.resolve`.
+
+    Raises:
+        FileNotFoundError: the root is not a folder, or lacks a dataset; the message names
+            every folder it looked for.
+    """
     base = data_root(root, required=False)
-    if base is not None and (base / "eurosat_rgb" / "manifest.csv").is_file():
-        return "eurosat-rgb"
-    return "synthetic-ms"
+    if base is None:
+        return (synthetic,)
+    missing = [base / folder / "manifest.csv" for name in real
+               for folder in EMBEDDED_FOLDERS.get(name, (name,))
+               if not (base / folder / "manifest.csv").is_file()]
+    if missing:
+        source = "root=" if root is not None else f"${DATA_ENV}"
+        hint = ""
+        if (base / "manifest.csv").is_file():
+            hint = (f" {str(base)!r} holds a manifest.csv itself, so it looks like one dataset's "
+                    f"folder: set the data root to its parent {str(base.parent)!r}.")
+        raise FileNotFoundError(
+            f"The data root {str(base)!r} (from {source}) does not hold {', '.join(real)}: "
+            f"looked for {', '.join(repr(str(m)) for m in missing)}.{hint} Point the data root "
+            f"at the folder holding {', '.join(f for n in real for f in EMBEDDED_FOLDERS.get(n, (n,)))}/ "
+            f"(see docs/data.md), or unset {DATA_ENV} (and data_root) to use the labelled "
+            f"synthetic fallback {synthetic!r}."
+        )
+    return tuple(real)
+
+
+def default_dataset(root: str | os.PathLike | None = None) -> str:
+    """``"eurosat-rgb"`` when a data root is given, ``"synthetic-ms"`` when none is
+    (:func:`datasets_for_root`: a given root that lacks ``eurosat_rgb/`` raises)."""
+    return datasets_for_root(root, ("eurosat-rgb",), "synthetic-ms")[0]

@@ -295,12 +295,27 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Unwraps the common containers ``{"state_dict": ...}`` and ``{"model": ...}``.
     """
     path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        state: Any = load_file(str(path), device="cpu")
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+            state: Any = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as err:  # noqa: BLE001 - every decoder error means the same to a user
+        # torch's own message suggests weights_only=False, i.e. executing the file's pickle
+        # code; a truncated download or a wrong file needs a fresh download instead.
+        size = path.stat().st_size if path.is_file() else 0
+        raise ValueError(
+            f"{path} ({size:,} bytes) is not a readable checkpoint: it could not be decoded as "
+            f"a {'safetensors' if path.suffix == '.safetensors' else 'PyTorch'} file of tensors "
+            f"({type(err).__name__}). It is probably truncated (an interrupted download) or not "
+            "a checkpoint at all: delete it and download it again. slimlib reads only tensors "
+            "and never executes code stored in a checkpoint (a file holding other Python "
+            "objects must be re-saved as a plain state dict of tensors)."
+        ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]

@@ -267,7 +267,8 @@ class PretrainConfig:
         method: ``"moco"`` (MoCo v3) or ``"mae"``.
         mean, std: per-channel normalisation in the data's units; ``None`` estimates
             them from the training images (recorded in the checkpoint).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        device: ``"auto"`` (CUDA when available, else CPU; the packaged ViT-B configs),
+            ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         amp: ``None`` (fp32) or ``"bf16"`` autocast.
         num_threads: CPU threads during training (``None`` leaves torch's setting).
         deterministic: ``torch.use_deterministic_algorithms(True)`` while training.
@@ -314,6 +315,15 @@ class PretrainConfig:
             _fail("std", "strictly positive per-channel values", self.std)
         if self.mean is not None and len(self.mean) != len(self.std):
             raise ValueError(f"mean ({len(self.mean)}) and std ({len(self.std)}) lengths differ")
+        if not isinstance(self.device, str) or not self.device:
+            _fail("device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
+        if self.device != "auto":
+            import torch
+
+            try:
+                torch.device(self.device)
+            except (RuntimeError, ValueError):
+                _fail("device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
         if self.amp not in (None, "bf16"):
             _fail("amp", "null or 'bf16'", self.amp)
         _check_pos_int("num_threads", self.num_threads, allow_none=True)

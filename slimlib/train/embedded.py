@@ -41,7 +41,6 @@ import dataclasses
 import hashlib
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +48,7 @@ from typing import Any
 
 import torch
 
+from slimlib import _io
 from slimlib.config import cache_dir, data_root
 from slimlib.specs import ModelSpec
 from slimlib.train.configs import (
@@ -323,7 +323,7 @@ def pretrained_encoder(name: str, train_if_missing: bool = True, progress: bool 
         start = time.perf_counter()
         result = pretrain(EMBEDDED_CONFIGS[name], data, run_dir, resume=True, progress=progress,
                           fingerprint=fingerprint)
-        fd, csv_tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".csv", dir=path.parent)
+        fd, csv_tmp = _io.mkstemp(path.parent, prefix=f".{path.stem}.", suffix=".csv")
         os.close(fd)
         result.losses.to_csv(csv_tmp, index=False)
         os.replace(csv_tmp, path.with_suffix(".csv"))

@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from slimlib import _io
 from slimlib.train.augment import Augment
 from slimlib.train.configs import PretrainConfig, load_config
 from slimlib.train.encoder import Encoder, build_vit
@@ -42,7 +42,7 @@ from slimlib.train.slimmable import sandwich_widths, width
 
 __all__ = [
     "pretrain", "PretrainResult", "build_method", "load_encoder", "save_atomic",
-    "data_fingerprint", "total_steps", "lr_at", "frozen_heads",
+    "data_fingerprint", "total_steps", "lr_at", "frozen_heads", "resolve_device",
 ]
 
 CHECKPOINT = "last.pt"
@@ -230,7 +230,7 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same folder, then ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _io.mkstemp(path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         torch.save(obj, tmp)
@@ -241,8 +241,38 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
+def resolve_device(name: str) -> torch.device:
+    """The training device of ``config.device``: ``"auto"`` is CUDA when available, else CPU.
+
+    Raises:
+        ValueError: a CUDA device was asked for on a machine without one (says to use
+            ``device: auto`` or ``cpu``).
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"config device={name!r} but CUDA is not available on this machine; "
+                         "set device: auto (CUDA when present, else CPU) or device: cpu, e.g. "
+                         "--set device=auto")
+    return device
+
+
+def _remove_stale_temporaries(out: Path) -> list[Path]:
+    """Delete the ``.<file>.*.tmp`` files a killed run left in ``out`` (``save_atomic`` and
+    the loss table write through them); returns what was removed. One run owns ``out``."""
+    removed = []
+    if out.is_dir():
+        for name in (CHECKPOINT, ENCODER, LOSSES):
+            for tmp in out.glob(f".{name}.*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                    removed.append(tmp)
+    return removed
+
+
 def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _io.mkstemp(path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         frame.to_csv(tmp, index=False)
@@ -357,7 +387,9 @@ def pretrain(
     config = config.replace(**changes)
     fingerprint = fingerprint or data_fingerprint(data)
     out = Path(out_dir) if out_dir is not None else None
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
+    if out is not None:
+        _remove_stale_temporaries(out)
 
     with _run_settings(config):
         method = build_method(config, in_chans).to(device)

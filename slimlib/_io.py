@@ -1,0 +1,57 @@
+"""File helpers shared by every writer: temporary files that respect the umask, a lock per file.
+
+``tempfile.mkstemp`` creates files with mode 0600; a file ``os.replace``\\ d from it keeps that
+mode, so results and caches written atomically would be unreadable to the rest of a group
+sharing a results folder. :func:`mkstemp` gives the temporary file the mode a plain ``open``
+would (``0666 & ~umask``, 0644 with the usual umask 022).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+__all__ = ["mkstemp", "default_mode", "file_lock"]
+
+_UMASK_LOCK = threading.Lock()
+
+
+def default_mode() -> int:
+    """``0o666 & ~umask``: the mode ``open(path, "w")`` gives a new file."""
+    with _UMASK_LOCK:  # reading the umask means setting it; keep other threads out meanwhile
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
+def mkstemp(dir: str | os.PathLike, prefix: str, suffix: str = ".tmp") -> tuple[int, str]:
+    """``tempfile.mkstemp`` in ``dir`` whose file has :func:`default_mode`, not 0600."""
+    fd, tmp = tempfile.mkstemp(dir=dir, prefix=prefix, suffix=suffix)
+    try:
+        os.fchmod(fd, default_mode())
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    return fd, tmp
+
+
+_LOCKS: dict[str, object] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def file_lock(path: str | os.PathLike, timeout: float = 600.0):
+    """The (re-entrant, per-thread) inter-process lock guarding ``path``: a ``filelock.FileLock``
+    on ``<folder>/.<name>.lock``. One lock object per path and process, so nested ``with``
+    blocks in one thread do not deadlock."""
+    from filelock import FileLock
+
+    path = Path(path).resolve()
+    lock_path = str(path.with_name(f".{path.name}.lock"))
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(lock_path)
+        if lock is None:
+            lock = _LOCKS[lock_path] = FileLock(lock_path, timeout=timeout, mode=default_mode())
+    return lock
