@@ -60,7 +60,7 @@ def absolutize_env() -> dict[str, str]:
     :func:`slimlib.chapters.run_chapter` call this before any kernel starts.
     """
     changed = {}
-    for name in (DATA_ENV, CACHE_ENV, RESULTS_ENV):
+    for name in (DATA_ENV, CACHE_ENV, RESULTS_ENV, WEIGHTS_ENV):
         value = os.environ.get(name)
         if value and not Path(value).expanduser().is_absolute():
             os.environ[name] = changed[name] = str(Path(value).expanduser().resolve())
