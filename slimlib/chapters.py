@@ -422,6 +422,11 @@ def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = 
                 device=profile.device, progress=False, pretrained=profile.pretrained, **kwargs,
             ))
     out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    timings: dict[str, float] = {}
+    for part in parts:
+        for stage, seconds in part.attrs.get("timings", {}).items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+    out.attrs["timings"] = timings
     out.attrs["path"] = str(path)
     return out
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from slimlib import chapters, cluster, profiles
+from slimlib import chapters, claims, cluster, profiles
 from slimlib.shards import VALUE_COLUMNS, MergeConflictError, Shard, SweepCall, merge, plan
 from slimlib.sweeping import KEY_COLUMNS, read_table
 
@@ -27,7 +27,8 @@ KEYS = ["model", "dataset", "protocol", "metric", "seed", "width", "parts", "ord
 
 
 def _profile(**overrides):
-    base = {"datasets": ["synthetic-rgb"], "cv_datasets": ["synthetic-rgb"]}
+    base = {"models": ["rs-moco-tiny"], "datasets": ["synthetic-rgb"],
+            "cv_datasets": ["synthetic-rgb"]}
     return profiles.resolve("smoke", **{**base, **overrides})
 
 
@@ -69,8 +70,9 @@ def test_plan_groups_book_requests_per_model_and_dataset():
     by_id = {s.id: s for s in shards}
     assert len(by_id) == len(shards)
     pairs = {(s.model, s.dataset) for s in shards}
+    controls = [f"rs-moco-tiny [random init {s}]" for s in cfg.init_seeds]
     assert pairs == {(m, "synthetic-rgb") for m in
-                     ("rs-moco-tiny", "rs-moco-tiny-slimmable", "cv-moco-tiny")}
+                     ("rs-moco-tiny", "rs-moco-tiny-slimmable", "cv-moco-tiny", *controls)}
     first = next(s for s in shards if s.model == cfg.models[0])
     assert {c.order for c in first.calls} == {"first", "last", "random"}
     assert {c.parts for c in first.calls} >= {("attn",), ("ffn",), ("attn", "ffn")}
@@ -115,7 +117,8 @@ def test_local_executor_runs_every_shard(local_run, tmp_path):
     assert "1 done, 0 failed" in cluster.summary(states)
     assert Path(merged.attrs["path"]) == Path(settings.results_dir) / "smoke" / "sweep.csv"
     _no_duplicate_keys(merged)
-    assert set(merged["model"]) == {"rs-moco-tiny", "rs-moco-tiny-slimmable", "cv-moco-tiny"}
+    assert set(merged["model"]) == {"rs-moco-tiny", "rs-moco-tiny-slimmable", "cv-moco-tiny",
+                                    *(f"rs-moco-tiny [random init {s}]" for s in cfg.init_seeds)}
     # the merged rows of the main curves equal an in-process sweep with its own cache
     reference = _in_process(cfg, tmp_path)
     keys = list(KEY_COLUMNS)
@@ -143,6 +146,10 @@ def test_chapters_compute_nothing_after_merge(local_run):
                    for p in (("attn",), ("ffn",), ("attn", "ffn"))]
         tables.append(chapters.sweep_for(cfg, [model], [dataset], widths=aw,
                                          protocols=["knn", "linear"], metrics=False))
+        tables.append(claims.order_rows(cfg))
+        controls = {f"{model} [random init {s}]": f"{model} [random init {s}]"
+                    for s in cfg.init_seeds}
+        tables.append(chapters.sweep_for(cfg, controls, widths=cfg.control_widths))
     heavy = {"slim", "extract", "probe", "metrics", "flops"}
     for table in tables:
         assert len(table) > 0

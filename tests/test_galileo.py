@@ -35,7 +35,7 @@ def _galileo_dir() -> Path:
     if WEIGHTS is None:
         pytest.skip("SLIMLIB_WEIGHTS is not set: the Galileo reference tests need the real "
                     "weights root (CI points it at ../shared/weights)")
-    folder = Path(WEIGHTS) / "galileo-nano"
+    folder = Path(WEIGHTS).resolve() / "galileo-nano"  # absolute: tests link to it
     if not (folder / "encoder.pt").is_file():
         pytest.skip(f"{folder}/encoder.pt not found under SLIMLIB_WEIGHTS={WEIGHTS!r}")
     return folder

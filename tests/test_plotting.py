@@ -162,13 +162,13 @@ def test_profiles_resolve_and_validate(monkeypatch):
 def test_default_datasets_follow_the_data_root(monkeypatch, tmp_path):
     monkeypatch.delenv("SLIMLIB_DATA", raising=False)
     cfg = profiles.resolve("smoke")
-    assert cfg.datasets == ("synthetic-rgb",)
+    assert cfg.datasets == (profiles.RS_FALLBACK,)
     assert "SYNTHETIC" in profiles.data_note(cfg)
-    for folder in ("eurosat_rgb", "cifar10_train", "cifar10_test"):
+    for folder in ("eurosat_rgb", "eurosat_ms", "ucmerced", "cifar10_train", "cifar10_test"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "manifest.csv").write_text("path,class,label\n")
     cfg = profiles.resolve("smoke", data_root=str(tmp_path))
-    assert cfg.datasets == ("eurosat-rgb",) and cfg.cv_datasets == ("cifar10",)
+    assert cfg.datasets == profiles.EMBEDDED_RS_DATASETS and cfg.cv_datasets == ("cifar10",)
     assert "SYNTHETIC" not in profiles.data_note(cfg)
     assert "RANDOM weights" in profiles.data_note(cfg)  # smoke skips pretraining
     assert "RANDOM" not in profiles.data_note(profiles.resolve("default", data_root=str(tmp_path)))

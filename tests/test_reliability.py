@@ -230,12 +230,12 @@ def test_synthetic_only_without_any_data_root(tmp_path, monkeypatch):
     monkeypatch.delenv("SLIMLIB_DATA", raising=False)
     assert D.default_dataset() == "synthetic-ms"
     cfg = profiles.resolve("smoke")
-    assert cfg.datasets == ("synthetic-rgb",) and cfg.cv_datasets == ("synthetic-rgb",)
-    for folder in ("eurosat_rgb", "cifar10_train", "cifar10_test"):
+    assert cfg.datasets == (profiles.RS_FALLBACK,) and cfg.cv_datasets == ("synthetic-rgb",)
+    for folder in ("eurosat_rgb", "eurosat_ms", "ucmerced", "cifar10_train", "cifar10_test"):
         _fake_dataset(tmp_path, folder)
     assert D.default_dataset(tmp_path) == "eurosat-rgb"
     cfg = profiles.resolve("smoke", data_root=str(tmp_path))
-    assert cfg.datasets == ("eurosat-rgb",) and cfg.cv_datasets == ("cifar10",)
+    assert cfg.datasets == profiles.EMBEDDED_RS_DATASETS and cfg.cv_datasets == ("cifar10",)
     (tmp_path / "cifar10_test" / "manifest.csv").unlink()  # half of CIFAR-10 is missing
     with pytest.raises(FileNotFoundError, match="cifar10_test/manifest.csv"):
         profiles.resolve("smoke", data_root=str(tmp_path))
