@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from slimlib import chapters, claims, cluster, profiles
+from slimlib import chapters, cluster, profiles
 from slimlib.shards import VALUE_COLUMNS, MergeConflictError, Shard, SweepCall, merge, plan
 from slimlib.sweeping import KEY_COLUMNS, read_table
 
@@ -146,7 +146,6 @@ def test_chapters_compute_nothing_after_merge(local_run):
                    for p in (("attn",), ("ffn",), ("attn", "ffn"))]
         tables.append(chapters.sweep_for(cfg, [model], [dataset], widths=aw,
                                          protocols=["knn", "linear"], metrics=False))
-        tables.append(claims.order_rows(cfg))
         controls = {f"{model} [random init {s}]": f"{model} [random init {s}]"
                     for s in cfg.init_seeds}
         tables.append(chapters.sweep_for(cfg, controls, widths=cfg.control_widths))
@@ -287,8 +286,9 @@ def test_slurm_scancel_then_resubmit_gives_identical_table(slurm, tmp_path):
     # first row: scancel sends SIGTERM (which submitit jobs ignore, since SLURM also sends it
     # before a preemption's USR2), then SIGKILL after KillWait (2 s on the test cluster; the
     # kill lands ~4 s after the scancel)
-    widths = [round(0.05 * k, 2) for k in range(1, 21)]
-    cfg = _profile(models=[MODELS[0]], widths=widths)
+    widths = [round(0.0125 * k, 4) for k in range(1, 81)]
+    cfg = _profile(models=[MODELS[0]], widths=widths, limit_per_class=40,
+                   test_limit_per_class=20)
     settings = _settings(tmp_path / "job")
     shards = plan(cfg, book=False)
     records = cluster.submit(cfg, shards, executor="slurm", settings=settings,
