@@ -55,3 +55,25 @@ def file_lock(path: str | os.PathLike, timeout: float = 600.0):
         if lock is None:
             lock = _LOCKS[lock_path] = FileLock(lock_path, timeout=timeout, mode=default_mode())
     return lock
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder (mode from the
+    umask), fsync, then ``os.replace``; the temp file never survives a failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = mkstemp(path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if isinstance(data, str):
+            f = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        else:
+            f = os.fdopen(fd, "wb")
+        with f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

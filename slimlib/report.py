@@ -12,25 +12,16 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from slimlib import _io
 
 __all__ = ["write_report", "render_markdown", "render_html", "curve_png"]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _atomic_write(path: Path, data) -> None:
+    _io.atomic_write(path, data)
 
 
 def curve_png(result: dict[str, Any]) -> bytes:

@@ -15,13 +15,14 @@ import io
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from slimlib import _io
 
 __all__ = ["SweepCall", "Shard", "plan", "merge", "shard_table", "MergeConflictError",
            "VALUE_COLUMNS", "SHARD_FOLDER"]
@@ -310,16 +311,5 @@ def merge(tables: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     return merged
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _atomic_write(path: Path, data) -> None:
+    _io.atomic_write(path, data)

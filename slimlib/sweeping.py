@@ -104,18 +104,8 @@ def _fmt(value: Any) -> str:
     return " ".join(str(value).split())  # one physical line per row
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = _io.mkstemp(path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _atomic_write_text(path: Path, data) -> None:
+    _io.atomic_write(path, data)
 
 
 def _header() -> str:
