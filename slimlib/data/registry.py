@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import CACHE_ENV, DATA_ENV, data_root
 from ..specs import ImageDataset
-from . import embedded, geobench, imagenet, online, synthetic
+from . import embedded, geobench, geobench_seg, imagenet, online, oscd, synthetic
 from ._common import check_split
 from .bands import EUROSAT_MS_BANDS, RGB_BANDS, S2_BANDS
 
@@ -177,6 +177,8 @@ _REGISTRY: dict[str, DatasetInfo] = {d.name: d for d in (
         root_setting="root= or $SLIMLIB_CACHE/torchgeo/eurosat",
         description="all 27,000 EuroSAT MS images, 16,200/5,400/5,400"),
 )}
+# dense tasks (segmentation, change detection): DenseDataset loaders, see slimlib.dense
+_REGISTRY.update({d.name: d for d in (*geobench_seg.registry_entries(DatasetInfo), oscd.registry_entry(DatasetInfo))})
 
 
 def list_datasets(kind: str | None = None) -> list[str]:
