@@ -221,11 +221,11 @@ def test_segmentation_probe_learns_and_shuffled_control_does_not(seg_root):
     test = D.load("m-cashew-plant", "test", root=base, cache=False)
     vit, spec = _vit(), _spec(train)
     learned = dense.probe(vit, train, test, spec=spec, epochs=30, batch_size=4, device="cpu")
-    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(1))
-    shuffled = dataclasses.replace(train, masks=train.masks[perm])
+    # every image gets another image's mask (a cyclic shift: no image keeps its own)
+    shuffled = dataclasses.replace(train, masks=train.masks[torch.roll(torch.arange(len(train)), 1)])
     control = dense.probe(vit, shuffled, test, spec=spec, epochs=30, batch_size=4, device="cpu")
     assert learned["value"] > 0.7, learned
-    assert control["value"] < 0.45, control            # 3 classes: chance mIoU about 0.2
+    assert control["value"] < 0.35, control            # 3 classes: chance mIoU about 0.2
     again = dense.probe(vit, train, test, spec=spec, epochs=30, batch_size=4, device="cpu")
     assert again["value"] == pytest.approx(learned["value"])   # seeded
     with pytest.raises(ValueError, match="has no .spec"):
