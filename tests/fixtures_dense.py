@@ -145,6 +145,8 @@ def write_oscd(root: Path, *, cities=None, size: int = 48, coarse: bool = True,
 
     cities = cities or {"train": ("abudhabi", "beihai", "cupertino"), "test": ("brasilia",
                                                                                "dubai")}
+    if size % 8 or (coarse and size % 6):
+        raise ValueError(f"size must be a multiple of 8 (and of 6 with coarse=True); got {size}")
     rng = np.random.default_rng(seed)
     images_root = root / "Onera Satellite Change Detection dataset - Images"
     images_root.mkdir(parents=True)
