@@ -146,8 +146,12 @@ def test_oscd_reads_two_dates_in_esa_band_order(oscd_root):
     assert D.info("oscd")["classes"] == ("no change", "change")
 
 
-def test_oscd_layout_errors(tmp_path, oscd_root):
+def test_oscd_layout_errors(tmp_path, oscd_root, monkeypatch):
     root, _ = oscd_root
+    monkeypatch.setenv("SLIMLIB_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="oscd' is not a folder"):
+        oscd.load_oscd("train")                       # default root: $SLIMLIB_DATA/oscd
+    monkeypatch.delenv("SLIMLIB_DATA")
     with pytest.raises(FileNotFoundError, match="no 'Onera Satellite Change Detection dataset - "
                                                 "Images/' folder.*imgs_1_rect/B01.tif"):
         D.load("oscd", "train", root=tmp_path, cache=False)

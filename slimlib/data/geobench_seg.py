@@ -106,10 +106,11 @@ def problem(name: str, root: str | os.PathLike | None) -> str | None:
 def download_task(name: str, root: str | os.PathLike | None = None) -> Path:
     """Download and unpack one GEO-Bench v1.0 segmentation task from Hugging Face.
 
-    Fails within seconds with ``ConnectionError`` when offline.
+    Files go to ``root``, else the first GEO-Bench folder setting (``$GEO_BENCH_DIR``,
+    ``$SLIMLIB_DATA/geobench``, the cache). Fails within seconds with ``ConnectionError`` when
+    offline.
     """
-    base = Path(root or os.environ.get(ENV) or Path.home() / ".cache" / "slimlib" / "geobench")
-    base = base.expanduser()
+    base = Path(root).expanduser() if root is not None else candidate_bases(None)[0][1]
     require_online("huggingface.co", f"GEO-Bench {name!r}", how_to_get(name))
     from huggingface_hub import HfApi, hf_hub_download
 

@@ -181,7 +181,8 @@ def load_oscd(split: str, root: str | os.PathLike | None = None, *, tile: int = 
 
     Args:
         split: ``"train"`` or ``"test"`` (the official city split).
-        root: folder holding the unzipped OSCD archives (see the module docstring).
+        root: folder holding the unzipped OSCD archives (see the module docstring); default
+            ``$SLIMLIB_DATA/oscd``.
         tile: tile side in pixels (the paper's patching is not published; 128 here).
         cities: read only these cities of the split.
         download: fetch the archives with torchgeo when the layout is missing.
@@ -195,6 +196,11 @@ def load_oscd(split: str, root: str | os.PathLike | None = None, *, tile: int = 
         raise ValueError(f"'oscd' has splits {SPLITS}; got split={split!r}")
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < 8:
         raise ValueError(f"tile must be an int >= 8; got {tile!r}")
+    if root is None:                       # the data-root convention of dense.availability
+        from ..config import data_root
+
+        base = data_root(None, required=False)
+        root = base / "oscd" if base is not None else None
     why = problem(root, split)
     if why is not None:
         if not download or root is None:
@@ -241,6 +247,6 @@ def registry_entry(entry_type: type) -> Any:
         name="oscd", kind="local", classes=CLASSES, bands=S2_BANDS, units="reflectance",
         splits=SPLITS, source=f"OSCD, {HOMEPAGE} (official archives, torchgeo layout)",
         licence=LICENCE, citation=CITATION, loader=load_oscd, image_size=None,
-        root_setting="root= (folder holding the unzipped OSCD archives)",
+        root_setting="root= or $SLIMLIB_DATA/oscd (folder holding the unzipped OSCD archives)",
         description="DENSE (change detection, mIoU over change & no-change; slimlib.dense): "
                     "24 S2 13-band city pairs, 14 train / 10 test, tiled")
