@@ -1,7 +1,9 @@
 """Latency/throughput of slimmed vs full ViTs on this machine, with both physical bounds.
 
-For every width s and every runtime (``eager`` PyTorch, ``compile`` = torch.compile/inductor
-with frozen weights, ``onnx`` = ONNX Runtime CPU) it prints, measured in one run:
+For every width s and every runtime (``eager`` PyTorch, ``fast`` = eager PyTorch through
+``slimlib.fastpath.optimize`` (exact rewrite of the blocks), ``compile`` = torch.compile/inductor
+with frozen weights, ``onnx`` = ONNX Runtime CPU, ``fastonnx`` = ONNX Runtime on the exported
+model after ``optimize``) it prints, measured in one run:
 
 * ``FLOP ratio``: FLOPs(1) / FLOPs(s) (slimlib.flops, attention included): the pure limit.
 * ``bound``: the achievable speed-up that counts the non-slimmable work (Amdahl):
@@ -21,6 +23,7 @@ Run: ``.venv/bin/python benchmarks/bench_slim.py --threads 1 [--quick] [--runtim
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -31,15 +34,16 @@ import torch.nn.functional as F
 
 import slimlib
 from slimlib.fast import compile_model, onnx_session
+from slimlib.fastpath import optimize
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _rounds(full: Runner, small: Runner, x: torch.Tensor, repeats: int,
-            eager: Runner | None = None) -> tuple[list[float], ...]:
-    """Per-round seconds of ``full``, ``small`` (and the eager slim model ``eager``), timed in
-    alternation after one warm-up each."""
-    runners = [full, small] + ([eager] if eager is not None else [])
+            *others: Runner) -> tuple[list[float], ...]:
+    """Per-round seconds of ``full``, ``small`` (and ``others``: the eager slim and the eager
+    full model), timed in alternation after one warm-up each."""
+    runners = [full, small, *others]
     times: list[list[float]] = [[] for _ in runners]
     with torch.inference_mode():
         for runner in runners:
@@ -91,9 +95,20 @@ def fixed_seconds(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> floa
 def _runner(runtime: str, model: torch.nn.Module, one: torch.Tensor) -> Runner:
     if runtime == "eager":
         return model
+    if runtime == "fast":
+        return optimize(model)
     if runtime == "compile":
         return compile_model(model)
+    if runtime == "fastonnx":
+        return onnx_session(optimize(model), example_input=one)
     return onnx_session(model, example_input=one)
+
+
+def _load() -> str:
+    try:
+        return "/".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def _patch_flops(model: torch.nn.Module, one: torch.Tensor) -> int:
@@ -107,8 +122,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--models", nargs="+", default=["vit_small_patch16_224"])
-    parser.add_argument("--runtimes", nargs="+", default=["eager", "compile", "onnx"],
-                        choices=["eager", "compile", "onnx"])
+    parser.add_argument("--runtimes", nargs="+", default=["eager", "fast", "compile", "onnx"],
+                        choices=["eager", "fast", "compile", "onnx", "fastonnx"])
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -116,10 +131,10 @@ def main() -> None:
     reps1, reps_b = (5, 3) if args.quick else (15, 5)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, timm {timm.__version__}"
           f"; speed-ups over full width in the same runtime: min/median/max of {reps1} (b1), {reps_b} "
-          f"(b{args.batch}) alternated rounds")
+          f"(b{args.batch}) alternated rounds; load average (1/5/15 min) at start {_load()}")
     print(f"{'model':<24}{'s':>6}{'GFLOP/img':>10}{'FLOP ratio':>11}{'bound':>7}  {'runtime':<8}"
           f"{'ms b1':>8}{'speed-up b1 (min/med/max)':>27}{'img/s b' + str(args.batch):>10}"
-          f"{'speed-up b' + str(args.batch) + ' (min/med/max)':>28}{'vs eager':>9}  flags")
+          f"{'speed-up b' + str(args.batch) + ' (min/med/max)':>28}{'vs eager':>9}{'vs eager full':>22}  flags")
     for arch in args.models:
         model = timm.create_model(arch, num_classes=0).eval()
         one = torch.randn(1, 3, 224, 224)
@@ -131,7 +146,7 @@ def main() -> None:
         t_fixed = fixed_seconds(model, batch, reps_b)
         print(f"# {arch}: eager full {t_full * 1e3:.0f} ms at b{args.batch}, non-slimmable "
               f"{t_fixed * 1e3:.0f} ms ({t_fixed / t_full:.0%})")
-        runners = {}
+        runners = {"eager_full": model}
         for runtime in args.runtimes:
             runners[runtime] = _runner(runtime, model, one)
         for width in args.widths:
@@ -149,21 +164,27 @@ def main() -> None:
                     b1 = f"{t1 * 1e3:>8.1f}{f'{lo1:.2f}/{med1:.2f}/{hi1:.2f}':>27}"
                 else:  # one compile per shape is costly: batch 32 only
                     med1, b1 = 0.0, f"{'–':>8}{'(b1 not compiled)':>27}"
-                times = _rounds(full_run, run, batch, reps_b, ref)
+                others = (ref, runners["eager_full"]) if ref is not None else ()
+                times = _rounds(full_run, run, batch, reps_b, *others)
                 lob, medb, hib, tb = _stats(*times)
                 # this runtime's slim model vs the eager slim model, same rounds
                 vs_eager = statistics.median(e / r for r, e in zip(times[1], times[2],
                                                                    strict=True)) \
                     if ref is not None else 1.0
+                # ... and vs the eager full-width model (end-to-end), same rounds
+                lof, medf, hif, _ = _stats(times[3], times[1]) if ref is not None \
+                    else (lob, medb, hib, tb)
                 flags = []
-                if max(med1, medb) > ratio:
+                if max(med1, medb, medf) > ratio:
                     flags.append("!>FLOP")
                 if vs_eager < 0.97:
                     flags.append("!slow")
                 print(f"{arch:<24}{width:>6.3g}{f / 1e9:>10.2f}{ratio:>11.2f}{bound:>7.2f}  "
                       f"{runtime:<8}{b1}{args.batch / tb:>10.1f}"
-                      f"{f'{lob:.2f}/{medb:.2f}/{hib:.2f}':>28}{vs_eager:>9.2f}  "
-                      f"{medb / ratio:.2f}xFLOP {medb / bound:.2f}xbound {' '.join(flags)}",
+                      f"{f'{lob:.2f}/{medb:.2f}/{hib:.2f}':>28}{vs_eager:>9.2f}"
+                      f"{f'{lof:.2f}/{medf:.2f}/{hif:.2f}':>22}  "
+                      f"{medb / ratio:.2f}xFLOP {medb / bound:.2f}xbound "
+                      f"(vs eager full: {medf / ratio:.2f}xFLOP) {' '.join(flags)}",
                       flush=True)
         if arch == args.models[-1]:
             times = []
@@ -172,6 +193,7 @@ def main() -> None:
                 slimlib.slim(model, 0.25)
                 times.append(time.perf_counter() - start)
             print(f"time to slim {arch} at s=0.25: median {statistics.median(times) * 1e3:.0f} ms")
+    print(f"load average (1/5/15 min) at end {_load()}")
 
 
 if __name__ == "__main__":

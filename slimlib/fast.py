@@ -12,7 +12,9 @@ a separate memory pass, and at small widths they dominate. Two ways to fuse them
   optimisations (its fused LayerNorm / GELU / attention kernels).
 
 Both return callables ``(B, C, H, W) -> (B, D)`` with the same output as the eager model to
-float tolerance (tests/test_fast.py). Measured speed: ``benchmarks/bench_slim.py``,
+float tolerance (tests/test_fast.py). :func:`slimlib.fastpath.optimize` is the third way: an
+exact rewrite of the blocks that stays eager PyTorch (and can be exported or compiled in turn,
+e.g. ``onnx_session(optimize(model))``). Measured speed: ``benchmarks/bench_slim.py``,
 ``docs/deploy.md``.
 """
 
