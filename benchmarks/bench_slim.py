@@ -2,7 +2,8 @@
 
 For every width s and every runtime (``eager`` PyTorch, ``fast`` = eager PyTorch through
 ``slimlib.fastpath.optimize`` (exact rewrite of the blocks), ``compile`` = torch.compile/inductor
-with frozen weights, ``onnx`` = ONNX Runtime CPU, ``fastonnx`` = ONNX Runtime on the exported
+with frozen weights, ``fastcompile`` = torch.compile of the model after ``optimize``,
+``onnx`` = ONNX Runtime CPU, ``fastonnx`` = ONNX Runtime on the exported
 model after ``optimize``) it prints, measured in one run:
 
 * ``FLOP ratio``: FLOPs(1) / FLOPs(s) (slimlib.flops, attention included): the pure limit.
@@ -99,6 +100,8 @@ def _runner(runtime: str, model: torch.nn.Module, one: torch.Tensor) -> Runner:
         return optimize(model)
     if runtime == "compile":
         return compile_model(model)
+    if runtime == "fastcompile":
+        return compile_model(optimize(model))
     if runtime == "fastonnx":
         return onnx_session(optimize(model), example_input=one)
     return onnx_session(model, example_input=one)
@@ -123,7 +126,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--models", nargs="+", default=["vit_small_patch16_224"])
     parser.add_argument("--runtimes", nargs="+", default=["eager", "fast", "compile", "onnx"],
-                        choices=["eager", "fast", "compile", "onnx", "fastonnx"])
+                        choices=["eager", "fast", "compile", "fastcompile", "onnx", "fastonnx"])
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -159,7 +162,7 @@ def main() -> None:
                 full_run = runners[runtime]
                 run = _runner(runtime, small, one)
                 ref = small if runtime != "eager" else None
-                if runtime != "compile":
+                if "compile" not in runtime:
                     lo1, med1, hi1, t1 = _stats(*_rounds(full_run, run, one, reps1))
                     b1 = f"{t1 * 1e3:>8.1f}{f'{lo1:.2f}/{med1:.2f}/{hi1:.2f}':>27}"
                 else:  # one compile per shape is costly: batch 32 only

@@ -126,3 +126,17 @@ def test_optimized_model_exports_to_onnx():
     run = onnx_session(fast, example_input=X[:1], threads=1)
     with torch.no_grad():
         torch.testing.assert_close(run(X), small(X), atol=1e-4, rtol=0)
+
+
+def test_optimized_model_compiles_and_matches():
+    """torch.compile traces the fast path's tracing branch (F.pad heads, ones column)."""
+    from slimlib.fastpath import optimize
+
+    small = slimlib.slim(build(), 0.25)  # 4-dim heads: padded to 16 before SDPA
+    fast = optimize(small, pad=16, pad_heads_below=12)
+    assert fast.blocks[0].head_pad != fast.blocks[0].head_dim  # the padded-head branch runs
+    run = compile_model(fast)
+    with torch.inference_mode():
+        want = small(X)
+        assert want.abs().max() > 1e-3
+        torch.testing.assert_close(run(X), want, atol=1e-4, rtol=1e-4)
