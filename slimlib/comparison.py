@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["CURVE_KEYS", "merge_identical_compute", "at_smallest_width", "paper_axis",
-           "with_paper_axis", "standard_error", "paper_difference"]
+           "with_paper_axis", "standard_error", "paper_difference", "paired_difference"]
 
 #: Columns that identify one curve in a sweep / retention / compute table (those present).
 CURVE_KEYS: tuple[str, ...] = ("model", "dataset", "protocol", "metric", "parts", "order",
@@ -223,7 +223,8 @@ def paper_difference(ours: pd.DataFrame, paper: pd.DataFrame, *, on: str = "widt
                      value: str = "retention", paper_value: str | None = None,
                      by: Sequence[str] = (), paper_on: str | None = None,
                      tolerance: float = 1e-6, z: float = 2.0,
-                     deterministic: bool = False) -> pd.DataFrame:
+                     deterministic: bool = False,
+                     paper_extra: Sequence[str] = ()) -> pd.DataFrame:
     """``ours − paper`` at each published point, aligned by the VALUE of ``on``.
 
     Every published point is matched with our row of the same ``by`` group whose ``on``
@@ -247,6 +248,8 @@ def paper_difference(ours: pd.DataFrame, paper: pd.DataFrame, *, on: str = "widt
         z: interval half-width in standard errors.
         deterministic: our side has no randomness (e.g. FLOP counts): the interval column
             says ``"no interval: deterministic"``.
+        paper_extra: further paper columns to carry into the result (e.g. the range of the
+            published models, ``retention_min``/``retention_max``).
 
     Returns:
         One row per matched published point: ``*by, on, paper, ours, difference, diff_lo,
@@ -258,7 +261,8 @@ def paper_difference(ours: pd.DataFrame, paper: pd.DataFrame, *, on: str = "widt
     paper_on = paper_on or on
     by = [by] if isinstance(by, str) else list(by)
     _check(ours, [*by, on, value], "paper_difference (ours)")
-    _check(paper, [*by, paper_on, paper_value], "paper_difference (paper)")
+    paper_extra = [paper_extra] if isinstance(paper_extra, str) else list(paper_extra)
+    _check(paper, [*by, paper_on, paper_value, *paper_extra], "paper_difference (paper)")
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     se, source = standard_error(ours)
@@ -268,7 +272,8 @@ def paper_difference(ours: pd.DataFrame, paper: pd.DataFrame, *, on: str = "widt
                          "_se": se.to_numpy(), "_src": source.to_numpy()})
     right = pd.DataFrame({**{k: paper[k].to_numpy() for k in by},
                           "_on": paper[paper_on].astype(float).to_numpy(),
-                          "paper": paper[paper_value].astype(float).to_numpy()})
+                          "paper": paper[paper_value].astype(float).to_numpy(),
+                          **{f"paper {c}": paper[c].to_numpy() for c in paper_extra}})
     left = left.dropna(subset=["_on"])
     right = right.dropna(subset=["_on"])
     rows = []
@@ -287,9 +292,12 @@ def paper_difference(ours: pd.DataFrame, paper: pd.DataFrame, *, on: str = "widt
             i = int(np.argmin(dist))
             if dist[i] <= tolerance:
                 rows.append({**dict(zip(by, key, strict=True)), on: cand["_on"].iloc[i],
-                             "paper": p["paper"], "ours": cand["ours"].iloc[i],
+                             "paper": p["paper"],
+                             **{f"paper {c}": p[f"paper {c}"] for c in paper_extra},
+                             "ours": cand["ours"].iloc[i],
                              "_se": cand["_se"].iloc[i], "_src": cand["_src"].iloc[i]})
-    cols = [*by, on, "paper", "ours", "difference", "diff_lo", "diff_hi", "interval", "reading"]
+    cols = [*by, on, "paper", *(f"paper {c}" for c in paper_extra), "ours", "difference",
+            "diff_lo", "diff_hi", "interval", "reading"]
     if not rows:
         out = pd.DataFrame(columns=cols)
         out.attrs.update(unmatched_paper=len(right), matched=0)
@@ -314,3 +322,37 @@ def paper_difference(ours: pd.DataFrame, paper: pd.DataFrame, *, on: str = "widt
     out = out[cols].sort_values([*by, on]).reset_index(drop=True)
     out.attrs.update(unmatched_paper=len(right) - len(out), matched=len(out))
     return out
+
+
+def paired_difference(table: pd.DataFrame, first: str, second: str, *, value: str = "mean",
+                      on: str = "width", by: Sequence[str] = ("dataset",),
+                      name: str = "model") -> pd.DataFrame:
+    """``second − first`` per ``on`` value (e.g. slimmable − regular training), with its SE.
+
+    Args:
+        table: :func:`slimlib.retention`-style rows of both ``name`` values:
+            ``[name, *by, on, value]`` and, for an SE, what :func:`standard_error` reads.
+        first, second: the two ``name`` values (e.g. the regular and the slimmable model).
+
+    Returns:
+        ``*by, on, rel_compute`` (of ``first``, if present), ``difference`` and ``se``
+        (√(SE₁² + SE₂²); NaN where either side has no spread), aligned by value of ``on``.
+    """
+    by = list(by)
+    _check(table, [name, *by, on, value], "paired_difference")
+    se, _ = standard_error(table)
+    data = table.assign(_se=se.to_numpy(), _on=table[on].astype(float).round(9))
+    parts = []
+    for label in (first, second):
+        part = data[data[name] == label]
+        if part.empty:
+            raise ValueError(f"no rows with {name}={label!r}; have {sorted(data[name].unique())}")
+        cols = [*by, "_on", value, "_se"] + (["rel_compute"] if "rel_compute" in part else [])
+        parts.append(part[cols].set_index([*by, "_on"]))
+    a, b = parts
+    out = pd.DataFrame({"difference": b[value] - a[value],
+                        "se": np.sqrt(a["_se"] ** 2 + b["_se"] ** 2)}).dropna(subset=["difference"])
+    if "rel_compute" in a:
+        out.insert(0, "rel_compute", a["rel_compute"])
+    out = out.reset_index().rename(columns={"_on": on})
+    return out.sort_values([*by, on]).reset_index(drop=True)

@@ -20,7 +20,7 @@ import pandas as pd
 __all__ = ["CITATION", "LICENCE", "PAPER_CONVENTION", "CLASSIFICATION_DATASETS",
            "SERIES_TO_MODEL", "load", "posthoc", "paper_compute", "widths_of",
            "convention_label", "compute_side_by_side", "smallest_budget_retention",
-           "fig1_bins", "fig1_reference_lines", "native_gain", "newfms"]
+           "fig1_bins", "fig1_reference_lines", "native_gain", "newfms", "posthoc_mean"]
 
 CITATION = (
     "Hackel, L., Burgert, T., Demir, B. (2026). How Much of a Model Do We Need? Redundancy and "
@@ -103,6 +103,28 @@ def posthoc(section: str = "posthoc") -> pd.DataFrame:
     return table.drop(columns=["y_full"])
 
 
+def posthoc_mean(dataset: str = "m-eurosat", *, protocol: str = "knn",
+                 section: str = "posthoc", value: str = "retention") -> pd.DataFrame:
+    """The published curves of one dataset averaged over the models, per width.
+
+    Returns ``width, x`` (mean relative compute of the models), ``value`` (mean over models),
+    ``<value>_min``, ``<value>_max`` (the range of the published models) and ``n_models``.
+    Models are paired by their published width (SSL4EO's merged point counts at 0.002).
+    """
+    table = posthoc(section)
+    table = table[(table["dataset"] == dataset) & (table["protocol"] == protocol)]
+    if table.empty:
+        raise ValueError(f"no published {section} rows for dataset={dataset!r}, "
+                         f"protocol={protocol!r}")
+    if value not in table.columns:
+        raise ValueError(f"value must be a column of the published rows, got {value!r}")
+    out = table.groupby("width").agg(x=("x", "mean"), **{value: (value, "mean")},
+                                     **{f"{value}_min": (value, "min"),
+                                        f"{value}_max": (value, "max")},
+                                     n_models=("series", "nunique"))
+    return out.reset_index()
+
+
 def paper_compute(models: Sequence[str] | None = None) -> pd.DataFrame:
     """The paper's measured relative compute per model and width (from the m-eurosat curves).
 
@@ -145,7 +167,8 @@ def compute_side_by_side(ours: pd.DataFrame) -> pd.DataFrame:
         One row per model, convention and published width (aligned by width value; SSL4EO's
         merged point is compared at the identical-FLOPs width 0.002 after
         :func:`slimlib.comparison.merge_identical_compute`): ``model, convention, width, s,
-        paper, ours, difference, interval`` (FLOP counts are deterministic). Empty if no
+        paper, ours, difference, diff_lo, diff_hi, interval`` (FLOP counts are deterministic:
+        ``diff_lo``/``diff_hi`` are NaN and ``interval`` says so). Empty if no
         model of ``ours`` has published compute.
     """
     from slimlib.comparison import merge_identical_compute, paper_difference
@@ -162,7 +185,8 @@ def compute_side_by_side(ours: pd.DataFrame) -> pd.DataFrame:
     rows["count_attention"] = rows["count_attention"].astype(bool)
     rows["count_norms"] = rows["count_norms"].astype(bool)
     paper = paper_compute(rows["model"].unique())
-    cols = ["model", "convention", "width", "s", "paper", "ours", "difference", "interval"]
+    cols = ["model", "convention", "width", "s", "paper", "ours", "difference", "diff_lo",
+            "diff_hi", "interval"]
     out = []
     for (attn, norms), part in rows.groupby(["count_attention", "count_norms"]):
         merged = merge_identical_compute(

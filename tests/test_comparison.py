@@ -113,3 +113,27 @@ def test_with_paper_axis_maps_controls_to_their_architecture():
     assert out["rel_compute_paper"].iloc[0] == pytest.approx(0.1504, abs=1e-4)
     assert out["rel_compute_paper"].iloc[0] == out["rel_compute_paper"].iloc[1]
     assert list(out["value"]) == [0.5, 0.2]
+
+
+def test_paper_difference_carries_paper_columns_and_posthoc_mean_range():
+    mean = reference.posthoc_mean("m-eurosat")
+    assert mean["n_models"].max() == 10 and (mean["retention_min"] <= mean["retention"]).all()
+    ours = pd.DataFrame({"width": [0.1, 1.0], "retention": [0.9, 1.0]})
+    diff = comparison.paper_difference(ours, mean, paper_extra=["retention_min",
+                                                                "retention_max"])
+    row = diff.set_index("width").loc[0.1]
+    published = mean.set_index("width").loc[0.1]
+    assert row["paper"] == published["retention"]
+    assert row["paper retention_min"] == published["retention_min"]
+
+
+def test_paired_difference_subtracts_by_width_with_combined_se():
+    ret = pd.DataFrame({"model": ["r", "r", "s", "s"], "dataset": "d",
+                        "width": [1.0, 0.1, 0.1, 1.0], "mean": [0.9, 0.6, 0.7, 0.92],
+                        "std": [0.0, 0.03, 0.04, 0.0], "n_seeds": [4, 4, 4, 4]})
+    gain = comparison.paired_difference(ret, "r", "s").set_index("width")
+    assert gain.loc[0.1, "difference"] == pytest.approx(0.1)
+    assert gain.loc[1.0, "difference"] == pytest.approx(0.02)
+    assert gain.loc[0.1, "se"] == pytest.approx(np.hypot(0.015, 0.02))
+    with pytest.raises(ValueError, match="no rows"):
+        comparison.paired_difference(ret, "r", "x")
