@@ -200,14 +200,17 @@ def standard_error(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """The standard error of each row's value and where it comes from.
 
     Looks, in this order, for ``se`` (given: e.g. binomial SE of
-    :func:`slimlib.claims.smallest_width_retention`), ``std`` + ``n_seeds`` (seed spread of
+    :func:`slimlib.claims.smallest_width_retention`; its source in ``se_source`` if
+    present), ``std`` + ``n_seeds`` (seed spread of
     :func:`slimlib.retention`: SE = std/√n) and ``sd`` + ``n`` (spread of the runs in a bin,
     :func:`slimlib.plotting.bin_stats`: SE of the bin mean). Returns ``(se, source)``; ``se``
     is NaN where there is no spread to estimate it from (one seed, one run).
     """
     index = frame.index
     if "se" in frame.columns:
-        return frame["se"].astype(float), pd.Series("given SE", index=index)
+        source = frame["se_source"] if "se_source" in frame.columns \
+            else pd.Series("given SE", index=index)
+        return frame["se"].astype(float), source
     if {"std", "n_seeds"} <= set(frame.columns):
         n = frame["n_seeds"].astype(float)
         se = (frame["std"].astype(float) / np.sqrt(n)).where(n >= 2)
@@ -313,6 +316,8 @@ def paper_difference(ours: pd.DataFrame, paper: pd.DataFrame, *, on: str = "widt
             return f"[{r['diff_lo']:+.4f}, {r['diff_hi']:+.4f}] (±{z:g} {r['_src']})"
         if deterministic:
             return "no interval: deterministic"
+        if r["_se"] == 0:
+            return f"no interval: zero spread ({r['_src']})"
         return f"no interval: {r['_src']}"
 
     out["interval"] = [_interval(r, ok) for (_, r), ok in zip(out.iterrows(), has, strict=True)]
@@ -335,23 +340,28 @@ def paired_difference(table: pd.DataFrame, first: str, second: str, *, value: st
         first, second: the two ``name`` values (e.g. the regular and the slimmable model).
 
     Returns:
-        ``*by, on, rel_compute`` (of ``first``, if present), ``difference`` and ``se``
-        (√(SE₁² + SE₂²); NaN where either side has no spread), aligned by value of ``on``.
+        ``*by, on, rel_compute`` (of ``first``, if present), ``difference``, ``se``
+        (√(SE₁² + SE₂²); NaN where either side has no spread) and ``se_source`` (where both
+        SEs come from, e.g. ``"one seed / one seed"``), aligned by value of ``on``.
     """
     by = list(by)
     _check(table, [name, *by, on, value], "paired_difference")
-    se, _ = standard_error(table)
-    data = table.assign(_se=se.to_numpy(), _on=table[on].astype(float).round(9))
+    se, source = standard_error(table)
+    data = table.assign(_se=se.to_numpy(), _src=source.to_numpy(),
+                        _on=table[on].astype(float).round(9))
     parts = []
     for label in (first, second):
         part = data[data[name] == label]
         if part.empty:
             raise ValueError(f"no rows with {name}={label!r}; have {sorted(data[name].unique())}")
-        cols = [*by, "_on", value, "_se"] + (["rel_compute"] if "rel_compute" in part else [])
+        cols = [*by, "_on", value, "_se", "_src"] + (["rel_compute"] if "rel_compute" in part
+                                                     else [])
         parts.append(part[cols].set_index([*by, "_on"]))
     a, b = parts
     out = pd.DataFrame({"difference": b[value] - a[value],
-                        "se": np.sqrt(a["_se"] ** 2 + b["_se"] ** 2)}).dropna(subset=["difference"])
+                        "se": np.sqrt(a["_se"] ** 2 + b["_se"] ** 2),
+                        "se_source": a["_src"].astype(str) + " / " + b["_src"].astype(str)}
+                       ).dropna(subset=["difference"])
     if "rel_compute" in a:
         out.insert(0, "rel_compute", a["rel_compute"])
     out = out.reset_index().rename(columns={"_on": on})

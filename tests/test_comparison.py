@@ -76,6 +76,7 @@ def test_paper_difference_interval_from_seeds_and_deterministic_label():
     assert diff.loc[0.1, "reading"] == "ours above paper"
     assert "4 seeds" in diff.loc[0.1, "interval"]
     assert diff.loc[1.0, "reading"] == "no interval"  # zero spread is no interval
+    assert diff.loc[1.0, "interval"].startswith("no interval: zero spread")
     one = comparison.paper_difference(ours.assign(n_seeds=1), paper)
     assert one["interval"].str.contains("one seed").all() and one["diff_lo"].isna().all()
     det = comparison.paper_difference(ours[["width", "retention"]], paper, deterministic=True)
@@ -135,5 +136,11 @@ def test_paired_difference_subtracts_by_width_with_combined_se():
     assert gain.loc[0.1, "difference"] == pytest.approx(0.1)
     assert gain.loc[1.0, "difference"] == pytest.approx(0.02)
     assert gain.loc[0.1, "se"] == pytest.approx(np.hypot(0.015, 0.02))
+    assert gain.loc[0.1, "se_source"] == "SE over 4 seeds / SE over 4 seeds"
+    one = comparison.paired_difference(ret.assign(n_seeds=1), "r", "s")
+    assert one["se"].isna().all()
+    diff = comparison.paper_difference(one, pd.DataFrame({"width": [0.1], "gain": [0.05]}),
+                                       value="difference", paper_value="gain")
+    assert diff["interval"].iloc[0] == "no interval: one seed / one seed"
     with pytest.raises(ValueError, match="no rows"):
         comparison.paired_difference(ret, "r", "x")
