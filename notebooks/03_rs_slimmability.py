@@ -21,7 +21,8 @@
 # RS foundation model with its authors' published weights, in its 13-band mode on EuroSAT
 # 13-band and in its RGB-only mode (`galileo-nano-rgb`: only the RGB channel group gets
 # tokens) on EuroSAT RGB, UC Merced and the RGB rendering of EuroSAT 13-band. The paper's
-# curves for its ten ViT-B/L foundation models on m-eurosat are the twin panel.
+# curves for its ten foundation models on m-eurosat are drawn under ours, on the paper's
+# FLOP convention, with a difference table per width.
 #
 # **What this page shows**: Galileo-nano's retention against compute beside two controls the
 # paper does not have: the same architecture with random weights (several init seeds,
