@@ -34,3 +34,22 @@ def test_note_names_data_profile_and_rerun_hint():
     assert text.startswith(profiles.data_note(cfg))
     assert "SYNTHETIC" in text and "`smoke`" in text
     assert "python -m slimlib run" in text
+
+
+def test_chapters_start_with_pages_start_and_hold_no_hand_written_idioms():
+    """Chapters 2-9 keep narrative + library calls (issue 11 item 7): they start with
+    pages.start after their parameters cell, and the idioms moved into the library
+    (smallest-width picks, positional alignment, regexes on the reference file) stay out."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    chapters = sorted(p for p in folder.glob("0[2-9]_*.py"))
+    assert len(chapters) == 8
+    for path in chapters:
+        text = path.read_text()
+        params = text.index('tags=["parameters"]')
+        start = text.index("cfg = pages.start(profile, ")
+        assert params < start, path.name
+        for idiom in (".idxmin()", "cumcount()", 'str.contains(r"\\|")', "stat=([^;]+)",
+                      "profiles.resolve(profile"):
+            assert idiom not in text, f"{path.name} still writes {idiom!r} by hand"
