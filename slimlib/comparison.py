@@ -310,6 +310,7 @@ def paper_difference(ours: pd.DataFrame, paper: pd.DataFrame, *, on: str = "widt
     out["diff_lo"] = out["difference"] - z * out["_se"]
     out["diff_hi"] = out["difference"] + z * out["_se"]
     has = out["_se"].notna() & (out["_se"] > 0)
+    out.loc[~has, ["diff_lo", "diff_hi"]] = np.nan
 
     def _interval(r: pd.Series, ok: bool) -> str:
         if ok:

@@ -77,6 +77,7 @@ def test_paper_difference_interval_from_seeds_and_deterministic_label():
     assert "4 seeds" in diff.loc[0.1, "interval"]
     assert diff.loc[1.0, "reading"] == "no interval"  # zero spread is no interval
     assert diff.loc[1.0, "interval"].startswith("no interval: zero spread")
+    assert np.isnan(diff.loc[1.0, "diff_lo"]) and np.isnan(diff.loc[1.0, "diff_hi"])
     one = comparison.paper_difference(ours.assign(n_seeds=1), paper)
     assert one["interval"].str.contains("one seed").all() and one["diff_lo"].isna().all()
     det = comparison.paper_difference(ours[["width", "retention"]], paper, deterministic=True)
