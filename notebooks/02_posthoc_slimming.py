@@ -178,8 +178,8 @@ if len(side):
                              title="difference per width (all compute models)")
     plt.tight_layout()
     plt.show()
-    display_table = side.groupby("convention")["difference"].agg(
-        lambda d: d.abs().max()).rename("largest |ours − paper|").to_frame()
+    display_table = side.groupby(["model", "convention"])["difference"].agg(
+        lambda d: d.abs().max()).rename("largest |ours − paper|").unstack("convention")
 else:
     display_table = "none of this build's compute models has published relative compute"
 display_table
