@@ -36,24 +36,13 @@ data_root = None  # None: $SLIMLIB_DATA
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
 
 import slimlib
-from slimlib import chapters, plotting, profiles, reference
+from slimlib import chapters, comparison, pages, plotting, reference
 
-chapters.setup_page()
-cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
-                       protocols=protocols, device=device, batch_size=batch_size,
-                       data_root=data_root)
-
-# %% [markdown]
-# ```{note}
-# What this page ran on is printed right below; rerun it with other settings with
-# `python -m slimlib run notebooks/<this chapter>.py -p models '["rs-mae-tiny"]'`.
-# ```
-
-# %%
-display(Markdown(profiles.data_note(cfg)))
+# %% tags=["remove-input"]
+cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
+                  protocols=protocols, device=device, batch_size=batch_size, data_root=data_root)
 
 # %% tags=["hide-input"]
 from slimlib import models
@@ -83,56 +72,56 @@ pd.DataFrame(rows).style.hide(axis="index").format(precision=4)
 # %% [markdown]
 # ## FLOPs and parameters per width of the models in this build
 #
-# FLOPs are counted with `torch.utils.flop_counter` at each model's native input, batch 1,
-# attention products included (`slimlib.flops`).
+# FLOPs are counted with `torch.utils.flop_counter` at each model's native input, batch 1.
+# Two counts are shown: this build's default (attention products $QK^\top$, $AV$ included,
+# `slimlib.flops`) and the paper's convention (`slimlib.reference.PAPER_CONVENTION`: no
+# attention products, LayerNorms counted, as fvcore counts them), which every overlay on the
+# paper's published values uses as its x-axis.
 
 # %% tags=["hide-input"]
 tiny = pd.concat([chapters.compute_table_cached(m, cfg.widths, profile=cfg)
-                  for m in dict.fromkeys(cfg.models + cfg.cv_models)])
+                  for m in dict.fromkeys(cfg.models + cfg.cv_models)], ignore_index=True)
+tiny = comparison.with_paper_axis(tiny, profile=cfg)
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-for name, part in tiny.groupby("model"):
-    axes[0].plot(part["width"], part["rel_compute"], marker="o", ms=3, label=name)
-    axes[1].plot(part["width"], part["params"] / 1e6, marker="o", ms=3, label=name)
-for ax, label in zip(axes, ("relative compute", "parameters (M)"), strict=True):
-    ax.set_xscale("log")
-    ax.set_xlabel("width factor s")
-    ax.set_ylabel(label)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+plotting.compute_curves({f"{m} (attention counted)": t for m, t in tiny.groupby("model")},
+                        ax=axes[0])
+plotting.compute_curves({f"{m} (paper convention)": t.assign(rel_compute=t["rel_compute_paper"])
+                         for m, t in tiny.groupby("model")}, ax=axes[1])
+axes[0].set_title("this build's count", fontsize=9)
+axes[1].set_title("paper convention", fontsize=9)
 plt.tight_layout()
 plt.show()
-tiny.groupby("model").apply(lambda t: pd.Series({
-    "GFLOPs at s=1": t.loc[t.width.idxmax(), "flops"] / 1e9,
-    "compute floor (smallest s)": t.loc[t.width.idxmin(), "rel_compute"],
-    "params at s=1 (M)": t.loc[t.width.idxmax(), "params"] / 1e6}), include_groups=False)
+small = comparison.at_smallest_width(tiny, by=["model"]).set_index("model")
+full = tiny[tiny["width"] == 1.0].set_index("model")
+pd.DataFrame({"GFLOPs at s=1": full["flops"] / 1e9, "params at s=1 (M)": full["params"] / 1e6,
+              "smallest width": small["width"],
+              "compute floor (attention counted)": small["rel_compute"],
+              "compute floor (paper convention)": small["rel_compute_paper"]})
 
 # %% [markdown]
 # ## The compute floor of the paper's models
 #
 # The paper's foundation models are built here with random weights (`pretrained=False`):
 # FLOPs do not depend on the weights. The residual stream, the patch embedding and the
-# token-mixing products keep a floor that no width removes. `count_attention=False` leaves
-# out the $QK^\top$ and $AV$ products (the convention that matches the paper's published
-# relative compute closely, see `docs/compute.md`).
+# token-mixing products keep a floor that no width removes. Each model is counted under three
+# conventions: attention products counted, not counted, and the paper's (not counted, norms
+# counted; `docs/compute.md`).
 
 # %%
-paper_tables = []
-for name in cfg.compute_models:
-    for count in (True, False):
-        paper_tables.append(chapters.compute_table_cached(name, cfg.compute_widths,
-                                                          count_attention=count, profile=cfg))
-paper_tables = pd.concat(paper_tables, ignore_index=True)
-fvcore = pd.concat([chapters.compute_table_cached(name, cfg.compute_widths,
-                                                  count_attention=False, count_norms=True,
-                                                  profile=cfg)
-                    for name in cfg.compute_models], ignore_index=True)
-floor = (paper_tables[paper_tables.width == paper_tables.width.min()]
-         .pivot_table(index="model", columns="count_attention", values="rel_compute")
-         .rename(columns={True: "floor, attention counted", False: "floor, attention not counted"}))
-full = paper_tables[(paper_tables.width == 1.0) & paper_tables.count_attention]
-floor["GFLOPs at s=1"] = full.set_index("model")["flops"] / 1e9
-floor["params at s=1 (M)"] = full.set_index("model")["params"] / 1e6
-floor.insert(0, "smallest width", paper_tables.width.min())
+conventions = {"attention counted": {"count_attention": True},
+               "no attention products": {"count_attention": False},
+               "paper convention": dict(reference.PAPER_CONVENTION)}
+paper_tables = pd.concat([chapters.compute_table_cached(name, cfg.compute_widths, profile=cfg,
+                                                        **kwargs).assign(convention=label)
+                          for name in cfg.compute_models
+                          for label, kwargs in conventions.items()], ignore_index=True)
+floor = comparison.at_smallest_width(paper_tables, by=["model", "convention"]).pivot_table(
+    index="model", columns="convention", values="rel_compute")
+full = paper_tables[(paper_tables["width"] == 1.0)
+                    & (paper_tables["convention"] == "attention counted")].set_index("model")
+floor["GFLOPs at s=1 (attention counted)"] = full["flops"] / 1e9
+floor["params at s=1 (M)"] = full["params"] / 1e6
+floor.insert(0, "smallest width", paper_tables["width"].min())
 floor
 
 # %% [markdown]
@@ -167,45 +156,30 @@ claims.evaluate(claims.Evidence(parts=claims.parts_tables(cfg), pretrained=cfg.p
 # %% [markdown]
 # ## Our relative compute vs the paper's
 #
-# The paper published relative compute per model and width (`slimlib.reference.paper_compute`).
-# Side by side with ours at the same widths, with both FLOP conventions:
+# The paper published relative compute per model and width (`slimlib.reference.paper_compute`,
+# rounded to 4 decimals). `slimlib.reference.compute_side_by_side` aligns ours with it by
+# width value (widths with identical FLOPs merged as the paper merges them) under each
+# convention; FLOP counts are deterministic, so the differences have no interval.
 
 # %%
-pc = reference.paper_compute()
-pc = pc[pc["model"].isin(cfg.compute_models) & ~pc["s"].astype(str).str.contains(r"\|")].copy()
-pc["width"] = pc["s"].astype(float)
-ours = paper_tables.pivot_table(index=["model", "width"], columns="count_attention",
-                                values="rel_compute").rename(
-    columns={True: "ours (attention counted)", False: "ours (no attention products)"})
-side = pc.merge(ours.reset_index(), on=["model", "width"]).rename(
-    columns={"rel_compute": "paper (Hackel et al. 2026)"})
-side = side.merge(fvcore.rename(columns={"rel_compute": "ours (paper convention)"})[
-    ["model", "width", "ours (paper convention)"]], on=["model", "width"], how="left")
-side["diff, paper convention"] = side["ours (paper convention)"] - side["paper (Hackel et al. 2026)"]
-side["diff, no attention"] = side["ours (no attention products)"] - side["paper (Hackel et al. 2026)"]
-side["diff, attention"] = side["ours (attention counted)"] - side["paper (Hackel et al. 2026)"]
-side = side.drop(columns=["series", "s"])
+side = reference.compute_side_by_side(paper_tables)
 side
 
 # %% tags=["hide-input"]
 if len(side):
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    for name, part in side.groupby("model"):
-        (line,) = ax.plot(part["width"], part["ours (no attention products)"], marker="o",
-                          label=f"{name} — ours (no attention products)")
-        ax.plot(part["width"], part["ours (attention counted)"], marker="^", ls=":",
-                color=line.get_color(), label=f"{name} — ours (attention counted)")
-        ax.plot(part["width"], part["paper (Hackel et al. 2026)"], ls="--", marker="s",
-                color=line.get_color(), alpha=0.6, label=f"{name} — {plotting.PAPER_LABEL}")
-    ax.set_xscale("log")
-    ax.set_xlabel("width factor s")
-    ax.set_ylabel("relative compute")
-    ax.legend(fontsize=6)
-    ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    plotting.ours_vs_paper(paper_tables.assign(run=paper_tables["model"] + ", "
+                                               + paper_tables["convention"]),
+                           reference.paper_compute(cfg.compute_models), x="width",
+                           y="rel_compute", hue="run", paper_x="width", ax=axes[0],
+                           ylabel="relative compute", title="relative compute per width")
+    plotting.difference_plot(side, hue="convention", ax=axes[1],
+                             ylabel="ours − paper (relative compute)",
+                             title="difference per width (all compute models)")
+    plt.tight_layout()
     plt.show()
-    print(f"largest |difference| under the paper's convention (no attention products, norms "
-          f"counted): {side['diff, paper convention'].abs().max():.4f}; without attention "
-          f"products: {side['diff, no attention'].abs().max():.4f}; with them: "
-          f"{side['diff, attention'].abs().max():.4f}")
+    display_table = side.groupby(["model", "convention"])["difference"].agg(
+        lambda d: d.abs().max()).rename("largest |ours − paper|").unstack("convention")
 else:
-    print("none of this build's compute models has published relative compute")
+    display_table = "none of this build's compute models has published relative compute"
+display_table

@@ -42,95 +42,76 @@ data_root = None  # None: $SLIMLIB_DATA
 
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
 
 import slimlib
-from slimlib import chapters, plotting, profiles, reference
+from slimlib import chapters, comparison, pages, plotting, reference
 
-chapters.setup_page()
-cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
-                       protocols=protocols, device=device, batch_size=batch_size,
-                       data_root=data_root)
-
-# %% [markdown]
-# ```{note}
-# What this page ran on is printed right below; rerun it with other settings with
-# `python -m slimlib run notebooks/<this chapter>.py -p models '["rs-mae-tiny"]'`.
-# ```
-
-# %%
-display(Markdown(profiles.data_note(cfg)))
+# %% tags=["remove-input"]
+cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
+                  protocols=protocols, device=device, batch_size=batch_size, data_root=data_root)
 
 # %%
 pairs = cfg.slimmable_pairs
 names = [m for pair in pairs for m in pair]
 table = chapters.sweep_for(cfg, names)
-ret = slimlib.retention(table[table["protocol"] == "knn"])
+ret = comparison.with_paper_axis(slimlib.retention(table[table["protocol"] == "knn"]),
+                                 profile=cfg)
 kind = {m: ("slimmable" if m == s else "regular") for r, s in pairs for m in (r, s)}
 ret["training"] = ret["model"].map(kind)
 ret.groupby(["model", "training"]).size().rename("widths").to_frame()
 
+# %% [markdown]
+# Our curves (solid) over the paper's four ViT-B curves on m-eurosat (dashed), k-NN, against
+# relative compute in the paper's FLOP convention. Architectures, pretraining data and
+# evaluation data differ; the figure places the miniatures next to the published curves.
+
 # %% tags=["hide-input"]
+native = reference.posthoc("native")
+native_eu = native[native["dataset"] == "m-eurosat"]
 for dataset, part in ret.groupby("dataset"):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for model, curve in part.groupby("model"):
-        curve = curve.sort_values("rel_compute")
-        ls = "-" if kind[model] == "slimmable" else "--"
-        axes[0].plot(curve["rel_compute"], curve["mean"], ls=ls, marker="o", ms=3, label=model)
-    axes[0].set_xscale("log")
-    axes[0].set_xlabel("relative compute")
-    axes[0].set_ylabel("k-NN accuracy (macro)")
-    axes[0].set_title(f"this build: {dataset}")
-    axes[0].grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    native = reference.posthoc("native")
-    native = native[native["dataset"] == "m-eurosat"]
-    plotting.paper_overlay(native, y="y", ax=axes[1], ls="-")
-    axes[1].set_ylabel("k-NN accuracy (macro)")
-    axes[1].set_title(f"ViT-B on m-eurosat — {plotting.PAPER_LABEL}")
+    part = part.assign(run=part["model"] + " (" + part["training"] + ")")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    plotting.ours_vs_paper(part, native_eu, y="mean", paper_y="y", hue="run", ax=axes[0],
+                           ylabel="k-NN accuracy (macro)", title=f"this build: {dataset}")
+    plotting.ours_vs_paper(part, native_eu, hue="run", ax=axes[1], title="retention")
+    axes[0].get_legend().remove()
     plt.tight_layout()
     plt.show()
 
 # %% [markdown]
 # ## Gain of slimmable over regular training, per width
 #
-# Difference of k-NN accuracy (slimmable − regular) at each width, ours and the paper's
-# (m-eurosat; the paper's points are matched by their order, i.e. the same width).
+# Difference of k-NN accuracy (slimmable − regular) at each width, ours
+# (`slimlib.comparison.paired_difference`, ± 2 SE over probe seeds where there are several)
+# and the paper's (`slimlib.reference.native_gain`, m-eurosat). Both sides are paired **by
+# width value**; the paper's points carry their published width.
 
 # %% tags=["hide-input"]
-rows = []
-for regular, slimmable in pairs:
-    a = ret[ret["model"] == regular].set_index(["dataset", "width"])
-    b = ret[ret["model"] == slimmable].set_index(["dataset", "width"])
-    d = (b["mean"] - a["mean"]).rename("slimmable − regular").reset_index()
-    d["pair"] = f"{slimmable} vs {regular}"
-    d["rel_compute (regular)"] = a["rel_compute"].values
-    rows.append(d)
-gain = pd.concat(rows)
-native = reference.posthoc("native")
-native = native[native["dataset"] == "m-eurosat"].copy()
-native["method"] = native["series"].str.split(":").str[0]
-native["training"] = np.where(native["series"].str.contains("slimmable"), "slimmable", "regular")
-native["point"] = native.groupby("series").cumcount()
-pg = native.pivot_table(index=["method", "point"], columns="training", values="y")
-pg["slimmable − regular (paper)"] = pg["slimmable"] - pg["regular"]
+method_of = {pair: ("MoCo" if "moco" in pair[0] else "MAE" if "mae" in pair[0] else pair[0])
+             for pair in map(tuple, pairs)}
+gain = pd.concat([comparison.paired_difference(ret, regular, slimmable).assign(
+    pair=f"{slimmable} vs {regular}", method=method_of[(regular, slimmable)])
+    for regular, slimmable in map(tuple, pairs)], ignore_index=True)
+paper_gain = reference.native_gain("m-eurosat")
 fig, ax = plt.subplots(figsize=(7, 4))
-for pair, part in gain.groupby("pair"):
-    ax.plot(part["width"], part["slimmable − regular"], marker="o", label=f"{pair} (this build)")
-widths31 = sorted(slimlib.WIDTHS)
-for method, part in pg.reset_index().groupby("method"):
-    ax.plot([widths31[i] for i in part["point"]], part["slimmable − regular (paper)"], ls="--",
-            marker="s", ms=3, label=f"{method} ViT-B, m-eurosat — {plotting.PAPER_LABEL}")
+plotting.ours_vs_paper(gain, paper_gain.assign(series=paper_gain["method"] + " ViT-B, m-eurosat"),
+                       x="width", y="difference", hue="pair", paper_x="width",
+                       paper_y="gain", ax=ax, ylabel="accuracy gain of slimmable training")
 ax.axhline(0, color="0.5", lw=0.8)
-ax.set_xscale("log")
-ax.set_xlabel("width factor s")
-ax.set_ylabel("accuracy gain of slimmable training")
-ax.grid(alpha=0.3)
-ax.legend(fontsize=6)
 plt.show()
-gain.pivot_table(index="width", columns="pair", values="slimmable − regular")
+
+# %% [markdown]
+# Ours − paper per width (each of our pairs against the paper's gain for the same
+# pretraining method):
+
+# %%
+gain_diff = pd.concat([comparison.paper_difference(
+    part, paper_gain[paper_gain["method"] == method], value="difference",
+    paper_value="gain").assign(pair=pair, dataset=dataset)
+    for (pair, method, dataset), part in gain.groupby(["pair", "method", "dataset"])],
+    ignore_index=True)
+gain_diff.round(4)
 
 # %% [markdown]
 # The claim this chapter owns, computed (mean retention gain of slimmable training over

@@ -25,7 +25,8 @@
 # The paper reports these only as figures for DOFA-L, TerraMind-L and Prithvi-600M (no
 # published numbers): e.g. correlation ≈ 0.56 for DOFA-L on m-eurosat at the smallest budget
 # falling to near zero at full width, and its EVR slope steepening from ≈ −1.1 (full width)
-# to ≈ −3.1 (smallest width).
+# to ≈ −3.1 (smallest width). The project page publishes no numbers for these measures
+# (`slimlib/reference_data/README.md`), so this page has no paper-vs-ours difference table.
 #
 # **What this page shows**: the four measures for Galileo-nano (real weights) at every width,
 # beside the same measures for its random-init controls (grey): a measure that moves the same
@@ -48,24 +49,14 @@ data_root = None  # None: $SLIMLIB_DATA
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
 import slimlib
-from slimlib import chapters, claims, controls, plotting, profiles
+from slimlib import chapters, claims, comparison, controls, pages, plotting
 
-chapters.setup_page()
-cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
-                       protocols=protocols, device=device, batch_size=batch_size,
-                       data_root=data_root)
-
-# %% [markdown]
-# ```{note}
-# What this page ran on is printed right below; rerun it with other settings with
-# `python -m slimlib run notebooks/<this chapter>.py -p models '["rs-mae-tiny"]'`.
-# ```
-
-# %%
-display(Markdown(profiles.data_note(cfg)))
+# %% tags=["remove-input"]
+cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
+                  protocols=protocols, device=device, batch_size=batch_size, data_root=data_root)
 
 # %%
 table = chapters.sweep_for(cfg, cfg.models)
@@ -112,12 +103,15 @@ ax.set_ylabel("k-NN retention")
 ax.grid(alpha=0.3)
 ax.legend(fontsize=7)
 plt.show()
-joined.groupby(["model", "dataset"]).apply(
-    lambda t: pd.Series({"Spearman(retention, d_eff)": t["retention"].corr(t["d_eff"],
-                                                                         method="spearman"),
-                         "d_eff at s=1": t.loc[t["width"].idxmax(), "d_eff"],
-                         "d_eff at smallest s": t.loc[t["width"].idxmin(), "d_eff"]}),
-    include_groups=False)
+keys = ["model", "dataset"]
+summary = joined.groupby(keys).apply(
+    lambda t: t["retention"].corr(t["d_eff"], method="spearman"),
+    include_groups=False).rename("Spearman(retention, d_eff)").to_frame()
+summary["d_eff at s=1"] = joined[joined["width"] == 1.0].set_index(keys)["d_eff"]
+smallest = comparison.at_smallest_width(joined, by=keys).set_index(keys)
+summary["smallest s"] = smallest["width"]
+summary["d_eff at smallest s"] = smallest["d_eff"]
+summary
 
 # %% [markdown]
 # Which regime each curve resembles (`slimlib.claims.redundancy_regime`: Spearman of

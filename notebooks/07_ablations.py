@@ -41,24 +41,13 @@ data_root = None  # None: $SLIMLIB_DATA
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
 
 import slimlib
-from slimlib import chapters, claims, plotting, profiles, reference
+from slimlib import chapters, claims, comparison, pages, plotting, reference
 
-chapters.setup_page()
-cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
-                       protocols=protocols, device=device, batch_size=batch_size,
-                       data_root=data_root)
-
-# %% [markdown]
-# ```{note}
-# What this page ran on is printed right below; rerun it with other settings with
-# `python -m slimlib run notebooks/<this chapter>.py -p models '["rs-mae-tiny"]'`.
-# ```
-
-# %%
-display(Markdown(profiles.data_note(cfg)))
+# %% tags=["remove-input"]
+cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
+                  protocols=protocols, device=device, batch_size=batch_size, data_root=data_root)
 
 # %% tags=["hide-input"]
 model, dataset = claims.ablation_model(cfg)
@@ -85,6 +74,11 @@ claims.evaluate(claims.Evidence(orders=orders, pretrained=cfg.pretrained),
                 claims.select("order"))[["claim", "paper", "this build", "± (2 SE)", "verdict",
                                          "why"]]
 
+# %% [markdown]
+# The paper publishes no numbers for the order and layer-type ablations (only figures;
+# `slimlib/reference_data/README.md`), so these two have no paper-vs-ours table; its
+# statements about them are the claims above and in chapter 2.
+
 # %% tags=["hide-input"]
 parts = {"attention only": ("attn",), "FFN only": ("ffn",), "both": ("attn", "ffn")}
 layer = pd.concat([chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"],
@@ -95,40 +89,43 @@ lr = slimlib.retention(layer).merge(
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 plotting.retention_vs_compute(lr, hue="layers", ax=axes[0], logx=False,
                               title="retention vs compute per slimmed layer type")
-for label, part in lr.groupby("layers"):
-    axes[1].plot(part["width"], part["rel_compute"], marker="o", ms=3, label=label)
-axes[1].set_xscale("log")
-axes[1].set_xlabel("width factor s")
-axes[1].set_ylabel("relative compute")
-axes[1].grid(alpha=0.3)
-axes[1].legend(fontsize=7)
+plotting.compute_curves({label: part for label, part in lr.groupby("layers")}, ax=axes[1])
 plt.tight_layout()
 plt.show()
 lr.pivot_table(index="width", columns="layers", values=["rel_compute", "retention"])
 
+# %% [markdown]
+# ## k-NN vs linear probe, and the paper's values
+#
+# Both probes on the same frozen features. Right: retention of both against relative
+# compute in the paper's FLOP convention, over the paper's k-NN and linear-probe retention of
+# five FMs on m-eurosat at five widths (rebuttal "newer FMs", `slimlib.reference.newfms`).
+
 # %% tags=["hide-input"]
 probes = chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn", "linear"],
                             metrics=False)
-pr = slimlib.retention(probes)
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-for protocol, part in pr.groupby("protocol"):
-    axes[0].plot(part["rel_compute"], part["mean"], marker="o", ms=3, label=protocol)
-    axes[1].plot(part["rel_compute"], part["retention"], marker="o", ms=3, label=protocol)
-for ax, label in zip(axes, ("accuracy (macro)", "retention"), strict=True):
-    ax.set_xscale("log")
-    ax.set_xlabel("relative compute")
-    ax.set_ylabel(label)
-    ax.grid(alpha=0.3)
-    ax.legend()
-fig.suptitle(f"k-NN vs linear probe: {model}")
+pr = comparison.with_paper_axis(slimlib.retention(probes), profile=cfg)
+nf = reference.newfms("m-eurosat")
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+plotting.retention_vs_compute(pr, hue="protocol", y="mean", ax=axes[0],
+                              title=f"k-NN vs linear probe: {model}")
+axes[0].set_ylabel("accuracy (macro)")
+plotting.ours_vs_paper(pr, nf.assign(run=nf["series"] + " (" + nf["protocol"] + ")"),
+                       hue="protocol", paper_hue="run", ax=axes[1], paper_alpha=0.45)
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The paper's linear-probe and k-NN values for three base models at five widths (rebuttal
-# "newer FMs" section) for comparison:
+# Ours − paper per width and probe: our retention minus the paper's mean retention over its
+# five models at the same width (aligned by width value; ± 2 SE over our probe seeds where
+# there are several), with the published range:
 
 # %%
-nf = reference.load().query("section == 'rebuttal.newfms' and dataset == 'm-eurosat'").copy()
-nf["x"] = nf["x"].astype(float)
-nf.pivot_table(index=["series", "s"], columns="protocol", values="y").round(3)
+nf_mean = nf.groupby(["protocol", "width"]).agg(
+    retention=("retention", "mean"), retention_min=("retention", "min"),
+    retention_max=("retention", "max")).reset_index()
+probe_diff = comparison.paper_difference(pr, nf_mean, by=["protocol"],
+                                         paper_extra=["retention_min", "retention_max"])
+print(f"{probe_diff.attrs['matched']} published points matched by width; "
+      f"{probe_diff.attrs['unmatched_paper']} have no width in this build's ablation widths")
+probe_diff.round(4)

@@ -17,7 +17,8 @@
 # Post-hoc slimming produces a physically smaller encoder, so the saved FLOPs should show
 # up as wall-clock time. This page measures latency and throughput per width on the machine
 # that built the book, picks the smallest width that keeps a target retention, and exports
-# that slimmed encoder with `torch.save`.
+# that slimmed encoder with `torch.save`. The paper publishes no latency numbers, so this
+# page has no paper-vs-ours table.
 
 # %% tags=["parameters"]
 # Parameters (papermill / `python -m slimlib run ... -p NAME VALUE`); None = from the profile.
@@ -34,24 +35,14 @@ data_root = None  # None: $SLIMLIB_DATA
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
 import slimlib
-from slimlib import chapters, profiles
+from slimlib import chapters, comparison, pages
 
-chapters.setup_page()
-cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
-                       protocols=protocols, device=device, batch_size=batch_size,
-                       data_root=data_root)
-
-# %% [markdown]
-# ```{note}
-# What this page ran on is printed right below; rerun it with other settings with
-# `python -m slimlib run notebooks/<this chapter>.py -p models '["rs-mae-tiny"]'`.
-# ```
-
-# %%
-display(Markdown(profiles.data_note(cfg)))
+# %% tags=["remove-input"]
+cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
+                  protocols=protocols, device=device, batch_size=batch_size, data_root=data_root)
 
 # %%
 import tempfile
@@ -111,8 +102,8 @@ target = 0.95
 sweep_rows = chapters.sweep_for(cfg, [model_name])
 ret = slimlib.retention(sweep_rows[sweep_rows["protocol"] == "knn"])
 ok = ret[ret["retention"] >= target]
-choice = ok.loc[ok.groupby("dataset")["width"].idxmin(),
-                ["dataset", "width", "rel_compute", "mean", "retention"]]
+choice = comparison.at_smallest_width(ok, by=["dataset"])[
+    ["dataset", "width", "rel_compute", "mean", "retention"]]
 display(choice)
 
 # %% [markdown]
@@ -125,9 +116,8 @@ _, _, cmp = chapters.controls_for(cfg, [model_name])
 knn_cmp = cmp[cmp["protocol"] == "knn"]
 safe = knn_cmp[(knn_cmp["retention"] >= target)
                & (knn_cmp["above_random"] > 2 * knn_cmp["above_random_se"])]
-safe_choice = safe.loc[safe.groupby("dataset")["width"].idxmin(),
-                       ["dataset", "width", "rel_compute", "value", "retention",
-                        "random_mean", "above_random"]]
+safe_choice = comparison.at_smallest_width(safe, by=["dataset"])[
+    ["dataset", "width", "rel_compute", "value", "retention", "random_mean", "above_random"]]
 display(safe_choice)
 chosen = float(max(choice["width"].max(), safe_choice["width"].max())) if len(safe_choice) \
     else float(choice["width"].max())

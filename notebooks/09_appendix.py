@@ -33,24 +33,14 @@ data_root = None  # None: $SLIMLIB_DATA
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
 import slimlib
-from slimlib import chapters, plotting, profiles, reference
+from slimlib import chapters, comparison, pages, plotting, profiles, reference
 
-chapters.setup_page()
-cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
-                       protocols=protocols, device=device, batch_size=batch_size,
-                       data_root=data_root)
-
-# %% [markdown]
-# ```{note}
-# What this page ran on is printed right below; rerun it with other settings with
-# `python -m slimlib run notebooks/<this chapter>.py -p models '["rs-mae-tiny"]'`.
-# ```
-
-# %%
-display(Markdown(profiles.data_note(cfg)))
+# %% tags=["remove-input"]
+cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
+                  protocols=protocols, device=device, batch_size=batch_size, data_root=data_root)
 
 # %%
 from pathlib import Path
@@ -94,13 +84,15 @@ everything[everything["protocol"] == "features"].pivot_table(
 # the same (cached) tables as the chapter on post-hoc slimming
 tables = [chapters.compute_table_cached(m, cfg.widths, profile=cfg)
           for m in dict.fromkeys(cfg.models + cfg.cv_models)]
-tables += [chapters.compute_table_cached(m, cfg.compute_widths, count_attention=c, profile=cfg)
-           for m in cfg.compute_models for c in (True, False)]
+conventions = ({"count_attention": True}, {"count_attention": False},
+               dict(reference.PAPER_CONVENTION))
+tables += [chapters.compute_table_cached(m, cfg.compute_widths, profile=cfg, **c)
+           for m in cfg.compute_models for c in conventions]
 tables += [chapters.compute_table_cached("ssl4eo-vits16-moco", cfg.compute_widths, parts=p,
                                          profile=cfg) for p in (("attn",), ("ffn",))]
 compute = pd.concat(tables, ignore_index=True)
 compute["GFLOPs"] = compute["flops"] / 1e9
-compute.pivot_table(index="width", columns=["model", "parts", "count_attention"],
+compute.pivot_table(index="width", columns=["model", "parts", "count_attention", "count_norms"],
                     values="rel_compute").round(4)
 
 # %% [markdown]
@@ -116,15 +108,17 @@ pub = reference.load()
 pub.groupby(["section", "dataset"]).agg(series=("series", "nunique"), values=("y", "size"))
 
 # %% [markdown]
-# ### Post-hoc k-NN retention at each model's smallest width (paper)
+# ### Post-hoc retention at each model's smallest width (paper)
 
 # %%
-ph = reference.posthoc()
-small = ph.loc[ph.groupby(["series", "dataset", "protocol"])["x"].idxmin()]
-small.pivot_table(index="series", columns="dataset", values="retention").round(3)
+reference.smallest_budget_retention(datasets=None, protocol=None).round(3)
 
 # %% [markdown]
 # ## A6. Side by side: Fig. 1a bins (this build − paper)
+#
+# This build's pooled k-NN retention of its RS models per 10 % compute bin (bins on relative
+# compute in the paper's FLOP convention) minus the paper's RS-FM bin means
+# (`slimlib.comparison.paper_difference`, aligned by bin; ± 2 SE of our bin mean).
 
 # %% tags=["hide-input"]
 rows = plotting.per_run_retention(probe[(probe["protocol"] == "knn")
@@ -132,41 +126,25 @@ rows = plotting.per_run_retention(probe[(probe["protocol"] == "knn")
                                         & (probe["order"] == "first")
                                         & probe["model"].isin(cfg.models)
                                         & probe["dataset"].isin(main["dataset"].unique())])
-ours = plotting.bin_stats(rows).set_index("bin")
-paper_mean = plotting.paper_fig_parts(pub[pub["section"] == "fig1a"])[0]
-paper_rs = paper_mean[paper_mean["series"].str.startswith("RS")].set_index("x")["y"]
-cmp = pd.DataFrame({"this build (RS tiny models)": ours["mean"], "this build SD": ours["sd"],
-                    "paper (RS FMs, 4 datasets)": paper_rs})
-cmp["difference"] = cmp["this build (RS tiny models)"] - cmp["paper (RS FMs, 4 datasets)"]
-fig, ax = plt.subplots(figsize=(6.4, 3.4))
-ax.bar(cmp.index.astype(float) - 0.02, cmp["this build (RS tiny models)"], width=0.04,
-       label="this build (RS tiny models)")
-ax.bar(cmp.index.astype(float) + 0.02, cmp["paper (RS FMs, 4 datasets)"], width=0.04,
-       label=f"RS FMs — {plotting.PAPER_LABEL}")
-ax.set_xlabel("relative compute bin")
-ax.set_ylabel("mean retention")
-ax.legend(fontsize=7)
-ax.grid(alpha=0.3, axis="y")
+ours_bins = plotting.bin_stats(comparison.with_paper_axis(rows, profile=cfg),
+                               x="rel_compute_paper")
+paper_bins = reference.fig1_bins("fig1a")
+bins_diff = comparison.paper_difference(
+    ours_bins, paper_bins[paper_bins["series"].str.startswith("RS")], on="bin", value="mean")
+plotting.difference_plot(bins_diff, on="bin", logx=False,
+                         ylabel="ours − paper (mean retention per bin)")
 plt.show()
-cmp.round(4)
+bins_diff.round(4)
 
 # %% [markdown]
 # ## A7. Side by side: relative compute (ours − paper)
+#
+# Aligned by width value under each FLOP convention (`slimlib.reference.compute_side_by_side`;
+# FLOP counts are deterministic, so no interval).
 
 # %%
-pc = reference.paper_compute()
-pc = pc[~pc["s"].astype(str).str.contains(r"\|")].copy()
-pc["width"] = pc["s"].astype(float)
-mine = compute[compute["parts"] == "attn+ffn"].pivot_table(
-    index=["model", "width"], columns="count_attention", values="rel_compute").reset_index()
-mine.columns = [str(c) for c in mine.columns]
-side = pc.merge(mine, on=["model", "width"])
+side = reference.compute_side_by_side(compute)
 if len(side):
-    side = side.rename(columns={"rel_compute": "paper", "True": "ours (attention counted)",
-                                "False": "ours (no attention products)"})
-    for col in ("ours (attention counted)", "ours (no attention products)"):
-        if col in side:
-            side[f"{col} − paper"] = side[col] - side["paper"]
-    display(side.drop(columns=["series", "s"]).round(4))
+    display(side.round(4))
 else:
     print("no model of this build has published relative compute")

@@ -18,10 +18,22 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 
 __all__ = ["PAPER_LABEL", "compute_bins", "bin_stats", "per_run_retention", "retention_vs_compute",
            "metric_vs_compute", "fig1a", "paper_overlay", "architecture_diagram",
-           "compute_curves", "band_over_seeds", "paper_fig_parts", "with_controls"]
+           "compute_curves", "band_over_seeds", "paper_fig_parts", "with_controls",
+           "ours_vs_paper", "difference_plot", "fig1b", "PAPER_AXIS_LABEL"]
 
 #: Legend label of every published value drawn in the book.
 PAPER_LABEL = "paper (Hackel et al. 2026)"
+
+#: x-axis label of relative compute in the paper's FLOP convention.
+PAPER_AXIS_LABEL = ("relative compute FLOPs(s)/FLOPs(1), paper convention "
+                    "(no attention products, norms counted)")
+
+_AXIS_LABELS = {
+    "rel_compute": "relative compute FLOPs(s)/FLOPs(1), this build's count (attention counted)",
+    "rel_compute_paper": PAPER_AXIS_LABEL,
+    "width": "width factor s",
+    "bin": "relative compute bin (floor(10·FLOPs(s)/FLOPs(1))/10)",
+}
 
 
 def _new_ax(ax: Axes | None, size: tuple[float, float] = (6.0, 4.0)) -> Axes:
@@ -208,21 +220,26 @@ def fig1a(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
 
 
 def paper_fig_parts(paper: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """Split published fig1 rows into the bin means and (series -> x, lo, hi) bands."""
-    rows = paper.copy()
-    rows = rows[rows["x"].notna() & (rows["x"].astype(str) != "")]
+    """Split published fig1 rows (``reference.load()`` rows of one fig1 section) into the bin
+    means (``series, x, y``) and ``series -> (x, lo, hi)`` bands."""
+    if "stat" not in paper.columns:  # raw CSV rows: read the stat from ``extra``
+        from slimlib.reference import _parse_extra
+
+        _check_columns(paper, ["series", "x", "y", "extra"], "paper_fig_parts")
+        paper = paper.assign(stat=paper["extra"].map(lambda e: _parse_extra(e).get("stat")))
+    _check_columns(paper, ["series", "x", "y", "stat"], "paper_fig_parts")
+    rows = paper[paper["x"].notna()].copy()
     rows["x"] = rows["x"].astype(float)
     rows["y"] = rows["y"].astype(float)
-    stat = rows["extra"].fillna("").str.extract(r"stat=([^;]+)")[0]
-    mean = rows[stat == "bin_mean"]
+    rows["series"] = rows["series"].str.replace(r" band$", "", regex=True)
+    mean = rows[rows["stat"] == "bin_mean"]
     bands: dict[str, pd.DataFrame] = {}
-    for name, part in rows[stat.isin(["bin_mean_minus_2sd", "bin_mean_plus_2sd"])].groupby(
-            "series"):
-        pst = part["extra"].str.extract(r"stat=([^;]+)")[0]
-        lo = part[pst == "bin_mean_minus_2sd"].groupby("x")["y"].mean()
-        hi = part[pst == "bin_mean_plus_2sd"].groupby("x")["y"].mean()
+    for name, part in rows[rows["stat"].isin(["bin_mean_minus_2sd", "bin_mean_plus_2sd"])
+                           ].groupby("series"):
+        lo = part[part["stat"] == "bin_mean_minus_2sd"].groupby("x")["y"].mean()
+        hi = part[part["stat"] == "bin_mean_plus_2sd"].groupby("x")["y"].mean()
         both = pd.concat([lo.rename("lo"), hi.rename("hi")], axis=1).dropna().reset_index()
-        bands[str(name).replace(" band", "")] = both
+        bands[str(name)] = both
     return mean, bands
 
 
@@ -349,3 +366,112 @@ def with_controls(cmp: pd.DataFrame, *, title: str | None = None,
                  "with its controls")
     fig.tight_layout()
     return fig
+
+
+def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_compute_paper",
+                  y: str = "retention", hue: str = "model", paper_x: str = "x",
+                  paper_y: str | None = None, paper_hue: str = "series", z: float = 2.0,
+                  ax: Axes | None = None, logx: bool = True, ylabel: str | None = None,
+                  title: str | None = None, paper_alpha: float = 0.7) -> Axes:
+    """Our curves (solid, ± z SE error bars where our side has a spread) over the published
+    ones (dashed, labelled :data:`PAPER_LABEL`) on one axis.
+
+    Args:
+        ours: one row per curve and point: ``[hue, x, y]`` plus, for error bars, what
+            :func:`slimlib.comparison.standard_error` reads (``se``, ``std + n_seeds`` or
+            ``sd + n``).
+        paper: published rows ``[paper_hue, paper_x, paper_y]`` (e.g.
+            :func:`slimlib.reference.posthoc`, whose ``x`` is in the paper's FLOP convention).
+        x: our x column; use ``"rel_compute_paper"``
+            (:func:`slimlib.comparison.with_paper_axis`) so both sides share one convention.
+    """
+    from slimlib.comparison import standard_error
+
+    paper_y = paper_y or y
+    _check_columns(ours, [hue, x, y], "ours_vs_paper (ours)")
+    _check_columns(paper, [paper_hue, paper_x, paper_y], "ours_vs_paper (paper)")
+    ax = _new_ax(ax)
+    se, _ = standard_error(ours)
+    data = ours.assign(_se=se.fillna(0.0).to_numpy())
+    for name, part in data.groupby(hue, sort=True):
+        part = part.sort_values(x)
+        if (part["_se"] > 0).any():
+            ax.errorbar(part[x], part[y], yerr=z * part["_se"], marker="o", ms=3, lw=1.6,
+                        capsize=2, label=f"{name} (this build, ± {z:g} SE)")
+        else:
+            ax.plot(part[x], part[y], marker="o", ms=3, lw=1.6, label=f"{name} (this build)")
+    for name, part in paper.groupby(paper_hue, sort=True):
+        part = part.sort_values(paper_x)
+        ax.plot(part[paper_x].astype(float), part[paper_y].astype(float), ls="--", lw=1.0,
+                marker="s", ms=2, alpha=paper_alpha, label=f"{name} — {PAPER_LABEL}")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(_AXIS_LABELS.get(x, x.replace("_", " ")), fontsize=8)
+    ax.set_ylabel(ylabel or y.replace("_", " "))
+    if y == "retention":
+        ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=6)
+    return ax
+
+
+def difference_plot(diff: pd.DataFrame, *, on: str = "width", hue: str | None = None,
+                    ax: Axes | None = None, logx: bool = True, ylabel: str = "ours − paper",
+                    title: str | None = None) -> Axes:
+    """Draw :func:`slimlib.comparison.paper_difference` output: ``ours − paper`` per point
+    with its interval (where our side has one) and the zero line."""
+    _check_columns(diff, [on, "difference", "diff_lo", "diff_hi"], "difference_plot")
+    ax = _new_ax(ax)
+    groups = diff.groupby(hue, sort=True) if hue else [("ours − paper", diff)]
+    for name, part in groups:
+        part = part.sort_values(on)
+        lo = (part["difference"] - part["diff_lo"]).fillna(0.0)
+        hi = (part["diff_hi"] - part["difference"]).fillna(0.0)
+        ax.errorbar(part[on].astype(float), part["difference"], yerr=[lo, hi], marker="o",
+                    ms=3, capsize=2, label=str(name))
+    ax.axhline(0.0, color="0.4", lw=0.8)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(_AXIS_LABELS.get(on, on.replace("_", " ")), fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=6)
+    return ax
+
+
+def fig1b(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *,
+          refs: pd.DataFrame | None = None, ax: Axes | None = None,
+          ylabel: str = "accuracy (macro)") -> Axes:
+    """Fig. 1b: absolute accuracy per 10 % compute bin on the same RS data.
+
+    Args:
+        ours: label -> :func:`bin_stats` output of ``value`` (``bin, mean, lo, hi``).
+        paper: :func:`slimlib.reference.fig1_bins` ``("fig1b")`` rows (``series, bin, mean``).
+        refs: :func:`slimlib.reference.fig1_reference_lines` (horizontal lines).
+    """
+    ax = _new_ax(ax, (8.0, 5.0))
+    for label, stats in ours.items():
+        _check_columns(stats, ["bin", "mean", "lo", "hi"], "fig1b")
+        stats = stats.sort_values("bin")
+        (line,) = ax.plot(stats["bin"], stats["mean"], marker="o", label=f"{label} (this build)")
+        ax.fill_between(stats["bin"], stats["lo"], stats["hi"], color=line.get_color(),
+                        alpha=0.2)
+    if paper is not None and len(paper):
+        _check_columns(paper, ["series", "bin", "mean"], "fig1b (paper)")
+        for name, part in paper.groupby("series", sort=True):
+            part = part.sort_values("bin")
+            ax.plot(part["bin"], part["mean"], ls="--", marker="s", ms=3,
+                    label=f"{name} — {PAPER_LABEL}")
+    if refs is not None:
+        for _, r in refs.iterrows():
+            ax.axhline(float(r["y"]), color="0.4", ls="-.", lw=0.8,
+                       label=f"{r['series']} at 100 % — {PAPER_LABEL}")
+    ax.set_xlabel(_AXIS_LABELS["bin"])
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    return ax

@@ -172,3 +172,45 @@ def test_default_datasets_follow_the_data_root(monkeypatch, tmp_path):
     assert "SYNTHETIC" not in profiles.data_note(cfg)
     assert "RANDOM weights" in profiles.data_note(cfg)  # smoke skips pretraining
     assert "RANDOM" not in profiles.data_note(profiles.resolve("default", data_root=str(tmp_path)))
+
+
+def test_paper_fig_parts_reads_raw_rows_without_the_stat_column():
+    paper = reference.load().query("section == 'fig1a'").drop(columns=["stat"])
+    mean, bands = plotting.paper_fig_parts(paper)
+    assert len(mean) == len(reference.fig1_bins("fig1a"))
+    assert set(bands) == set(mean["series"])
+
+
+def test_ours_vs_paper_draws_both_sides_with_error_bars():
+    ours = pd.DataFrame({"model": ["a"] * 3, "rel_compute_paper": [0.1, 0.5, 1.0],
+                         "retention": [0.8, 0.9, 1.0], "std": [0.02, 0.01, 0.0],
+                         "n_seeds": [3, 3, 3]})
+    paper = reference.posthoc().query("dataset == 'm-eurosat' and series == 'DOFA (base)'")
+    ax = plotting.ours_vs_paper(ours, paper)
+    labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert labels == [f"DOFA (base) — {plotting.PAPER_LABEL}"]
+    assert ax.containers and ax.containers[0].get_label() == "a (this build, ± 2 SE)"
+    assert "paper convention" in ax.get_xlabel()
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"][0]
+    np.testing.assert_allclose(np.sort(dashed.get_xdata()), np.sort(paper["x"].to_numpy()))
+    with pytest.raises(ValueError, match="missing"):
+        plotting.ours_vs_paper(ours.drop(columns=["rel_compute_paper"]), paper)
+
+
+def test_difference_plot_and_fig1b_draw_their_inputs():
+    from slimlib import comparison
+
+    ours = pd.DataFrame({"width": [0.1, 1.0], "retention": [0.9, 1.0], "std": [0.02, 0.02],
+                         "n_seeds": [4, 4]})
+    paper = pd.DataFrame({"width": [0.1, 1.0], "retention": [0.8, 1.0]})
+    diff = comparison.paper_difference(ours, paper)
+    ax = plotting.difference_plot(diff)
+    np.testing.assert_allclose(np.asarray(ax.containers[0].lines[0].get_ydata(), dtype=float),
+                               [0.1, 0.0], atol=1e-12)
+    stats = plotting.bin_stats(pd.DataFrame({"rel_compute": [0.05, 0.06, 1.0],
+                                             "value": [0.5, 0.6, 0.9]}), y="value")
+    ax2 = plotting.fig1b({"ours": stats}, reference.fig1_bins("fig1b"),
+                         refs=reference.fig1_reference_lines())
+    labels = [line.get_label() for line in ax2.get_lines()]
+    assert "ours (this build)" in labels
+    assert any(label.startswith("CV MAE @ m-eurosat at 100 %") for label in labels)
