@@ -1,5 +1,7 @@
 """The analyses of chapter 10 (robustness), one function per section, each returning its
-tables and one verdict row, so the page only draws and prints.
+tables and its verdict row(s), so the page only draws and prints. This module: settings,
+class imbalance, class-wise scores and implicit order; :mod:`slimlib.robustness_sections`:
+geographic shift, fine-tuning and training dynamics.
 
 Settings per profile are in :data:`SETTINGS` (what a seed changes is documented in
 ``docs/robustness.md``). Verdict rows have the columns of :data:`VERDICT_COLUMNS`: the
@@ -21,8 +23,8 @@ import pandas as pd
 
 from slimlib import robustness as rb
 
-__all__ = ["RobustnessSettings", "SETTINGS", "settings", "VERDICT_COLUMNS", "imbalance",
-           "classwise", "implicit_order", "geographic", "finetuning", "dynamics"]
+__all__ = ["RobustnessSettings", "SETTINGS", "settings", "VERDICT_COLUMNS", "rgb_dataset",
+           "imbalance", "classwise", "implicit_order"]
 
 VERDICT_COLUMNS = ["analysis", "statistic", "paper", "this build", "interval", "verdict", "why"]
 
@@ -41,9 +43,9 @@ class RobustnessSettings:
         seeds: subsampling / split / fine-tuning seeds.
         draws: random-order draws (the paper: 20); ``order_widths``: where they are drawn.
         block_deg: geographic block size in degrees; ``finetune_epochs``, ``finetune_widths``,
-        ``finetune_seeds``: the fine-tuning budget; ``finetune_threads``: torch threads while
-        fine-tuning and probing a small encoder (one thread is faster for its small tensors;
-        ``None``: leave as is); ``n_boot``: bootstrap resamples.
+        ``finetune_seeds``: the fine-tuning budget; ``small_threads``: torch threads while an
+        embedded tiny model runs (one thread is faster for its small tensors, several times
+        so on a loaded machine; ``None``: leave as is); ``n_boot``: bootstrap resamples.
     """
 
     model: str
@@ -59,7 +61,7 @@ class RobustnessSettings:
     finetune_widths: tuple[float, ...] = (0.01, 0.1, 0.5, 1.0)
     finetune_seeds: tuple[int, ...] = (0, 1, 2)
     finetune_epochs: int = 10
-    finetune_threads: int | None = 1
+    small_threads: int | None = 1
     n_boot: int = 200
 
 
@@ -76,7 +78,7 @@ SETTINGS: dict[str, RobustnessSettings] = {
         finetune_epochs=8),
     "paper": RobustnessSettings(
         model="dofa-base", geo_model="dofa-base", finetune_model="ssl4eo-vits16-moco",
-        dynamics_models=_TINY, order_widths=(0.01, 0.1, 0.5), finetune_threads=None,
+        dynamics_models=_TINY, order_widths=(0.01, 0.1, 0.5), small_threads=None,
         finetune_widths=(0.001, 0.01, 0.1, 0.5, 1.0), finetune_epochs=20, n_boot=1000),
 }
 
@@ -106,6 +108,13 @@ def _threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _threads_for(st: RobustnessSettings, name: str) -> int | None:
+    """``st.small_threads`` for an embedded tiny model, ``None`` (unchanged) otherwise."""
+    from slimlib import models as registry
+
+    return st.small_threads if registry.spec(name).family == "embedded" else None
 
 
 def _load(profile: Any, name: str, *, init_seed: int | None = None) -> Any:
@@ -162,7 +171,21 @@ def _paper_retention(section: str, key: str, col: str = "y") -> pd.DataFrame:
     return ref
 
 
+def _model_threads(attr: str) -> Any:
+    """Run the decorated analysis under :func:`_threads_for` of the model ``st.<attr>``."""
+    import functools
+
+    def wrap(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def inner(profile: Any, st: RobustnessSettings) -> Any:
+            with _threads(_threads_for(st, getattr(st, attr))):
+                return fn(profile, st)
+        return inner
+    return wrap
+
+
 # ------------------------------------------------------------------------------ imbalance
+@_model_threads("model")
 def imbalance(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
     """Exponential class imbalance of the k-NN bank (EuroSAT RGB), pretrained and random init.
 
@@ -223,6 +246,7 @@ def imbalance(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ class-wise
+@_model_threads("model")
 def classwise(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
     """Per-class recall and one-vs-rest AP under slimming on EuroSAT RGB and UC Merced.
 
@@ -267,7 +291,14 @@ def classwise(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
             return ret(h) - ret(e)
 
         value, lo, hi = rb.bootstrap(stat, len(y_te), n_boot=st.n_boot)
-        deltas.append((test.display_name, value, lo, hi))
+        chance = float((y_te == ci[hardest]).mean())
+        hard_full = float(part[(part["class"] == hardest) & np.isclose(part["width"], 1.0)
+                               ]["ap"].iloc[0])
+        problem = (f"the hardest class ({hardest}) is at chance at full width (AP "
+                   f"{hard_full:.3f} vs prevalence {chance:.3f}, {int((y_te == ci[hardest]).sum())}"
+                   " test images): a retention of chance says nothing"
+                   if hard_full <= 1.5 * chance else None)
+        deltas.append((test.display_name, value, lo, hi, problem))
         for rank, c in (("hardest", hardest), ("easiest", easiest)):
             sel = part[part["class"] == c].sort_values("width")
             extremes.append({"dataset": test.display_name, "rank": rank, "class": c,
@@ -281,13 +312,15 @@ def classwise(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
                    f"easiest class ({st.model} on {d})", (float(paper.min()), float(paper.max())),
                    v, lo, hi, "bootstrap over test images; paper: m-bigearthnet, range over "
                    "its 3 models (a different dataset)", max_width=0.5,
-                   untestable=None if profile.pretrained else "random weights (smoke profile)")
-              for d, v, lo, hi in deltas]
+                   untestable=problem if problem or profile.pretrained
+                   else "random weights (smoke profile)")
+              for d, v, lo, hi, problem in deltas]
     return {"table": pd.DataFrame(rows), "extremes": pd.DataFrame(extremes),
             "verdicts": rows_v, "paper": ref}
 
 
 # ------------------------------------------------------------------------------ order
+@_model_threads("model")
 def implicit_order(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
     """First-dimension slimming vs ``st.draws`` random index draws (k-NN, EuroSAT RGB).
 
@@ -333,161 +366,3 @@ def implicit_order(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
                    "bootstrap over test images; paper: at most 2.8 points",
                    untestable=None if profile.pretrained else "random weights (smoke profile)")
     return {"table": table, "verdict": verdict}
-
-
-# ------------------------------------------------------------------------------ geography
-def geographic(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
-    """Spatially disjoint vs random split of the EuroSAT MS tiles (pretrained and random
-    init), k-NN. Returns ``{"table", "retention", "verdict", "locations"}``; without the
-    georeferenced tiles the verdict is "not testable" and the tables are empty."""
-    from slimlib import data as sdata
-    from slimlib import robustness_geo as geo
-
-    statistic = (f"retention at s = {min(st.widths):g}, disjoint minus random split "
-                 f"({st.geo_model} on eurosat-ms)")
-    ref = _paper_retention("geo", "split")
-    small = ref[ref["s"] == ref["s"].min()].pivot_table(index="series", columns="split",
-                                                       values="retention")
-    paper = small["Cultural-10"] - small["random"]
-    band = (float(paper.min()), float(paper.max()))
-    if "eurosat-ms" not in profile.datasets:
-        return {"table": pd.DataFrame(), "retention": pd.DataFrame(), "locations": None,
-                "paper": ref, "verdict": _row("geographic shift", statistic, band, math.nan,
-                                              math.nan, math.nan, "", untestable=(
-                                                  "no georeferenced EuroSAT MS tiles (no data "
-                                                  "root): this profile has "
-                                                  f"{list(profile.datasets)}"))}
-    everything = sdata.load("eurosat-ms", "all", root=profile.data_root)
-    loc = geo.tile_locations(profile.data_root).set_index("path").loc[list(everything.paths)]
-    blocks = geo.spatial_blocks(loc["lon"], loc["lat"], block_deg=st.block_deg)
-    y = everything.labels.numpy()
-    parts = []
-    for label, init in ((st.geo_model, None), (f"{st.geo_model} [random init 0]", 0)):
-        model = _load(profile, st.geo_model, init_seed=init)
-        feats = rb.width_features(model, {"all": everything}, st.widths, name=label,
-                                  batch_size=profile.batch_size, device=profile.device)
-        rc = rb.relative_compute_of(model, st.widths, _example(model, everything))
-        scores = geo.split_scores({w: f["all"] for w, f in feats.items()}, y, blocks,
-                                  seeds=st.seeds)
-        parts.append(scores.assign(model=label, rel_compute=scores["width"].map(rc)))
-    table = pd.concat(parts, ignore_index=True)
-    full = table[np.isclose(table["width"], 1.0)].set_index(["model", "split", "seed"])["value"]
-    table["retention"] = table["value"] / table.set_index(["model", "split", "seed"]
-                                                          ).index.map(full).to_numpy()
-    ret = table.groupby(["model", "split", "width"]).agg(
-        rel_compute=("rel_compute", "mean"), mean=("value", "mean"),
-        retention=("retention", "mean"), ret_sd=("retention", "std"),
-        n_test=("n_test", "mean")).reset_index()
-    ret["ret_lo"] = ret["retention"] - 2 * ret["ret_sd"]
-    ret["ret_hi"] = ret["retention"] + 2 * ret["ret_sd"]
-    w0 = min(st.widths)
-    own = table[(table["model"] == st.geo_model) & np.isclose(table["width"], w0)]
-    d = own.pivot_table(index="seed", columns="split", values="retention")
-    diff = (d["disjoint"] - d["random"]).to_numpy()
-    se = diff.std(ddof=1) / math.sqrt(diff.size) if diff.size > 1 else math.nan
-    verdict = _row("geographic shift", statistic, band, float(diff.mean()),
-                   float(diff.mean() - 2 * se), float(diff.mean() + 2 * se),
-                   f"mean ± 2 SE over {diff.size} split seeds ({st.block_deg:g}° blocks, "
-                   f"{int(own['n_test'].mean())} test tiles); paper: m-so2sat Cultural-10 vs "
-                   "random, range over its 3 models",
-                   untestable=None if profile.pretrained else "random weights (smoke profile)")
-    return {"table": table, "retention": ret, "verdict": verdict, "paper": ref,
-            "locations": loc.assign(block=blocks)}
-
-
-# ------------------------------------------------------------------------------ fine-tuning
-def finetuning(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
-    """Fine-tuned vs frozen (linear, k-NN) accuracy of the slimmed ``st.finetune_model`` on
-    EuroSAT RGB. Returns ``{"table", "summary", "verdict", "works"}``."""
-    from slimlib.robustness_finetune import FinetuneRecipe, finetune_table, recipe_works
-
-    dataset = rgb_dataset(profile)
-    train, test = _pair(profile, dataset)
-    model = _load(profile, st.finetune_model)
-    recipe = FinetuneRecipe(epochs=st.finetune_epochs)
-    with _threads(st.finetune_threads):
-        table = finetune_table(model, train, test, widths=st.finetune_widths,
-                               seeds=st.finetune_seeds, recipe=recipe,
-                               batch_size=profile.batch_size, device=profile.device)
-    rc = rb.relative_compute_of(model, st.finetune_widths, _example(model, test))
-    table["rel_compute"] = table["width"].map(rc)
-    summary = table.groupby(["protocol", "width"]).agg(
-        rel_compute=("rel_compute", "mean"), mean=("value", "mean"),
-        sd=("value", "std")).reset_index()
-    full = summary[np.isclose(summary["width"], 1.0)].set_index("protocol")["mean"]
-    summary["retention"] = summary["mean"] / summary["protocol"].map(full)
-    works, why = recipe_works(table)
-    preds, y = table.attrs["predictions"], table.attrs["labels"]
-    w0 = min(st.finetune_widths)
-
-    def stat(idx: np.ndarray) -> float:
-        def ret(p: str) -> float:
-            return float(np.mean([rb.macro_accuracy(y[idx], preds[(p, w0, s)][idx])
-                                  / rb.macro_accuracy(y[idx], preds[(p, 1.0, s)][idx])
-                                  for s in st.finetune_seeds]))
-        return ret("finetune") - ret("linear")
-
-    value, lo, hi = rb.bootstrap(stat, len(y), n_boot=st.n_boot)
-    ref = rb.paper_rebuttal("finetune")
-    ref = ref[ref["dataset"] == "m-eurosat"]
-    piv = ref.pivot_table(index=["series", "protocol"], columns="s", values="y")
-    ret_p = piv[piv.columns.min()] / piv[1.0]
-    paper = ret_p.xs("finetune", level="protocol") - ret_p.xs("linear", level="protocol")
-    reason = None if works and profile.pretrained else (
-        why if not works else "random weights (smoke profile)")
-    verdict = _row("fine-tuning", f"retention at s = {w0:g}, fine-tuned minus linear probe "
-                   f"({st.finetune_model} on {dataset})", (float(paper.min()),
-                                                           float(paper.max())),
-                   value, lo, hi, f"bootstrap over test images, {len(st.finetune_seeds)} "
-                   f"seeds; {why}; paper: m-eurosat, range over its 3 models",
-                   untestable=reason)
-    return {"table": table, "summary": summary, "verdict": verdict, "works": works,
-            "paper": ref}
-
-
-# ------------------------------------------------------------------------------ dynamics
-def dynamics(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
-    """Slimmed snapshots of each model's pretraining (k-NN on EuroSAT RGB). Returns
-    ``{"rows", "spread", "verdicts"}``."""
-    from slimlib import robustness_dynamics as dyn
-
-    dataset = rgb_dataset(profile)
-    rows = dyn.dynamics_rows(profile, st.dynamics_models, dataset, widths=st.widths)
-    spread = dyn.width_spread(rows)
-    verdicts = []
-    for name in st.dynamics_models:
-        change, se = dyn.spread_change(spread, name)
-        slimmable = name.endswith("-slimmable")
-        method = "MoCo" if "moco" in name else "MAE"
-        statistic = (f"{name}: change of accuracy gap full − s = {min(st.widths):g} from the "
-                     "first to the last trained snapshot")
-        if not math.isfinite(change):
-            verdicts.append(_row("training dynamics", statistic, None, math.nan, math.nan,
-                                 math.nan, "", untestable="fewer than two trained snapshots "
-                                 "(the smoke profile does not pretrain)"))
-            continue
-        lo, hi = change - 2 * se, change + 2 * se
-        if slimmable and method == "MoCo":
-            # the paper's figure (no numbers): the widths' accuracies equalise, gap shrinks
-            v = rb.HOLDS if hi < 0 else rb.FAILS if lo > 0 else rb.INCONCLUSIVE
-            verdicts.append({"analysis": "training dynamics", "statistic": statistic,
-                             "paper": "gap shrinks (figure only)", "this build": f"{change:+.3f}",
-                             "interval": f"[{lo:+.3f}, {hi:+.3f}]", "verdict": v,
-                             "why": "± 2 binomial SE; the paper gives this as a figure only"})
-        elif slimmable:
-            verdicts.append({"analysis": "training dynamics", "statistic": statistic,
-                             "paper": "improves for 200 epochs, then drops ~20 %",
-                             "this build": f"{change:+.3f}",
-                             "interval": f"[{lo:+.3f}, {hi:+.3f}]",
-                             "verdict": rb.NOT_TESTABLE,
-                             "why": "the tiny MAE trains "
-                             f"{max(spread[spread['base'] == name]['step'])} steps (a few "
-                             "epochs), far short of the 200 epochs where the paper's drop "
-                             "starts"})
-        else:
-            verdicts.append({"analysis": "training dynamics", "statistic": statistic,
-                             "paper": "—", "this build": f"{change:+.3f}",
-                             "interval": f"[{lo:+.3f}, {hi:+.3f}]", "verdict": "reference",
-                             "why": "regular training: the baseline the slimmable run is "
-                             "read against"})
-    return {"rows": rows, "spread": spread, "verdicts": verdicts}

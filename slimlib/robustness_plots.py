@@ -104,8 +104,8 @@ def dynamics_grid(rows: pd.DataFrame, *, title: str = "") -> Any:
         ax.set_title(base, fontsize=8)
         ax.set_xlabel("relative compute")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=5)
     axes[0][0].set_ylabel("k-NN accuracy (macro)")
-    axes[0][-1].legend(fontsize=6)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
