@@ -13,7 +13,9 @@ linear probe at full width at all (if not, the comparison is "not testable", nev
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,24 +118,38 @@ def finetune_once(encoder: nn.Module, x_train: torch.Tensor, y_train: torch.Tens
 
 def finetune_table(encoder: nn.Module, train: Any, test: Any, *, widths: Iterable[float],
                    seeds: Iterable[int], recipe: FinetuneRecipe | None = None,
-                   batch_size: int = 256, device: Any = None) -> pd.DataFrame:
+                   batch_size: int = 256, device: Any = None,
+                   cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Fine-tuned, linear-probe and k-NN macro accuracy of ``slim(encoder, s)`` per width
     and seed on ``(train, test)`` ImageDatasets (prepared with ``encoder.spec``).
 
     Returns ``width, seed, protocol ("finetune" | "linear" | "knn"), value, n_test``; the
     test predictions are in ``table.attrs["predictions"]`` ``{(protocol, width, seed): (M,)}``
-    and the test labels in ``table.attrs["labels"]``.
+    and the test labels in ``table.attrs["labels"]``. With ``cache_dir`` the result is kept
+    there as ``finetune-<key>.npz``, keyed by the encoder's weights, both splits, the recipe,
+    widths and seeds, and read back instead of retraining.
     """
     from slimlib import features, probes
     from slimlib.robustness import macro_accuracy
     from slimlib.slimming import slim
 
+    recipe = recipe or FinetuneRecipe()
+    widths, seeds = sorted({float(w) for w in widths}), [int(s) for s in seeds]
+    path = None
+    if cache_dir is not None:
+        key = features.feature_key(
+            kind="finetune", weights=features.module_fingerprint(encoder),
+            train=features.data_fingerprint(train), test=features.data_fingerprint(test),
+            recipe=recipe.as_dict(), widths=widths, seeds=seeds, torch=torch.__version__)
+        path = Path(cache_dir) / f"finetune-{key}.npz"
+        if path.is_file():
+            return _read_cached(path)
     spec = encoder.spec
     x_tr = features.prepare_dataset(train, spec)
     x_te = features.prepare_dataset(test, spec)
     y_tr, y_te = train.labels, test.labels
     rows, preds = [], {}
-    for w in sorted({float(w) for w in widths}):
+    for w in widths:
         slimmed = slim(encoder, w)
         f_tr, _ = features.extract(slimmed, train, batch_size=batch_size, device=device,
                                    progress=False, width=w)
@@ -155,6 +171,38 @@ def finetune_table(encoder: nn.Module, train: Any, test: Any, *, widths: Iterabl
     table = pd.DataFrame(rows)
     table.attrs["predictions"] = preds
     table.attrs["labels"] = y_te.numpy()
+    if path is not None:
+        _write_cached(path, table)
+    return table
+
+
+def _write_cached(path: Path, table: pd.DataFrame) -> None:
+    """Atomically write a :func:`finetune_table` result (rows, predictions, labels)."""
+    from slimlib import _io
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    preds = table.attrs["predictions"]
+    arrays = {f"pred|{p}|{w!r}|{s}": v for (p, w, s), v in preds.items()}
+    arrays.update(labels=table.attrs["labels"],
+                  **{f"col|{c}": (table[c].to_numpy() if pd.api.types.is_numeric_dtype(table[c])
+                                   else table[c].to_numpy().astype(str)) for c in table.columns})
+    fd, tmp = _io.mkstemp(path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
+def _read_cached(path: Path) -> pd.DataFrame:
+    with np.load(path, allow_pickle=False) as data:
+        table = pd.DataFrame({k[4:]: data[k] for k in data.files if k.startswith("col|")})
+        preds = {}
+        for k in data.files:
+            if k.startswith("pred|"):
+                _, p, w, s = k.split("|")
+                preds[(p, float(w), int(s))] = data[k]
+        table.attrs["predictions"] = preds
+        table.attrs["labels"] = data["labels"]
     return table
 
 

@@ -99,10 +99,13 @@ def finetuning(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
     train, test = _pair(profile, dataset)
     model = _load(profile, st.finetune_model)
     recipe = FinetuneRecipe(epochs=st.finetune_epochs)
+    from slimlib.profiles import results_path
+
     with _threads(_threads_for(st, st.finetune_model)):
         table = finetune_table(model, train, test, widths=st.finetune_widths,
                                seeds=st.finetune_seeds, recipe=recipe,
-                               batch_size=profile.batch_size, device=profile.device)
+                               batch_size=profile.batch_size, device=profile.device,
+                               cache_dir=results_path("robustness/x", profile).parent)
     rc = rb.relative_compute_of(model, st.finetune_widths, _example(model, test))
     table["rel_compute"] = table["width"].map(rc)
     summary = table.groupby(["protocol", "width"]).agg(

@@ -246,3 +246,20 @@ def test_width_spread_and_its_change():
     assert spread.set_index("step")["spread"].round(6).to_dict() == {0: 0.0, 10: 0.3, 20: 0.1}
     change, se = dyn.spread_change(spread, "m")
     assert change == pytest.approx(-0.2) and 0 < se < 0.05
+
+
+def test_finetune_cache_roundtrip(tmp_path):
+    from slimlib.robustness_finetune import _read_cached, _write_cached
+
+    table = pd.DataFrame({"width": [0.5, 1.0], "seed": [0, 0], "protocol": ["finetune", "knn"],
+                          "value": [0.4, 0.6], "n_test": [3, 3]})
+    table.attrs["predictions"] = {("finetune", 0.5, 0): np.array([0, 1, 1]),
+                                  ("knn", 1.0, 0): np.array([1, 1, 0])}
+    table.attrs["labels"] = np.array([0, 1, 2])
+    _write_cached(tmp_path / "f.npz", table)
+    back = _read_cached(tmp_path / "f.npz")
+    pd.testing.assert_frame_equal(back, table, check_dtype=False)
+    assert back.attrs["predictions"].keys() == table.attrs["predictions"].keys()
+    for key, value in table.attrs["predictions"].items():
+        np.testing.assert_array_equal(back.attrs["predictions"][key], value)
+    np.testing.assert_array_equal(back.attrs["labels"], table.attrs["labels"])
