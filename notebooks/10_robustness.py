@@ -42,13 +42,15 @@
 # %% tags=["parameters"]
 # Parameters (papermill / `python -m slimlib run ... -p NAME VALUE`); None = from the profile.
 profile = None  # "smoke" | "default" | "paper"; None: $SLIMLIB_PROFILE or "default"
-model = None  # RGB RS encoder for imbalance, class-wise and order (registry name)
+models = None  # RS encoders; the first runs imbalance, class-wise and order, e.g. ["galileo-nano-rgb"]
+datasets = None  # RS datasets (registry names); None: EuroSAT 13-band + RGB + UC Merced with a data root, else synthetic
 geo_model = None  # 13-band encoder for the geographic split
 finetune_model = None  # small encoder fine-tuned end to end
 widths = None  # width factors in (0, 1] (must include 1.0)
 ratios = None  # imbalance ratios: class 9 keeps this fraction, 1.0 is balanced
 seeds = None  # subsampling / split seeds
 draws = None  # random-order draws (paper: 20)
+protocols = None  # every analysis here is k-NN based (fine-tuning adds its own); must include "knn"
 device = None  # None: CUDA when available, else CPU
 batch_size = None  # feature-extraction batch size
 data_root = None  # None: $SLIMLIB_DATA
@@ -66,9 +68,15 @@ from slimlib import robustness_plots as rplot
 from slimlib import robustness_sections as rs
 
 chapters.setup_page()
-cfg = profiles.resolve(profile, device=device, batch_size=batch_size, data_root=data_root)
-st = rc.settings(cfg, model=model, geo_model=geo_model, finetune_model=finetune_model,
-                 widths=widths, ratios=ratios, seeds=seeds, draws=draws)
+cfg = profiles.resolve(profile, datasets=datasets, protocols=protocols, device=device,
+                       batch_size=batch_size, data_root=data_root)
+if "knn" not in cfg.protocols:
+    raise ValueError(f"chapter 10's analyses are k-NN based; protocols must include 'knn', got "
+                     f"{list(cfg.protocols)}")
+first = models if models is None or isinstance(models, str) else list(models)[0]
+st = rc.settings(cfg, model=first, geo_model=geo_model,
+                 finetune_model=finetune_model, widths=widths, ratios=ratios, seeds=seeds,
+                 draws=draws)
 if 1.0 not in st.widths:
     raise ValueError(f"widths must include 1.0 (retention needs it); got {list(st.widths)}")
 timings: dict[str, float] = {}
