@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["snapshot_encoders", "snapshot_label", "dynamics_rows", "width_spread",
-           "spread_change"]
+           "spread_change", "gap_change_bootstrap"]
 
 
 def snapshot_label(name: str, step: int) -> str:
@@ -121,3 +121,33 @@ def spread_change(spread: pd.DataFrame, name: str) -> tuple[float, float]:
     first, last = part.iloc[0], part.iloc[-1]
     return float(last["spread"] - first["spread"]), \
         float(math.sqrt(first["se"] ** 2 + last["se"] ** 2))
+
+
+def gap_change_bootstrap(name: str, first: Any, last: Any, steps: tuple[int, int],
+                         train: Any, test: Any, *, smallest: float, n_boot: int = 200,
+                         batch_size: int = 256, device: Any = None
+                         ) -> tuple[float, float, float]:
+    """Change of the gap acc(1) − acc(``smallest``) from snapshot ``first`` to ``last``
+    (encoders after ``steps`` = (first step, last step)), k-NN on the full training bank, with
+    a paired 95 % bootstrap over the test images (all four accuracies from one resample).
+
+    Returns ``(change, lo, hi)``.
+    """
+    from slimlib import robustness as rb
+    from slimlib.probes import knn_predict
+
+    y_tr, y_te = train.labels.numpy(), test.labels.numpy()
+    preds = []
+    for step, encoder in zip(steps, (first, last), strict=True):
+        feats = rb.width_features(encoder, {"train": train, "test": test}, (smallest, 1.0),
+                                  name=snapshot_label(name, step), batch_size=batch_size,
+                                  device=device)
+        preds.append({w: knn_predict(f["train"], y_tr, f["test"]) for w, f in feats.items()})
+
+    def stat(idx: np.ndarray) -> float:
+        y = y_te[idx]
+        gaps = [rb.macro_accuracy(y, p[1.0][idx]) - rb.macro_accuracy(y, p[float(smallest)][idx])
+                for p in preds]
+        return gaps[1] - gaps[0]
+
+    return rb.bootstrap(stat, len(y_te), n_boot=n_boot)
