@@ -263,3 +263,18 @@ def test_finetune_cache_roundtrip(tmp_path):
     for key, value in table.attrs["predictions"].items():
         np.testing.assert_array_equal(back.attrs["predictions"][key], value)
     np.testing.assert_array_equal(back.attrs["labels"], table.attrs["labels"])
+
+
+def test_gap_change_bootstrap_is_zero_for_the_same_snapshot_and_seeded():
+    from slimlib import data
+    from slimlib.train import embedded
+
+    train = data.load("synthetic-rgb", "train", n_per_class=6)
+    test = data.load("synthetic-rgb", "test", n_per_class=4)
+    a = embedded.build_encoder("rs-moco-tiny", seed=1)
+    b = embedded.build_encoder("rs-moco-tiny", seed=2)
+    same = dyn.gap_change_bootstrap("m", a, a, (1, 1), train, test, smallest=0.1, n_boot=20)
+    assert same == (0.0, 0.0, 0.0)
+    one = dyn.gap_change_bootstrap("m", a, b, (1, 2), train, test, smallest=0.1, n_boot=20)
+    again = dyn.gap_change_bootstrap("m", a, b, (1, 2), train, test, smallest=0.1, n_boot=20)
+    assert one == again and one[1] <= one[0] <= one[2]
