@@ -77,11 +77,17 @@ def dynamics_rows(profile: Any, names: Iterable[str], dataset: str, *,
                   ) -> pd.DataFrame:
     """k-NN sweep rows of every snapshot of every model ``names`` on ``dataset`` (the
     profile's subsets and seeds), with columns ``base`` (model) and ``step`` added."""
-    from slimlib.chapters import sweep_for
+    from slimlib.chapters import _profile_data_root, sweep_for
+    from slimlib.train import embedded
 
+    names = list(names)
+    if profile.pretrained:  # a standalone cold run: train the missing ones two at a time
+        with _profile_data_root(profile):
+            embedded.pretrain_missing(names, processes=2)
     parts = []
     for name in names:
-        encoders = snapshot_encoders(name, pretrained=profile.pretrained)
+        with _profile_data_root(profile):
+            encoders = snapshot_encoders(name, pretrained=profile.pretrained)
         labelled = {snapshot_label(name, s): e for s, e in encoders.items()}
         rows = sweep_for(profile, labelled, [dataset], widths=list(widths), protocols=["knn"],
                          metrics=False, table=table)

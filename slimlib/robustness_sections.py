@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from slimlib import robustness as rb
+from slimlib.chapters import _profile_data_root
 from slimlib.robustness_chapter import (
     RobustnessSettings,
     _example,
@@ -167,7 +168,8 @@ def dynamics(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
             continue
         steps = sorted(s for s in spread.loc[spread["base"] == name, "step"] if s > 0)
         with _threads(st.small_threads):
-            encoders = dyn.snapshot_encoders(name, pretrained=profile.pretrained)
+            with _profile_data_root(profile):
+                encoders = dyn.snapshot_encoders(name, pretrained=profile.pretrained)
             change, lo, hi = dyn.gap_change_bootstrap(
                 name, encoders[steps[0]], encoders[steps[-1]], (steps[0], steps[-1]), train,
                 test, smallest=min(st.widths), n_boot=st.n_boot, batch_size=profile.batch_size,
