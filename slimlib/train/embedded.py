@@ -65,6 +65,7 @@ from slimlib.train.encoder import Encoder, build_vit
 __all__ = [
     "EMBEDDED_SPECS", "EMBEDDED_CONFIGS", "EMBEDDED_DATA", "RECIPE_VERSION", "build_encoder",
     "pretrained_encoder", "checkpoint_path", "training_data", "pretrain_missing", "estimated_cost",
+    "SNAPSHOT_FRACTIONS", "snapshot_steps", "snapshot_dir", "snapshot_paths",
 ]
 
 #: Bumped whenever the training code changes results, so old checkpoints are not reused.
@@ -196,6 +197,32 @@ def _spec(name: str) -> ModelSpec:
 EMBEDDED_SPECS: dict[str, ModelSpec] = {name: _spec(name) for name in _NAMES}
 
 
+#: Fractions of the schedule after which pretraining keeps an encoder snapshot (0: the
+#: initial weights, the run's own random init); chapter 10 slims each snapshot.
+SNAPSHOT_FRACTIONS: tuple[float, ...] = (0.0, 0.125, 0.25, 0.5, 0.75, 1.0)
+
+
+def snapshot_steps(name: str) -> tuple[int, ...]:
+    """The training steps at which model ``name`` keeps a snapshot (:data:`SNAPSHOT_FRACTIONS`
+    of its ``optim.steps``)."""
+    _check_name(name)
+    total = int(EMBEDDED_CONFIGS[name].optim.steps)
+    return tuple(sorted({int(round(f * total)) for f in SNAPSHOT_FRACTIONS}))
+
+
+def snapshot_dir(name: str) -> Path:
+    """Folder of the snapshots kept beside the checkpoint of ``name``."""
+    return checkpoint_path(name).with_suffix(".snapshots")
+
+
+def snapshot_paths(name: str) -> dict[int, Path]:
+    """``{step: encoder snapshot file}`` of ``name`` that exist (empty when the checkpoint
+    was trained before snapshots were kept; chapter 10 then retrains them)."""
+    folder = snapshot_dir(name)
+    found = {s: folder / f"encoder-step{s:06d}.pt" for s in snapshot_steps(name)}
+    return {s: p for s, p in found.items() if p.is_file()}
+
+
 def _check_name(name: str) -> None:
     if name not in _NAMES:
         raise ValueError(f"unknown embedded model {name!r}; available: {', '.join(_NAMES)}")
@@ -322,7 +349,7 @@ def pretrained_encoder(name: str, train_if_missing: bool = True, progress: bool 
         run_dir = path.with_suffix(".run")
         start = time.perf_counter()
         result = pretrain(EMBEDDED_CONFIGS[name], data, run_dir, resume=True, progress=progress,
-                          fingerprint=fingerprint)
+                          fingerprint=fingerprint, snapshot_steps=snapshot_steps(name))
         fd, csv_tmp = _io.mkstemp(path.parent, prefix=f".{path.stem}.", suffix=".csv")
         os.close(fd)
         result.losses.to_csv(csv_tmp, index=False)
@@ -333,8 +360,21 @@ def pretrained_encoder(name: str, train_if_missing: bool = True, progress: bool 
                      "step": result.step, "elapsed_s": result.elapsed_s,
                      "wall_s": time.perf_counter() - start,
                      "final_loss": float(result.losses["loss_full"].iloc[-1])}, path)
+        _keep_snapshots(run_dir, snapshot_dir(name))
         shutil.rmtree(run_dir, ignore_errors=True)
     return _load(name, path)
+
+
+def _keep_snapshots(run_dir: Path, target: Path) -> None:
+    """Move the run's snapshot folder beside the checkpoint (replacing an older one)."""
+    from slimlib.train.loop import SNAPSHOTS
+
+    source = run_dir / SNAPSHOTS
+    if not source.is_dir():
+        return
+    if target.exists():
+        shutil.rmtree(target, ignore_errors=True)
+    os.replace(source, target)
 
 
 #: Measured CPU cost per training image relative to MAE (MoCo runs two views through the

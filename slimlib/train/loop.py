@@ -21,7 +21,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ __all__ = [
 CHECKPOINT = "last.pt"
 ENCODER = "encoder.pt"
 LOSSES = "loss.csv"
+#: Folder of ``out_dir`` that holds the encoder snapshots (``pretrain(snapshot_steps=...)``).
+SNAPSHOTS = "snapshots"
 #: Config fields that may change between a run and its resumption.
 _RESUMABLE_CHANGES = ("device", "num_workers", "checkpoint_every", "log_every", "num_threads")
 
@@ -329,6 +331,7 @@ class PretrainResult:
     elapsed_s: float
     fingerprint: str
     out_dir: Path | None = None
+    snapshots: dict[int, Path] = field(default_factory=dict)
 
 
 def pretrain(
@@ -340,6 +343,7 @@ def pretrain(
     progress: bool = True,
     max_steps: int | None = None,
     fingerprint: str | None = None,
+    snapshot_steps: Any = None,
 ) -> PretrainResult:
     """Pretrain an encoder with MoCo v3 or MAE, regular or slimmable.
 
@@ -354,6 +358,10 @@ def pretrain(
         max_steps: stop after this many steps in total (the schedule still spans the full
             run), e.g. to split a run over sessions.
         fingerprint: precomputed :func:`data_fingerprint` (computed when ``None``).
+        snapshot_steps: optimiser steps (ints >= 0; 0 is the initial encoder) after which the
+            encoder is also written to ``out_dir/snapshots/encoder-step<step>.pt`` (the
+            ``encoder.pt`` format, readable with :func:`load_encoder`); needs ``out_dir``.
+            Snapshots change nothing in the run itself.
 
     Returns:
         :class:`PretrainResult`.
@@ -362,6 +370,7 @@ def pretrain(
         ValueError: a checkpoint from a different config or dataset, or unusable data.
     """
     config = load_config(config)
+    snap_steps = _check_snapshot_steps(snapshot_steps, out_dir)
     images = _images_of(data)
     if images is not None:
         if images.ndim != 4 or not images.is_floating_point():
@@ -427,6 +436,15 @@ def pretrain(
                          "elapsed_s": elapsed}, out / CHECKPOINT)
             _write_csv_atomic(pd.DataFrame(log), out / LOSSES)
 
+        def snapshot() -> None:
+            if step in snap_steps and out is not None:
+                path = out / SNAPSHOTS / f"encoder-step{step:06d}.pt"
+                save_atomic({"format": 1, "state_dict": method.encoder.state_dict(),
+                             "config": config.to_dict(), "fingerprint": fingerprint,
+                             "step": step, "elapsed_s": elapsed}, path)
+
+        if step == 0:
+            snapshot()
         bar = tqdm(total=stop, initial=step, disable=not progress, leave=False,
                    desc=f"{config.method}{'-slimmable' if slim_cfg.enabled else ''}")
         batches = source.batches(step)
@@ -470,6 +488,7 @@ def pretrain(
                 step += 1
                 extra = method.after_step(step / total)
                 elapsed += time.perf_counter() - start
+                snapshot()
                 if step % config.log_every == 0 or step == stop:
                     row = {"step": step, "epoch": step / spe, "lr": lr,
                            "loss": float(loss_full.detach()) + sum(sub), "loss_full": float(loss_full.detach()),
@@ -491,7 +510,33 @@ def pretrain(
                          "elapsed_s": elapsed}, out / ENCODER)
     method.eval()
     return PretrainResult(encoder=encoder, method=method, config=config, step=step, total=total,
-                          losses=losses, elapsed_s=elapsed, fingerprint=fingerprint, out_dir=out)
+                          losses=losses, elapsed_s=elapsed, fingerprint=fingerprint, out_dir=out,
+                          snapshots=_existing_snapshots(out, snap_steps))
+
+
+def _check_snapshot_steps(steps: Any, out_dir: Any) -> frozenset[int]:
+    """``snapshot_steps`` as a set of ints >= 0 (``None``: none)."""
+    if steps is None:
+        return frozenset()
+    if isinstance(steps, int | str) or not hasattr(steps, "__iter__"):
+        raise ValueError(f"snapshot_steps must be a list of step numbers; got {steps!r}")
+    out = set()
+    for s in steps:
+        if isinstance(s, bool) or not isinstance(s, int | np.integer) or int(s) < 0:
+            raise ValueError(f"snapshot_steps must hold ints >= 0; got {s!r}")
+        out.add(int(s))
+    if out and out_dir is None:
+        raise ValueError("snapshot_steps needs out_dir (snapshots are written to "
+                         "out_dir/snapshots/)")
+    return frozenset(out)
+
+
+def _existing_snapshots(out: Path | None, steps: frozenset[int]) -> dict[int, Path]:
+    """The requested snapshots on disk (also those an earlier session of the run wrote)."""
+    if out is None:
+        return {}
+    found = {s: out / SNAPSHOTS / f"encoder-step{s:06d}.pt" for s in sorted(steps)}
+    return {s: p for s, p in found.items() if p.is_file()}
 
 
 def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Encoder:
