@@ -23,15 +23,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from slimlib._validation import check_widths
+from slimlib.constants import WIDTHS
 
 __all__ = ["WIDTHS", "flops", "relative_compute", "params", "compute_table"]
 
-#: The paper's 31 width factors (project page ``static/js/arch.js``).
-WIDTHS: tuple[float, ...] = (
-    0.001, 0.002, 0.0025, 0.00333, 0.004, 0.005, 0.006, 0.00667, 0.0075, 0.008,
-    0.01, 0.02, 0.025, 0.0333, 0.04, 0.05, 0.06, 0.0667, 0.075, 0.08,
-    0.1, 0.2, 0.25, 0.333, 0.4, 0.5, 0.6, 0.667, 0.75, 0.8, 1.0,
-)
 
 
 def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from slimlib._validation import check_choice
+from slimlib.constants import PROTOCOLS
 
 __all__ = [
     "METRIC_NAMES",
@@ -40,7 +41,6 @@ __all__ = [
 #: Score names: single-label macro accuracy and multi-label macro mAP.
 METRIC_NAMES = ("accuracy_macro", "map_macro")
 #: Protocols understood by :func:`score`.
-PROTOCOLS = ("knn", "linear")
 #: k-NN distance metrics.
 KNN_METRICS = ("cosine", "euclidean")
 

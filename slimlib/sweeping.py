@@ -32,6 +32,15 @@ from slimlib import _io
 from slimlib import features as _features
 from slimlib._validation import check_choice, check_widths
 from slimlib.config import results_dir
+from slimlib.constants import (
+    FEATURE_METRICS,
+    ORDERS,
+    PARTS,
+    PROTOCOLS,
+    REDUNDANCY_METRICS,
+    SCALES,
+    WIDTHS,
+)
 from slimlib.specs import ImageDataset, ModelSpec
 
 __all__ = ["sweep", "retention", "read_table", "COLUMNS", "KEY_COLUMNS", "FEATURE_METRICS"]
@@ -47,10 +56,6 @@ COLUMNS: tuple[str, ...] = (
     "scale", "train_fraction", "d_k", "d_h", "flops", "rel_compute", "params", "value",
     "runtime_s", "extract_s", "n_train", "n_test", "notes", "model_fp", "data_fp",
 )
-#: Redundancy metrics written as ``protocol="features"`` rows (computed on test features).
-FEATURE_METRICS: tuple[str, ...] = (
-    "mean_feature_correlation", "evr_slope", "participation_ratio", "cka_full",
-)
 #: Seed value of ``protocol="features"`` rows when the features do not depend on a seed.
 NO_SEED = -1
 
@@ -60,9 +65,6 @@ _INT_COLS = ("seed", "flops", "params", "n_train", "n_test")
 _FLOAT_COLS = ("width", "train_fraction", "rel_compute", "value", "runtime_s", "extract_s")
 _BOOL_COLS = ("synthetic",)
 _DIM_COLS = ("d_k", "d_h")
-_PARTS = ("attn", "ffn")
-_ORDERS = ("first", "last", "random")
-_SCALES = ("slimmed", "original")
 
 
 # ============================================================================ table file
@@ -473,17 +475,17 @@ def _check_seeds(seeds: Iterable[Any]) -> list[int]:
 def _check_protocols(protocols: Iterable[str]) -> list[str]:
     values = [protocols] if isinstance(protocols, str) else list(protocols)
     if not values:
-        raise ValueError("protocols must hold at least one of ('knn', 'linear')")
+        raise ValueError(f"protocols must hold at least one of {PROTOCOLS}")
     for p in values:
-        check_choice(p, ("knn", "linear"), "protocol")
+        check_choice(p, PROTOCOLS, "protocol")
     return list(dict.fromkeys(values))
 
 
 def _check_parts(parts: Iterable[str]) -> str:
     values = (parts,) if isinstance(parts, str) else tuple(parts)
-    if not values or any(p not in _PARTS for p in values):
-        raise ValueError(f"parts must be a non-empty subset of {_PARTS}; got {parts!r}")
-    return "+".join(p for p in _PARTS if p in values)
+    if not values or any(p not in PARTS for p in values):
+        raise ValueError(f"parts must be a non-empty subset of {PARTS}; got {parts!r}")
+    return "+".join(p for p in PARTS if p in values)
 
 
 def _dedupe_widths(widths: Iterable[Any]) -> list[float]:
@@ -542,10 +544,10 @@ def _feature_metrics(feats: np.ndarray, reference: np.ndarray | None
     out: dict[str, tuple[float, str]] = {}
     try:
         desc = metrics.describe_features(feats)
-        for name in FEATURE_METRICS[:3]:
+        for name in REDUNDANCY_METRICS:
             out[name] = (float(desc[name]), "")
     except ValueError as err:
-        out.update({name: (math.nan, f"undefined: {err}") for name in FEATURE_METRICS[:3]})
+        out.update({name: (math.nan, f"undefined: {err}") for name in REDUNDANCY_METRICS})
     if reference is None:
         out["cka_full"] = (math.nan, "no full-width reference")
     else:
@@ -808,15 +810,14 @@ def sweep(
         ValueError: invalid arguments, a model without ``.spec`` for image data, non-finite
             features (names model and width).
     """
-    from slimlib.compute import WIDTHS
     from slimlib.probes import metric_name
 
     widths = _dedupe_widths(WIDTHS if widths is None else widths)
     seeds = _check_seeds(seeds)
     protocols = _check_protocols(protocols)
     parts_t = tuple(_check_parts(parts).split("+"))
-    order = check_choice(order, _ORDERS, "order")
-    scale = check_choice(scale, _SCALES, "scale")
+    order = check_choice(order, ORDERS, "order")
+    scale = check_choice(scale, SCALES, "scale")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
     if isinstance(train_fraction, bool) or not 0.0 < float(train_fraction) <= 1.0:

@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from ..config import CACHE_ENV, DATA_ENV, data_root
+from ..constants import DEFAULT_DATASET, EMBEDDED_FOLDERS, RS_FALLBACK
 from ..specs import ImageDataset
 from . import embedded, geobench, geobench_seg, imagenet, online, oscd, synthetic
 from ._common import check_split
@@ -285,11 +286,8 @@ def _nbytes(ds: ImageDataset) -> int:
     return ds.images.element_size() * ds.images.nelement()
 
 
-#: Folders under the data root that an embedded dataset reads (each with a ``manifest.csv``).
-EMBEDDED_FOLDERS: dict[str, tuple[str, ...]] = {
-    "eurosat-rgb": ("eurosat_rgb",), "eurosat-ms": ("eurosat_ms",), "ucmerced": ("ucmerced",),
-    "cifar10": ("cifar10_train", "cifar10_test"),
-}
+# EMBEDDED_FOLDERS (slimlib.constants): the folders under the data root that an embedded
+# dataset reads (each with a ``manifest.csv``).
 
 
 def datasets_for_root(root: str | os.PathLike | None, real: tuple[str, ...] | list[str],
@@ -333,5 +331,6 @@ def datasets_for_root(root: str | os.PathLike | None, real: tuple[str, ...] | li
 
 def default_dataset(root: str | os.PathLike | None = None) -> str:
     """``"eurosat-rgb"`` when a data root is given, ``"synthetic-ms"`` when none is
-    (:func:`datasets_for_root`: a given root that lacks ``eurosat_rgb/`` raises)."""
-    return datasets_for_root(root, ("eurosat-rgb",), "synthetic-ms")[0]
+    (:data:`slimlib.constants.DEFAULT_DATASET` / ``RS_FALLBACK`` through
+    :func:`datasets_for_root`: a given root that lacks ``eurosat_rgb/`` raises)."""
+    return datasets_for_root(root, (DEFAULT_DATASET,), RS_FALLBACK)[0]

@@ -12,6 +12,7 @@ import importlib
 import os
 from types import ModuleType
 
+from slimlib.constants import EMBEDDED_MODEL_NAMES
 from slimlib.models.download import read_state_dict
 from slimlib.models.encoder import Encoder, ModuleEncoder
 from slimlib.specs import ModelSpec
@@ -21,10 +22,7 @@ __all__ = ["NAMES", "names", "spec", "load", "available"]
 MODULE = "slimlib.train.embedded"
 
 #: The embedded models the project defines (listed even before the module exists).
-NAMES: tuple[str, ...] = (
-    "rs-moco-tiny", "rs-moco-tiny-slimmable", "rs-mae-tiny", "rs-mae-tiny-slimmable",
-    "cv-moco-tiny", "cv-mae-tiny",
-)
+NAMES: tuple[str, ...] = EMBEDDED_MODEL_NAMES
 
 
 def _module() -> ModuleType:

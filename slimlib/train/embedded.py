@@ -50,6 +50,13 @@ import torch
 
 from slimlib import _io
 from slimlib.config import cache_dir, data_root
+from slimlib.constants import (
+    CV_DATASETS,
+    CV_FALLBACK,
+    DEFAULT_DATASET,
+    EMBEDDED_FOLDERS,
+    EMBEDDED_MODELS,
+)
 from slimlib.specs import ModelSpec
 from slimlib.train.configs import (
     AugmentConfig,
@@ -73,12 +80,15 @@ RECIPE_VERSION = "1"
 #: Per-domain training data: dataset name, data-root folder with the manifest, and the
 #: per-channel mean/std of its train split in rgb01 units (measured on the embedded data).
 EMBEDDED_DATA: dict[str, dict[str, Any]] = {
-    "rs": {"dataset": "eurosat-rgb", "folder": "eurosat_rgb", "display": "EuroSAT RGB",
+    "rs": {"dataset": DEFAULT_DATASET, "folder": EMBEDDED_FOLDERS[DEFAULT_DATASET][0],
+           "display": "EuroSAT RGB",
            "mean": (0.345, 0.382, 0.409), "std": (0.203, 0.138, 0.117)},
-    "cv": {"dataset": "cifar10", "folder": "cifar10_train", "display": "CIFAR-10",
+    "cv": {"dataset": CV_DATASETS[0], "folder": EMBEDDED_FOLDERS[CV_DATASETS[0]][0],
+           "display": "CIFAR-10",
            "mean": (0.490, 0.481, 0.445), "std": (0.244, 0.242, 0.260)},
 }
-SYNTHETIC_DATASET = "synthetic-rgb"
+#: Pretraining data without a data root (RGB, as the tiny models are).
+SYNTHETIC_DATASET = CV_FALLBACK
 
 #: The shared tiny architecture: 32 px input, 8 px patches (16 tokens + CLS), d = 128,
 #: 4 blocks, 4 heads (d_k = 32), d_h = 512. Chosen by measurement on a 2-core CPU: 4 px
@@ -135,14 +145,8 @@ _DOMAIN_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
 #: models cost 2.8x (MoCo) and 3.7x (MAE) a regular one, n = 3 costs 1.6x and 2.4x.
 _SLIMMABLE = dict(enabled=True, min_width=0.0625, max_width=1.0, num_widths=3, distill="inplace")
 
-_NAMES = {
-    "rs-moco-tiny": ("rs", "moco", False),
-    "rs-moco-tiny-slimmable": ("rs", "moco", True),
-    "rs-mae-tiny": ("rs", "mae", False),
-    "rs-mae-tiny-slimmable": ("rs", "mae", True),
-    "cv-moco-tiny": ("cv", "moco", False),
-    "cv-mae-tiny": ("cv", "mae", False),
-}
+#: name -> (domain, method, slimmable), the one list in :mod:`slimlib.constants`.
+_NAMES = EMBEDDED_MODELS
 
 
 def _config(domain: str, method: str, slimmable: bool) -> PretrainConfig:
@@ -221,11 +225,18 @@ def build_encoder(name: str, seed: int | None = None) -> Encoder:
 
 # ---------------------------------------------------------------------------- data & cache
 def _has_real_data(domain: str) -> Path | None:
-    root = data_root(required=False)
-    if root is None:
+    """The train manifest of ``domain``'s real data, ``None`` without a data root.
+
+    The one default-data rule (:func:`slimlib.data.datasets_for_root`): a data root that is
+    given must hold the dataset (``FileNotFoundError`` naming the folder otherwise); only
+    without a root does pretraining use the labelled synthetic data.
+    """
+    from slimlib.data import datasets_for_root
+
+    dataset = EMBEDDED_DATA[domain]["dataset"]
+    if datasets_for_root(None, (dataset,), SYNTHETIC_DATASET) == (SYNTHETIC_DATASET,):
         return None
-    manifest = root / EMBEDDED_DATA[domain]["folder"] / "manifest.csv"
-    return manifest if manifest.is_file() else None
+    return data_root(required=True) / EMBEDDED_DATA[domain]["folder"] / "manifest.csv"
 
 
 def training_data(name: str):
