@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from slimlib import _io
+
 __all__ = ["run_chapter", "list_chapters", "parse_value", "chapter_parameters", "setup_page",
            "pretrain_models", "sweep_for", "runs_on", "controls_for", "compute_table_cached",
            "time_forward"]
@@ -220,12 +222,8 @@ def _finish(running: Path, out: Path, status: str, reason: str | None) -> Path |
             "notebook's results.")
         banner.metadata["tags"] = ["slimlib-unfinished-run"]
         nb.cells.insert(0, banner)
-        from slimlib._io import mkstemp
-
-        fd, tmp = mkstemp(target.parent, prefix=f".{target.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            nbformat.write(nb, f)
-        os.replace(tmp, target)
+        text = nbformat.writes(nb)
+        _io.atomic_write(target, text if text.endswith("\n") else text + "\n")
         running.unlink()
     else:
         os.replace(running, target)
@@ -518,9 +516,8 @@ def compute_table_cached(model_name: str, widths: Any, *, parts: tuple[str, ...]
     table["count_attention"] = count_attention
     table["count_norms"] = count_norms
     table["parts"] = "+".join(parts)
-    tmp = path.with_suffix(".tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with _io.atomic_path(path) as tmp:  # a unique temporary: two kernels may race here
+        table.to_csv(tmp, index=False)
     return table
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from slimlib._validation import check_choice
+from slimlib._validation import check_choice, check_int, check_paired_samples
 from slimlib.constants import PROTOCOLS
 
 __all__ = [
@@ -118,18 +118,12 @@ def metric_name(labels: Any) -> str:
     raise ValueError(f"labels must be (N,) class ids or (N, K) multi-hot; got {ndim}-D")
 
 
-def _check_pair(x: torch.Tensor, y: np.ndarray, split: str) -> None:
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"{split}_x has {x.shape[0]} samples but {split}_y has {y.shape[0]} "
-                         "labels; they must match one to one")
-
-
 def _prepare(train_x: Any, train_y: Any, test_x: Any, test_y: Any
              ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
     tr_x, te_x = _features(train_x, "train_x"), _features(test_x, "test_x")
     tr_y, te_y = _labels(train_y, "train_y"), _labels(test_y, "test_y")
-    _check_pair(tr_x, tr_y, "train")
-    _check_pair(te_x, te_y, "test")
+    check_paired_samples(tr_x, tr_y, "train")
+    check_paired_samples(te_x, te_y, "test")
     if tr_x.shape[1] != te_x.shape[1]:
         raise ValueError(f"train_x and test_x must have the same feature width; got "
                          f"D={tr_x.shape[1]} and D={te_x.shape[1]}")
@@ -145,9 +139,7 @@ def _prepare(train_x: Any, train_y: Any, test_x: Any, test_y: Any
 
 
 def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    return int(seed)
+    return check_int(seed, "seed", low=0)
 
 
 def _subsample(y: np.ndarray, fraction: float, seed: int) -> np.ndarray | None:
@@ -224,8 +216,7 @@ def _macro_map(true: np.ndarray, scores: np.ndarray, mask: np.ndarray) -> float:
 
 
 def _check_k(k: Any, n_train: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer; got {k!r}")
+    k = check_int(k, "k")
     if k > n_train:
         raise ValueError(f"k={k} is larger than the training set ({n_train} samples); use "
                          "k <= the number of training samples")
@@ -331,7 +322,7 @@ def knn_predict(train_x: Any, train_y: Any, test_x: Any, *, k: int = 5,
     check_choice(metric, KNN_METRICS, "metric")
     tr_x, te_x = _features(train_x, "train_x"), _features(test_x, "test_x")
     tr_y = _labels(train_y, "train_y")
-    _check_pair(tr_x, tr_y, "train")
+    check_paired_samples(tr_x, tr_y, "train")
     if tr_x.shape[1] != te_x.shape[1]:
         raise ValueError(f"train_x and test_x must have the same feature width; got "
                          f"D={tr_x.shape[1]} and D={te_x.shape[1]}")
@@ -438,8 +429,7 @@ def _linear(train_x: torch.Tensor, train_y: np.ndarray, test_x: torch.Tensor, l2
 def _check_linear_args(l2: Any, max_iter: Any) -> None:
     if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not l2 > 0:
         raise ValueError(f"l2 must be a positive number; got {l2!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}")
+    check_int(max_iter, "max_iter")
 
 
 def linear_probe_predict(train_x: Any, train_y: Any, test_x: Any, *, l2: float = 1e-3,
@@ -459,7 +449,7 @@ def linear_probe_predict(train_x: Any, train_y: Any, test_x: Any, *, l2: float =
     _check_linear_args(l2, max_iter)
     tr_x, te_x = _features(train_x, "train_x"), _features(test_x, "test_x")
     tr_y = _labels(train_y, "train_y")
-    _check_pair(tr_x, tr_y, "train")
+    check_paired_samples(tr_x, tr_y, "train")
     if tr_x.shape[1] != te_x.shape[1]:
         raise ValueError(f"train_x and test_x must have the same feature width; got "
                          f"D={tr_x.shape[1]} and D={te_x.shape[1]}")

@@ -30,7 +30,7 @@ from torch import nn
 
 from slimlib import _io
 from slimlib import features as _features
-from slimlib._validation import check_choice, check_widths
+from slimlib._validation import check_choice, check_int, check_widths
 from slimlib.config import results_dir
 from slimlib.constants import (
     FEATURE_METRICS,
@@ -106,8 +106,6 @@ def _fmt(value: Any) -> str:
     return " ".join(str(value).split())  # one physical line per row
 
 
-def _atomic_write_text(path: Path, data) -> None:
-    _io.atomic_write(path, data)
 
 
 def _header() -> str:
@@ -197,7 +195,7 @@ def _read_table(path: Path, *, repair: bool, quarantine: bool) -> pd.DataFrame:
     lines = clean.splitlines(keepends=True)
     if not lines:
         if repair:
-            _atomic_write_text(path, "")
+            _io.atomic_write(path, "")
         warnings.warn(f"{path}: dropped a partial header line", RuntimeWarning, stacklevel=3)
         return _empty_table()
     header = next(csv.reader([lines[0]]))
@@ -248,7 +246,7 @@ def _read_table(path: Path, *, repair: bool, quarantine: bool) -> pd.DataFrame:
                       "e.g. from two sweeps writing one table without a lock; the first of "
                       "each is kept", RuntimeWarning, stacklevel=3)
     if repair and (dropped or bad or duplicates):
-        _atomic_write_text(path, "".join(good))
+        _io.atomic_write(path, "".join(good))
     return _typed(cols)
 
 
@@ -262,7 +260,7 @@ def _quarantine(path: Path, bad: list[tuple[int, str, str]]) -> None:
         writer.writerow(["line", "reason", "row"])
     for number, where, line in bad:
         writer.writerow([number, where, line.rstrip("\n")])
-    _atomic_write_text(side, old + buf.getvalue())
+    _io.atomic_write(side, old + buf.getvalue())
 
 
 def _row_key(row: Mapping[str, Any]) -> tuple:
@@ -302,10 +300,10 @@ class _ResultFile:
         if path.exists() and path.stat().st_size:
             frame = read_table(path, quarantine=True)
             if not path.stat().st_size:  # the repair removed a partial header
-                _atomic_write_text(path, _header())
+                _io.atomic_write(path, _header())
         else:
             frame = _empty_table()
-            _atomic_write_text(path, _header())
+            _io.atomic_write(path, _header())
         self.keys = set(_frame_keys(frame))
         self._mark()
 
@@ -465,8 +463,7 @@ def _check_seeds(seeds: Iterable[Any]) -> list[int]:
     if not values:
         raise ValueError("seeds must hold at least one non-negative int")
     for s in values:
-        if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-            raise ValueError(f"seeds must be non-negative ints; got {s!r}")
+        check_int(s, "seeds (each)", low=0)
     if len(set(values)) != len(values):
         raise ValueError(f"seeds must be unique; got {values}")
     return [int(s) for s in values]
@@ -528,10 +525,10 @@ def _score(protocol: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.n
     """One probe score plus the warning messages it raised (e.g. a class absent from a split)."""
     from slimlib import probes
 
-    fn = probes.knn_score if protocol == "knn" else probes.linear_probe_score
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        value = fn(train[0], train[1], test[0], test[1], seed=seed, train_fraction=train_fraction)
+        value = probes.score(protocol, train[0], train[1], test[0], test[1], seed=seed,
+                             train_fraction=train_fraction)
     notes = list(dict.fromkeys(f"{type(w.message).__name__}: {w.message}" for w in caught))
     return float(value), notes
 
@@ -628,7 +625,7 @@ class _Job:
         :class:`ImageDataset` itself when too large to hold prepared (extract then streams)."""
         ds = self.data.train if split == "train" else self.data.test
         if not isinstance(ds, ImageDataset):
-            return _features._check_pair(ds)
+            return _features.as_prepared_pair(ds)
         if _features.prepared_gib(ds, self.model.spec) > _features.MAX_PREPARED_GIB:
             return ds
         if split not in self._inputs:
@@ -818,8 +815,7 @@ def sweep(
     parts_t = tuple(_check_parts(parts).split("+"))
     order = check_choice(order, ORDERS, "order")
     scale = check_choice(scale, SCALES, "scale")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+    check_int(batch_size, "batch_size")
     if isinstance(train_fraction, bool) or not 0.0 < float(train_fraction) <= 1.0:
         raise ValueError(f"train_fraction must be in (0, 1]; got {train_fraction!r}")
     device = _features.resolve_device(device)

@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -334,10 +333,8 @@ def pretrained_encoder(name: str, train_if_missing: bool = True, progress: bool 
         start = time.perf_counter()
         result = pretrain(EMBEDDED_CONFIGS[name], data, run_dir, resume=True, progress=progress,
                           fingerprint=fingerprint)
-        fd, csv_tmp = _io.mkstemp(path.parent, prefix=f".{path.stem}.", suffix=".csv")
-        os.close(fd)
-        result.losses.to_csv(csv_tmp, index=False)
-        os.replace(csv_tmp, path.with_suffix(".csv"))
+        with _io.atomic_path(path.with_suffix(".csv"), fsync=False) as csv_tmp:
+            result.losses.to_csv(csv_tmp, index=False)
         save_atomic({"format": 1, "name": name, "state_dict": result.encoder.state_dict(),
                      "config": result.config.to_dict(), "fingerprint": fingerprint,
                      "synthetic": synthetic or bool(getattr(data, "synthetic", False)),
