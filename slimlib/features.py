@@ -228,10 +228,7 @@ def prepare_dataset(dataset: ImageDataset, spec: ModelSpec) -> torch.Tensor:
     """Prepare an :class:`ImageDataset` for a model: ``(N, C', S, S)`` float32 (via slimlib.data)."""
     from slimlib import data as _data
 
-    x = _data.prepare(dataset, spec)
-    if isinstance(x, tuple):  # tolerate (x, y) returns
-        x = x[0]
-    x = torch.as_tensor(x)
+    x = torch.as_tensor(_data.prepare(dataset, spec))
     if x.ndim != 4 or x.shape[0] != len(dataset):
         raise ValueError(f"slimlib.data.prepare returned shape {tuple(x.shape)}; expected "
                          f"({len(dataset)}, C, S, S)")
