@@ -27,23 +27,17 @@ from slimlib._validation import check_same_length
 from slimlib.config import cache_dir
 from slimlib.specs import ImageDataset, ModelSpec
 
+#: What users call. The cache plumbing (``prepare_dataset``, ``prepared_batches``,
+#: ``cache_path``, ``load_cached``, ``save_cached``, ...) stays importable for slimlib's own
+#: modules but is not part of the public surface.
 __all__ = [
     "extract",
-    "feature_key",
-    "module_fingerprint",
     "data_fingerprint",
+    "module_fingerprint",
+    "feature_key",
     "preprocessing_id",
-    "prepare_dataset",
-    "prepared_batches",
-    "prepared_gib",
-    "preparation_notes",
-    "resolve_device",
     "precision",
-    "cache_path",
-    "load_cached",
-    "save_cached",
-    "labels_digest",
-    "input_dtype",
+    "resolve_device",
 ]
 
 #: Bumped whenever the cached file layout or the extraction semantics change.

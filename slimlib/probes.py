@@ -335,7 +335,7 @@ def knn_predict(train_x: Any, train_y: Any, test_x: Any, *, k: int = 5,
     return classes[_knn(tr_x, codes, te_x, k, metric, classes.size)]
 
 
-def knn_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, k: int = 5,
+def knn_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, k: int = 5,
               metric: str = "cosine", seed: int = 0, train_fraction: float = 1.0) -> float:
     """k-nearest-neighbour score of frozen features (the paper's main protocol, k=5).
 
@@ -459,8 +459,8 @@ def linear_probe_predict(train_x: Any, train_y: Any, test_x: Any, *, l2: float =
     return classes[_linear(tr_x, codes, te_x, l2, max_iter)]
 
 
-def linear_probe_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, seed: int = 0,
-                       train_fraction: float = 1.0, *, l2: float = 1e-3,
+def linear_probe_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, seed: int = 0,
+                       train_fraction: float = 1.0, l2: float = 1e-3,
                        max_iter: int = 300) -> float:
     """Linear-probe score of frozen features.
 
@@ -493,7 +493,7 @@ def linear_probe_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, see
 # --------------------------------------------------------------------------- dispatch
 
 
-def score(protocol: str, train_x: Any, train_y: Any, test_x: Any, test_y: Any,
+def score(protocol: str, train_x: Any, train_y: Any, test_x: Any, test_y: Any, *,
           seed: int = 0, **kwargs: Any) -> float:
     """Score features with ``protocol`` ``"knn"`` (:func:`knn_score`) or ``"linear"``
     (:func:`linear_probe_score`); ``kwargs`` go to that function."""

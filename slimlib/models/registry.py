@@ -84,7 +84,7 @@ def checkpoint_info(name: str) -> Checkpoint | None:
     return entry.checkpoint if entry is not None else None
 
 
-def load(name: str, pretrained: bool = True, *, checkpoint: str | os.PathLike | None = None,
+def load(name: str, *, pretrained: bool = True, checkpoint: str | os.PathLike | None = None,
          weights: str | os.PathLike | None = None, **kwargs) -> Encoder:
     """Build a registered encoder.
 

@@ -312,10 +312,10 @@ class _Job:
 def sweep(
     models: Any,
     datasets: Any,
+    *,
     widths: Iterable[float] | None = None,
     seeds: Iterable[int] = (0, 1, 2, 3, 4),
     protocols: Iterable[str] = ("knn",),
-    *,
     parts: Sequence[str] = ("attn", "ffn"),
     order: str = "first",
     scale: str = "slimmed",

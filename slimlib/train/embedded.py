@@ -204,7 +204,7 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown embedded model {name!r}; available: {', '.join(_NAMES)}")
 
 
-def build_encoder(name: str, seed: int | None = None) -> Encoder:
+def build_encoder(name: str, *, seed: int | None = None) -> Encoder:
     """The embedded model ``name`` with random weights (seeded), in eval mode.
 
     ``seed`` draws the initial weights (default: the recipe's own seed, the init that
@@ -304,7 +304,7 @@ def _load(name: str, path: Path) -> Encoder:
     return encoder.eval()
 
 
-def pretrained_encoder(name: str, train_if_missing: bool = True, progress: bool = True) -> Encoder:
+def pretrained_encoder(name: str, *, train_if_missing: bool = True, progress: bool = True) -> Encoder:
     """The pretrained embedded model ``name``: from the cache, or trained now.
 
     Args:
@@ -365,7 +365,8 @@ def _train_one(name: str) -> str:
     return str(checkpoint_path(name))
 
 
-def pretrain_missing(names: list[str] | tuple[str, ...] | None = None, processes: int = 2
+def pretrain_missing(names: list[str] | tuple[str, ...] | None = None, *,
+                     processes: int = 2
                      ) -> dict[str, Path]:
     """Train every embedded model whose checkpoint is missing, ``processes`` at a time.
 
