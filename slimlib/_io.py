@@ -9,13 +9,17 @@ would (``0666 & ~umask``, 0644 with the usual umask 022).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["mkstemp", "default_mode", "file_lock", "atomic_path", "atomic_write"]
+__all__ = ["mkstemp", "default_mode", "file_lock", "atomic_path", "atomic_write",
+           "parameter_hash"]
 
 _UMASK_LOCK = threading.Lock()
 
@@ -97,3 +101,10 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
                 f.write(data)
         else:
             tmp.write_bytes(data)
+
+
+def parameter_hash(parameters: Any) -> str:
+    """8 hex digits naming a file after JSON-able ``parameters`` (key order does not matter):
+    chapter runs and the FLOP-table cache."""
+    text = json.dumps(parameters, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()

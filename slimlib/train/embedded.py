@@ -20,8 +20,8 @@ name                              method      pretraining data (embedded train s
 Contract used by :mod:`slimlib.models`:
 
 * :data:`EMBEDDED_SPECS` ``{name: ModelSpec}``;
-* :func:`build_encoder` ``(name) -> Encoder`` with random weights (``.spec`` set);
-* :func:`pretrained_encoder` ``(name, train_if_missing=True, progress=True) -> Encoder``.
+* :func:`build_encoder` ``(name) -> TinyViTEncoder`` with random weights (``.spec`` set);
+* :func:`pretrained_encoder` ``(name, train_if_missing=True, progress=True) -> TinyViTEncoder``.
 
 Checkpoints live in ``slimlib.config.cache_dir("checkpoints")/<name>-<hash>.pt`` with the
 loss curve in ``<name>-<hash>.csv``; ``<hash>`` covers the full training config and a
@@ -66,7 +66,7 @@ from slimlib.train.configs import (
     PretrainConfig,
     SlimmableConfig,
 )
-from slimlib.train.encoder import Encoder, build_vit
+from slimlib.train.encoder import TinyViTEncoder, build_vit
 
 __all__ = [
     "EMBEDDED_SPECS", "EMBEDDED_CONFIGS", "EMBEDDED_DATA", "RECIPE_VERSION", "build_encoder",
@@ -204,20 +204,20 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown embedded model {name!r}; available: {', '.join(_NAMES)}")
 
 
-def build_encoder(name: str, *, seed: int | None = None) -> Encoder:
+def build_encoder(name: str, *, seed: int | None = None) -> TinyViTEncoder:
     """The embedded model ``name`` with random weights (seeded), in eval mode.
 
     ``seed`` draws the initial weights (default: the recipe's own seed, the init that
     pretraining starts from); random-init controls pass other seeds.
 
     Returns:
-        :class:`Encoder`: ``(B, 3, H, W)`` normalised images -> ``(B, 128)``; ``.spec`` set.
+        :class:`TinyViTEncoder`: ``(B, 3, H, W)`` normalised images -> ``(B, 128)``; ``.spec`` set.
     """
     _check_name(name)
     config = EMBEDDED_CONFIGS[name]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed if seed is None else int(seed))
-        encoder = Encoder(build_vit(config.model, 3), feature=config.feature)
+        encoder = TinyViTEncoder(build_vit(config.model, 3), feature=config.feature)
     encoder.spec = EMBEDDED_SPECS[name]
     return encoder.eval()
 
@@ -288,7 +288,7 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _load(name: str, path: Path) -> Encoder:
+def _load(name: str, path: Path) -> TinyViTEncoder:
     state = torch.load(path, map_location="cpu", weights_only=False)
     encoder = build_encoder(name)
     encoder.load_state_dict(state["state_dict"])
@@ -304,7 +304,7 @@ def _load(name: str, path: Path) -> Encoder:
     return encoder.eval()
 
 
-def pretrained_encoder(name: str, *, train_if_missing: bool = True, progress: bool = True) -> Encoder:
+def pretrained_encoder(name: str, *, train_if_missing: bool = True, progress: bool = True) -> TinyViTEncoder:
     """The pretrained embedded model ``name``: from the cache, or trained now.
 
     Args:
@@ -314,7 +314,7 @@ def pretrained_encoder(name: str, *, train_if_missing: bool = True, progress: bo
         progress: show a tqdm bar while training.
 
     Returns:
-        :class:`Encoder` in eval mode; ``.spec.source`` names the checkpoint file.
+        :class:`TinyViTEncoder` in eval mode; ``.spec.source`` names the checkpoint file.
     """
     from slimlib.train.loop import pretrain, save_atomic
 
