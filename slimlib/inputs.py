@@ -25,14 +25,13 @@ import torch
 from torch import nn
 
 from slimlib._imageio import IMAGE_SUFFIXES, TIFF_SUFFIXES, read_image_chw
+from slimlib.models.bands import IMAGENET_MEAN, IMAGENET_STD
 from slimlib.models.encoder import Encoder, ModuleEncoder, TimmViTEncoder
 from slimlib.specs import ImageDataset, ModelSpec
 
 __all__ = ["ResolvedModel", "resolve_model", "resolve_data", "random_control", "check_data",
            "IMAGE_SUFFIXES", "TIFF_SUFFIXES"]
 
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -169,7 +168,7 @@ def resolve_model(model: str | nn.Module, *, weights: str | os.PathLike | None =
         raise ValueError(f"weights must be None, 'random', 'pretrained' or a file; got {weights!r}")
     wfile = weights if weights not in (None, "random", "pretrained") else None
     if mean is None or std is None:
-        mean, std = _IMAGENET_MEAN, _IMAGENET_STD
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
     name = model if isinstance(model, str) else type(model).__name__
     torch.manual_seed(seed)
     if isinstance(model, nn.Module):

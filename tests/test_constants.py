@@ -78,3 +78,13 @@ def test_one_set_of_data_root_folders(tmp_path, monkeypatch):
     monkeypatch.delenv(DATA_ENV)
     assert data.default_dataset() == constants.RS_FALLBACK
     assert train_embedded.training_data("rs-moco-tiny").name == constants.CV_FALLBACK
+
+
+def test_one_imagenet_normalisation():
+    import inspect
+
+    from slimlib import inputs
+    from slimlib.models import bands as model_bands
+
+    assert "0.485" not in inspect.getsource(inputs)
+    assert model_bands.IMAGENET_MEAN == (0.485, 0.456, 0.406)
