@@ -19,13 +19,26 @@ __all__ = ["embedded_models_of", "pretrain_models", "runs_on", "runs_on_name", "
 
 
 def _profile_data_root(profile: Any) -> contextlib.AbstractContextManager[None]:
-    """Expose a profile's explicit ``data_root`` as ``$SLIMLIB_DATA`` while a helper runs, so
-    that the embedded models are pretrained (and their checkpoints looked up) on the same
-    data root the chapter's datasets come from."""
+    """Expose a profile's explicit ``data_root`` as ``$SLIMLIB_DATA`` while a block runs.
+
+    slimlib's own helpers no longer need this (they pass the root as an argument,
+    :func:`_with_data_root`); it is kept for code written against it."""
     from slimlib.config import DATA_ENV
 
     root = getattr(profile, "data_root", None)
     return _patched_env({} if root is None else {DATA_ENV: str(root)})
+
+
+def _with_data_root(profile: Any, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``models.load`` options for ``name`` under ``profile``: an embedded (slimlib-pretrained)
+    model also gets the profile's explicit ``data_root``, so it is pretrained (and its
+    checkpoint looked up) on the data root the chapter's datasets come from."""
+    from slimlib.constants import EMBEDDED_MODEL_NAMES
+
+    root = getattr(profile, "data_root", None)
+    if root is None or name not in EMBEDDED_MODEL_NAMES:
+        return dict(options)
+    return {**options, "data_root": root}
 
 
 def embedded_models_of(profile: Any) -> list[str]:
@@ -53,11 +66,11 @@ def pretrain_models(profile: Any, processes: int = 2):
     from slimlib.train import embedded
 
     names = embedded_models_of(profile) if profile.pretrained else []
-    with _profile_data_root(profile):
-        cached = {n: embedded.checkpoint_path(n).exists() for n in names}
-        start = time.perf_counter()
-        paths = embedded.pretrain_missing(names, processes=processes)
-        wall = time.perf_counter() - start
+    root = getattr(profile, "data_root", None)
+    cached = {n: embedded.checkpoint_path(n, root=root).exists() for n in names}
+    start = time.perf_counter()
+    paths = embedded.pretrain_missing(names, processes=processes, root=root)
+    wall = time.perf_counter() - start
     rows = []
     for name in names:
         state = torch.load(paths[name], map_location="cpu", weights_only=False)
@@ -119,8 +132,8 @@ def _with_options(profile: Any, model: Any) -> Any:
         return controls.random_init_models(base, (seed,), **options)[model]
     if not options:
         return model
-    with _profile_data_root(profile):
-        return registry.load(model, pretrained=profile.pretrained, **options)
+    return registry.load(model, pretrained=profile.pretrained,
+                         **_with_data_root(profile, model, options))
 
 
 def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = None,
@@ -154,19 +167,20 @@ def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = 
         groups.setdefault(fits, {})[label] = model
     path = results_path(table, profile)
     kwargs.setdefault("train_fraction", getattr(profile, "train_fraction", 1.0))
+    if getattr(profile, "data_root", None) is not None:  # embedded models pretrain on it
+        kwargs.setdefault("data_root", profile.data_root)
     parts = []
-    with _profile_data_root(profile):
-        for fits, group in groups.items():
-            arg = group if any(not isinstance(m, str) for m in group.values()) \
-                else list(group.values())
-            parts.append(sweep(
-                arg, {name: data[name] for name in fits},
-                widths=list(widths if widths is not None else profile.widths),
-                seeds=list(seeds if seeds is not None else profile.seeds),
-                protocols=tuple(protocols if protocols is not None else profile.protocols),
-                out=path, batch_size=profile.batch_size,
-                device=profile.device, progress=False, pretrained=profile.pretrained, **kwargs,
-            ))
+    for fits, group in groups.items():
+        arg = group if any(not isinstance(m, str) for m in group.values()) \
+            else list(group.values())
+        parts.append(sweep(
+            arg, {name: data[name] for name in fits},
+            widths=list(widths if widths is not None else profile.widths),
+            seeds=list(seeds if seeds is not None else profile.seeds),
+            protocols=tuple(protocols if protocols is not None else profile.protocols),
+            out=path, batch_size=profile.batch_size,
+            device=profile.device, progress=False, pretrained=profile.pretrained, **kwargs,
+        ))
     out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     timings: dict[str, float] = {}
     for part in parts:
@@ -207,8 +221,8 @@ def controls_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any
         options = profile.options_for(name)
         rows.append(sweep_for(profile, controls.random_init_models(name, init_seeds, **options),
                               datasets, widths=widths, protocols=protocols, table=table))
-        with _profile_data_root(profile):
-            encoder = registry.load(name, pretrained=profile.pretrained, **options)
+        encoder = registry.load(name, pretrained=profile.pretrained,
+                                **_with_data_root(profile, name, options))
         fits = {k: v for k, v in data.items() if runs_on(encoder.spec, v[0])}
         floors.append(controls.floor_scores(
             encoder, fits, name=name, protocols=protocols, seeds=profile.seeds,

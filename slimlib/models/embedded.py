@@ -37,11 +37,13 @@ def spec(name: str) -> ModelSpec:
 
 
 def load(name: str, *, pretrained: bool = True, checkpoint: str | os.PathLike | None = None,
-         train_if_missing: bool = True, init_seed: int | None = None) -> Encoder:
+         train_if_missing: bool = True, init_seed: int | None = None,
+         data_root: str | os.PathLike | None = None) -> Encoder:
     """The embedded encoder ``name`` wrapped as an :class:`Encoder`.
 
     ``pretrained`` uses slimlib's cached checkpoint (trained first when missing and
-    ``train_if_missing``); ``checkpoint=`` loads a state dict saved from ``build_encoder``.
+    ``train_if_missing``, on ``data_root``, default ``$SLIMLIB_DATA``); ``checkpoint=`` loads
+    a state dict saved from ``build_encoder``.
     """
     from slimlib.train import embedded as trained
 
@@ -50,7 +52,8 @@ def load(name: str, *, pretrained: bool = True, checkpoint: str | os.PathLike | 
         backbone = trained.build_encoder(name)
         backbone.load_state_dict(read_state_dict(checkpoint), strict=True)
     elif pretrained:
-        backbone = trained.pretrained_encoder(name, train_if_missing=train_if_missing)
+        backbone = trained.pretrained_encoder(name, train_if_missing=train_if_missing,
+                                              root=data_root)
     else:
         backbone = trained.build_encoder(name, seed=init_seed)
     return ModuleEncoder(backbone, model_spec,

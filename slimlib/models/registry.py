@@ -21,7 +21,7 @@ from slimlib.specs import ModelSpec
 
 __all__ = ["FAMILIES", "ModelEntry", "register", "list_models", "spec", "load", "checkpoint_info"]
 
-_EMBEDDED_OPTIONS = ("train_if_missing", "init_seed")
+_EMBEDDED_OPTIONS = ("train_if_missing", "init_seed", "data_root")
 _POPULATED = False
 
 
@@ -99,7 +99,7 @@ def load(name: str, *, pretrained: bool = True, checkpoint: str | os.PathLike | 
             the ``SLIMLIB_WEIGHTS`` environment variable. Then the cache, then a download
             (see :mod:`slimlib.models.download`); files with a published sha256 are verified.
         **kwargs: per-model options, e.g. ``bands=`` (DOFA, Copernicus-FM, Panopticon),
-            ``res=`` (Scale-MAE), ``backend=`` (TerraTorch models), ``train_if_missing=``
+            ``res=`` (Scale-MAE), ``backend=`` (TerraTorch models), ``train_if_missing=``, ``data_root=``
             (embedded models).
 
     Returns:

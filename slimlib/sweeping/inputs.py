@@ -137,11 +137,12 @@ def as_datasets(datasets: Any, *, train_split: str = "train", test_split: str = 
     return out
 
 
-def as_models(models: Any, *, pretrained: Any = True
+def as_models(models: Any, *, pretrained: Any = True, data_root: Any = None
               ) -> list[tuple[str, Callable[[], nn.Module]]]:
     """The canonical ``[(name, loader)]`` for what :func:`slimlib.sweep` accepts: a registry
     name (loaded with :func:`slimlib.models.load`), a module with a ``.spec``, a list of
-    those, or a dict name -> module / name. ``loader()`` returns the module."""
+    those, or a dict name -> module / name. ``loader()`` returns the module. ``data_root``
+    reaches the embedded (slimlib-pretrained) models, which pretrain on it."""
     if isinstance(models, str | nn.Module):
         models = [models]
     items = list(models.items()) if isinstance(models, Mapping) else [(None, m) for m in models]
@@ -152,8 +153,11 @@ def as_models(models: Any, *, pretrained: Any = True
         if isinstance(m, str):
             def load(ident: str = m) -> nn.Module:
                 from slimlib import models as _models
+                from slimlib.constants import EMBEDDED_MODEL_NAMES
 
-                return _models.load(ident, pretrained=pretrained)
+                extra = ({"data_root": data_root}
+                         if data_root is not None and ident in EMBEDDED_MODEL_NAMES else {})
+                return _models.load(ident, pretrained=pretrained, **extra)
             out.append((name or m, load))
         elif isinstance(m, nn.Module):
             spec = getattr(m, "spec", None)

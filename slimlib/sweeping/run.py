@@ -350,7 +350,8 @@ def sweep(
             features; ``cka_full`` compares with the width-1 test features).
         batch_size, device, progress: feature extraction settings (see
             :func:`slimlib.features.extract`).
-        data_root: data root for registry datasets (default ``$SLIMLIB_DATA``).
+        data_root: data root for registry datasets and for the embedded models'
+            pretraining (default ``$SLIMLIB_DATA``).
         train_fraction: fraction of the training features the probes use (seeded subsets).
 
     Returns:
@@ -387,7 +388,7 @@ def sweep(
         d.fp_test = _features.data_fingerprint(d.test)
         d.fp = _short(d.fp_train, d.fp_test)
         d.metric = metric_name(_labels_of(d.train))
-    model_items = as_models(models, pretrained=pretrained)
+    model_items = as_models(models, pretrained=pretrained, data_root=data_root)
     timer.add("load_data", start)
 
     path = Path(out) if out is not None else results_dir() / "sweep.csv"

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -223,7 +224,7 @@ def build_encoder(name: str, *, seed: int | None = None) -> TinyViTEncoder:
 
 
 # ---------------------------------------------------------------------------- data & cache
-def _has_real_data(domain: str) -> Path | None:
+def _has_real_data(domain: str, root: str | os.PathLike | None = None) -> Path | None:
     """The train manifest of ``domain``'s real data, ``None`` without a data root.
 
     The one default-data rule (:func:`slimlib.data.datasets_for_root`): a data root that is
@@ -233,28 +234,29 @@ def _has_real_data(domain: str) -> Path | None:
     from slimlib.data import datasets_for_root
 
     dataset = EMBEDDED_DATA[domain]["dataset"]
-    if datasets_for_root(None, (dataset,), SYNTHETIC_DATASET) == (SYNTHETIC_DATASET,):
+    if datasets_for_root(root, (dataset,), SYNTHETIC_DATASET) == (SYNTHETIC_DATASET,):
         return None
-    return data_root(required=True) / EMBEDDED_DATA[domain]["folder"] / "manifest.csv"
+    return data_root(root, required=True) / EMBEDDED_DATA[domain]["folder"] / "manifest.csv"
 
 
-def training_data(name: str):
+def training_data(name: str, *, root: str | os.PathLike | None = None):
     """The :class:`~slimlib.specs.ImageDataset` model ``name`` is pretrained on.
 
-    The embedded train split when the data root holds it, else ``synthetic-rgb``.
+    The embedded train split when the data root (``root``, default ``$SLIMLIB_DATA``) holds
+    it, else ``synthetic-rgb`` when no root is given.
     """
     from slimlib import data as sdata
 
     _check_name(name)
     domain = _NAMES[name][0]
-    if _has_real_data(domain) is not None:
-        return sdata.load(EMBEDDED_DATA[domain]["dataset"], "train")
+    if _has_real_data(domain, root) is not None:
+        return sdata.load(EMBEDDED_DATA[domain]["dataset"], "train", root=root)
     return sdata.load(SYNTHETIC_DATASET, "train")
 
 
-def _fingerprint(name: str) -> tuple[str, bool]:
+def _fingerprint(name: str, root: str | os.PathLike | None = None) -> tuple[str, bool]:
     """(fingerprint of the training data, synthetic?) without decoding real images."""
-    manifest = _has_real_data(_NAMES[name][0])
+    manifest = _has_real_data(_NAMES[name][0], root)
     if manifest is not None:
         digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
         return f"{EMBEDDED_DATA[_NAMES[name][0]]['dataset']}:train:{digest}", False
@@ -263,10 +265,11 @@ def _fingerprint(name: str) -> tuple[str, bool]:
     return f"{SYNTHETIC_DATASET}:train:{data_fingerprint(training_data(name))}", True
 
 
-def checkpoint_path(name: str) -> Path:
-    """Where the pretrained checkpoint of ``name`` is (or will be) cached."""
+def checkpoint_path(name: str, *, root: str | os.PathLike | None = None) -> Path:
+    """Where the pretrained checkpoint of ``name`` is (or will be) cached; ``root`` is the
+    data root it is trained from (default ``$SLIMLIB_DATA``)."""
     _check_name(name)
-    fingerprint, _ = _fingerprint(name)
+    fingerprint, _ = _fingerprint(name, root)
     key = EMBEDDED_CONFIGS[name].hash(fingerprint, f"recipe={RECIPE_VERSION}",
                                       f"torch={torch.__version__.split('+')[0]}")
     return cache_dir("checkpoints") / f"{name}-{key}.pt"
@@ -304,7 +307,8 @@ def _load(name: str, path: Path) -> TinyViTEncoder:
     return encoder.eval()
 
 
-def pretrained_encoder(name: str, *, train_if_missing: bool = True, progress: bool = True) -> TinyViTEncoder:
+def pretrained_encoder(name: str, *, train_if_missing: bool = True, progress: bool = True,
+                       root: str | os.PathLike | None = None) -> TinyViTEncoder:
     """The pretrained embedded model ``name``: from the cache, or trained now.
 
     Args:
@@ -312,13 +316,14 @@ def pretrained_encoder(name: str, *, train_if_missing: bool = True, progress: bo
         train_if_missing: train (45-240 s on one CPU core) when no checkpoint is cached;
             with ``False`` a missing checkpoint raises ``FileNotFoundError``.
         progress: show a tqdm bar while training.
+        root: the data root to pretrain from (default ``$SLIMLIB_DATA``; none: synthetic).
 
     Returns:
         :class:`TinyViTEncoder` in eval mode; ``.spec.source`` names the checkpoint file.
     """
     from slimlib.train.loop import pretrain, save_atomic
 
-    path = checkpoint_path(name)
+    path = checkpoint_path(name, root=root)
     if path.exists():
         return _load(name, path)
     if not train_if_missing:
@@ -327,8 +332,8 @@ def pretrained_encoder(name: str, *, train_if_missing: bool = True, progress: bo
     with _lock(path.with_suffix(".lock")):
         if path.exists():  # another process finished it while we waited
             return _load(name, path)
-        data = training_data(name)
-        fingerprint, synthetic = _fingerprint(name)
+        data = training_data(name, root=root)
+        fingerprint, synthetic = _fingerprint(name, root)
         run_dir = path.with_suffix(".run")
         start = time.perf_counter()
         result = pretrain(EMBEDDED_CONFIGS[name], data, run_dir, resume=True, progress=progress,
@@ -360,36 +365,40 @@ def estimated_cost(name: str) -> float:
     return cost * (_SLIMMABLE_COST[config.method] if config.slimmable.enabled else 1.0)
 
 
-def _train_one(name: str) -> str:
-    pretrained_encoder(name, train_if_missing=True, progress=False)
-    return str(checkpoint_path(name))
+def _train_one(name: str, root: str | None = None) -> str:
+    pretrained_encoder(name, train_if_missing=True, progress=False, root=root)
+    return str(checkpoint_path(name, root=root))
 
 
 def pretrain_missing(names: list[str] | tuple[str, ...] | None = None, *,
-                     processes: int = 2
+                     processes: int = 2, root: str | os.PathLike | None = None
                      ) -> dict[str, Path]:
     """Train every embedded model whose checkpoint is missing, ``processes`` at a time.
 
     Each model trains single-threaded (its recipe), so two processes use both cores of a
     2-core machine and halve the wall time of a cold cache; results are identical to
-    training them one by one. Returns ``{name: checkpoint path}``.
+    training them one by one. ``root`` is the data root to pretrain from (default
+    ``$SLIMLIB_DATA``; a relative path is taken against the current folder here, before the
+    worker processes start). Returns ``{name: checkpoint path}``.
     """
     names = list(EMBEDDED_SPECS) if names is None else list(names)
     for name in names:
         _check_name(name)
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"processes must be a positive int; got {processes!r}")
-    missing = [n for n in names if not checkpoint_path(n).exists()]
+    if root is not None:
+        root = str(data_root(root, required=True).resolve())
+    missing = [n for n in names if not checkpoint_path(n, root=root).exists()]
     # longest first, so the pool finishes together (greedy longest-processing-time order)
     missing.sort(key=estimated_cost, reverse=True)
     if processes == 1 or len(missing) <= 1:
         for name in missing:
-            _train_one(name)
+            _train_one(name, root)
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=min(processes, len(missing)),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            list(pool.map(_train_one, missing))
-    return {name: checkpoint_path(name) for name in names}
+            list(pool.map(_train_one, missing, [root] * len(missing)))
+    return {name: checkpoint_path(name, root=root) for name in names}
