@@ -35,6 +35,7 @@ _LAZY = {
     "WIDTHS": "slimlib.compute",
     "sweep": "slimlib.sweeping",
     "retention": "slimlib.sweeping",
+    "read_table": "slimlib.sweeping",
     "ModelSpec": "slimlib.specs",
     "ImageDataset": "slimlib.specs",
     "diagnose": "slimlib.diagnosis",

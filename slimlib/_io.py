@@ -8,12 +8,18 @@ would (``0666 & ~umask``, 0644 with the usual umask 022).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["mkstemp", "default_mode", "file_lock"]
+__all__ = ["mkstemp", "default_mode", "file_lock", "atomic_path", "atomic_write",
+           "parameter_hash"]
 
 _UMASK_LOCK = threading.Lock()
 
@@ -57,23 +63,48 @@ def file_lock(path: str | os.PathLike, timeout: float = 600.0):
     return lock
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` atomically: a temp file in the same folder (mode from the
-    umask), fsync, then ``os.replace``; the temp file never survives a failure."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp",
+                fsync: bool = True) -> Iterator[Path]:
+    """The one atomic-write recipe: yield a fresh temporary path next to ``path``, then move it
+    into place.
+
+    The temporary file is ``<folder>/.<name>.<random>.<suffix>`` (unique, so concurrent writers
+    never share one; mode from the umask, see :func:`mkstemp`). The body writes the file by
+    name (``torch.save``, ``DataFrame.to_csv``, ``np.savez``, a download); on success it is
+    fsynced (``fsync=True``) and ``os.replace``\\ d onto ``path``; on any failure, including
+    ``KeyboardInterrupt``, the temporary file is removed and ``path`` keeps its old content.
+    The parent folder is created on demand.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = mkstemp(path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = mkstemp(path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        if isinstance(data, str):
-            f = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        else:
-            f = os.fdopen(fd, "wb")
-        with f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` (bytes, or text written as UTF-8 without newline translation) to ``path``
+    atomically through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        if isinstance(data, str):
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                f.write(data)
+        else:
+            tmp.write_bytes(data)
+
+
+def parameter_hash(parameters: Any) -> str:
+    """8 hex digits naming a file after JSON-able ``parameters`` (key order does not matter):
+    chapter runs and the FLOP-table cache."""
+    text = json.dumps(parameters, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()

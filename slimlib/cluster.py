@@ -28,6 +28,7 @@ from typing import Any
 
 import submitit
 
+from slimlib._validation import check_int
 from slimlib.cluster_status import status, summary, wait
 from slimlib.shards import SHARD_FOLDER, Shard, merge
 
@@ -238,8 +239,7 @@ def submit(profile: Any, shards: Sequence[Shard], *, executor: str = "slurm",
     if len(set(ids)) != len(ids):
         raise ValueError(f"shard ids must be unique; got {ids}")
     for name, value in (("gpus_per_job", gpus_per_job), ("cpus_per_job", cpus_per_job)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative int; got {value!r}")
+        check_int(value, name, low=0)
     if not isinstance(settings, JobSettings):
         raise TypeError("settings must be a JobSettings: resolve the paths at your entry point "
                         "with slimlib.cluster.JobSettings.resolve(...) and pass them")
@@ -290,9 +290,9 @@ def _record(profile: Any, settings: JobSettings, shards: Sequence[Shard],
                                         "table": str(settings.table(profile.name, shard))}
     manifest["submissions"].append({"submitted_at": datetime.now(UTC).isoformat(),
                                     "jobs": [dataclasses.asdict(r) for r in records]})
-    from slimlib.shards import _atomic_write
+    from slimlib._io import atomic_write
 
-    _atomic_write(path, json.dumps(manifest, indent=1, default=list) + "\n")
+    atomic_write(path, json.dumps(manifest, indent=1, default=list) + "\n")
 
 
 def load_manifest(settings: JobSettings, profile_name: str) -> dict[str, Any]:

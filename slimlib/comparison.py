@@ -138,7 +138,7 @@ def paper_axis(model: str, widths: Sequence[float], *, profile: Any = None,
         Columns ``model, width, flops_paper, rel_compute_paper``; one row per width (1.0 is
         always counted, as the denominator).
     """
-    from slimlib.reference import PAPER_CONVENTION
+    from slimlib.constants import PAPER_CONVENTION
 
     if not isinstance(model, str) or not model:
         raise ValueError(f"model must be a registry name, got {model!r}")

@@ -15,23 +15,22 @@ count compares with the paper's published relative compute.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from slimlib import _io
 from slimlib._validation import check_widths
+from slimlib.constants import WIDTHS
 
-__all__ = ["WIDTHS", "flops", "relative_compute", "params", "compute_table"]
+__all__ = ["WIDTHS", "flops", "relative_compute", "params", "compute_table",
+           "compute_table_cached", "time_forward"]
 
-#: The paper's 31 width factors (project page ``static/js/arch.js``).
-WIDTHS: tuple[float, ...] = (
-    0.001, 0.002, 0.0025, 0.00333, 0.004, 0.005, 0.006, 0.00667, 0.0075, 0.008,
-    0.01, 0.02, 0.025, 0.0333, 0.04, 0.05, 0.06, 0.0667, 0.075, 0.08,
-    0.1, 0.2, 0.25, 0.333, 0.4, 0.5, 0.6, 0.667, 0.75, 0.8, 1.0,
-)
 
 
 def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -173,3 +172,81 @@ def relative_compute(
     table = compute_table(model, widths, example_input, parts=parts, order=order,
                           count_attention=count_attention, count_norms=count_norms)
     return table["rel_compute"].tolist()
+
+
+# ------------------------------------------------------- cached FLOP tables and timing (book)
+
+
+@functools.lru_cache(maxsize=2)
+def _random_init(model_name: str, options: tuple = ()):
+    """``models.load(name, pretrained=False, **options)``, memoised: building a ViT-B takes
+    seconds and FLOPs do not depend on the weights (``compute_table`` slims copies, never the
+    model)."""
+    from slimlib import models
+
+    return models.load(model_name, pretrained=False, **dict(options)).eval()
+
+
+def compute_table_cached(model_name: str, widths: Any, *, parts: tuple[str, ...] = ("attn", "ffn"),
+                         count_attention: bool = True, count_norms: bool = False,
+                         profile: Any = None):
+    """FLOPs/params per width of ``models.load(model_name, pretrained=False)`` at its native
+    input (batch 1), cached as CSV under ``results/<profile>/compute/`` (atomic write).
+    The profile's load options for the model (``profile.model_options``) apply.
+
+    ``count_attention=False, count_norms=True`` is the paper's (fvcore) convention."""
+    import pandas as pd
+    import torch
+
+    from slimlib.profiles import results_path
+
+    widths = [float(w) for w in widths]
+    options = tuple(sorted(profile.options_for(model_name).items())) \
+        if profile is not None and hasattr(profile, "options_for") else ()
+    key = _io.parameter_hash({"model": model_name, "widths": widths, "parts": list(parts),
+                 "count_attention": count_attention,
+                 **({"count_norms": True} if count_norms else {}),
+                 **({"options": [list(o) for o in options]} if options else {})})
+    path = results_path(f"compute/{model_name}-{key}.csv", profile)
+    if path.is_file():
+        return pd.read_csv(path)
+    model = _random_init(model_name, options)
+    spec = model.spec
+    x = torch.randn(1, len(spec.bands), spec.input_size, spec.input_size,
+                    generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        table = compute_table(model, widths, x, parts=parts, count_attention=count_attention,
+                              count_norms=count_norms)
+    table.insert(0, "model", model_name)
+    table["count_attention"] = count_attention
+    table["count_norms"] = count_norms
+    table["parts"] = "+".join(parts)
+    with _io.atomic_path(path) as tmp:  # a unique temporary: two kernels may race here
+        table.to_csv(tmp, index=False)
+    return table
+
+
+def time_forward(model: Any, x: Any, *, repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median wall time of ``model(x)`` under ``torch.inference_mode`` (``x``: ``(B, C, H, W)``).
+
+    Returns ``{"ms": median ms per batch, "min_ms": fastest, "images_per_s": B / median}``.
+    """
+    import time
+
+    import numpy as np
+    import torch
+
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            start = time.perf_counter()
+            model(x)
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    med = float(np.median(times))
+    return {"ms": 1e3 * med, "min_ms": 1e3 * min(times), "images_per_s": x.shape[0] / med}

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from slimlib.constants import EMBEDDED_FOLDERS
+
 DATA_ENV = "SLIMLIB_DATA"
 CACHE_ENV = "SLIMLIB_CACHE"
 RESULTS_ENV = "SLIMLIB_RESULTS"
@@ -33,8 +35,8 @@ def data_root(root: str | os.PathLike | None = None, *, required: bool = True) -
         if required:
             raise FileNotFoundError(
                 f"No data root: pass root=... or set the environment variable {DATA_ENV} to the "
-                "folder holding eurosat_rgb/, eurosat_ms/, ucmerced/, cifar10_train/, "
-                "cifar10_test/ (see docs/data.md for how to get them)."
+                f"folder holding {', '.join(f + '/' for fs in EMBEDDED_FOLDERS.values() for f in fs)}"
+                " (see docs/data.md for how to get them)."
             )
         return None
     path = Path(value).expanduser()

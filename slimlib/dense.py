@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from slimlib._validation import check_choice, check_widths
+from slimlib._validation import check_choice, check_splits_of_one_task, check_widths
 from slimlib.data._dense import IGNORE, DenseDataset
 from slimlib.dense_head import FUSIONS, combine_dates, predict, token_maps, train_head
 from slimlib.specs import ModelSpec
@@ -150,15 +150,6 @@ def _masks(data: DenseDataset, ignore_class: int | None) -> torch.Tensor:
     return masks
 
 
-def _check_pair(train: DenseDataset, test: DenseDataset) -> None:
-    for d in (train, test):
-        if not isinstance(d, DenseDataset):
-            raise TypeError(f"train and test must be DenseDataset; got {type(d).__name__}")
-    if train.task != test.task or train.classes != test.classes:
-        raise ValueError(f"train ({train.name}/{train.split}) and test ({test.name}/{test.split}) "
-                         "are not splits of one task (task or classes differ)")
-
-
 def _fit(train_maps: torch.Tensor, test_maps: torch.Tensor, train: DenseDataset,
          test: DenseDataset, *, seed: int, ignore_class: int | None, epochs: int,
          batch_size: int, lr: float, dim: int, device: torch.device, progress: bool
@@ -196,7 +187,7 @@ def probe(encoder: nn.Module, train: DenseDataset, test: DenseDataset, *,
     """
     from slimlib.features import resolve_device
 
-    _check_pair(train, test)
+    check_splits_of_one_task(train, test, DenseDataset)
     dev = resolve_device(device)
     kw = {"spec": spec, "levels": levels, "fusion": fusion, "device": dev, "progress": progress}
     return _fit(dense_features(encoder, train, **kw), dense_features(encoder, test, **kw),
@@ -238,7 +229,7 @@ def sweep_dense(model: nn.Module, train: DenseDataset, test: DenseDataset, *,
     from slimlib.slimming import describe, slim
     from slimlib.sweeping import COLUMNS
 
-    _check_pair(train, test)
+    check_splits_of_one_task(train, test, DenseDataset)
     widths = check_widths(widths)
     spec = _spec_of(model, spec)
     dev = resolve_device(device)

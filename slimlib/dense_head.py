@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slimlib._validation import check_int
 from slimlib.data._dense import IGNORE
 from slimlib.slimming import find_blocks
 
@@ -168,8 +169,7 @@ def train_head(maps: torch.Tensor, masks: torch.Tensor, num_classes: int, *, see
     if maps.shape[0] != masks.shape[0]:
         raise ValueError(f"{maps.shape[0]} maps but {masks.shape[0]} masks")
     for name, v in (("epochs", epochs), ("batch_size", batch_size), ("dim", dim)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int; got {v!r}")
+        check_int(v, name)
     if not (masks != IGNORE).any():
         raise ValueError("no labelled pixel to train on (every mask value is -1)")
     torch.manual_seed(seed)

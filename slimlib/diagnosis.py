@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from slimlib import features as _features
-from slimlib._validation import check_widths
+from slimlib._validation import check_int, check_widths
 from slimlib.inputs import check_data, random_control, resolve_data, resolve_model
 
 __all__ = ["diagnose", "DEFAULT_WIDTHS", "slimmability_score", "cv_retention",
@@ -226,8 +226,7 @@ def diagnose(
         raise ValueError("widths must hold at least one width below 1")
     if not 0.0 < float(keep) <= 1.0:
         raise ValueError(f"keep must be a retention in (0, 1]; got {keep!r}")
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"folds must be an int >= 2; got {folds!r}")
+    check_int(folds, "folds", low=2)
     protocols = tuple([protocols] if isinstance(protocols, str) else protocols)
     if "knn" not in protocols:
         raise ValueError("protocols must include 'knn' (the report and the CV use it)")

@@ -19,13 +19,14 @@ import dataclasses
 import importlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from slimlib import _io
 
 __all__ = ["export", "load_slimmed", "FORMATS", "slimmed_config"]
 
@@ -204,13 +205,6 @@ def load_slimmed(path: str | os.PathLike) -> nn.Module:
 # ============================================================================ export
 
 
-def _atomic_target(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
-
-
 def _example(model: nn.Module, example_input: torch.Tensor | None) -> torch.Tensor:
     if example_input is not None:
         return example_input
@@ -246,18 +240,14 @@ def export(model: nn.Module, path: str | os.PathLike, *, format: str = "safetens
     format = check_choice(format, FORMATS, "format")
     path = Path(path)
     model = model.eval()
-    tmp = _atomic_target(path)
-    try:
+    with _io.atomic_path(path) as tmp:
         if format == "safetensors":
             from safetensors.torch import save_file
 
             config = slimmed_config(model, builder)
             state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
             save_file(state, str(tmp), metadata={_CONFIG_KEY: json.dumps(config)})
-            side = path.with_suffix(".json")
-            side_tmp = _atomic_target(side)
-            side_tmp.write_text(json.dumps(config, indent=2))
-            os.replace(side_tmp, side)
+            _io.atomic_write(path.with_suffix(".json"), json.dumps(config, indent=2))
         elif format == "onnx":
             x = _example(model, example_input)
             batch = torch.export.Dim("batch", min=1, max=4096)
@@ -273,8 +263,4 @@ def export(model: nn.Module, path: str | os.PathLike, *, format: str = "safetens
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(model, (x,), check_trace=False)
                 torch.jit.save(traced, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

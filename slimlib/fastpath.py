@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slimlib._validation import check_int
 from slimlib.slimming import SlimAttention, attention_layout, find_blocks
 
 __all__ = ["FastBlock", "optimize"]
@@ -272,8 +273,7 @@ def optimize(model: nn.Module, *, pad: int = 16, pad_heads_below: int = 12,
         ValueError: ``pad`` or ``pad_heads_below`` not a non-negative int (``pad`` >= 1).
     """
     for value, label, low in ((pad, "pad", 1), (pad_heads_below, "pad_heads_below", 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{label} must be an int >= {low}; got {value!r}")
+        check_int(value, label, low=low)
     if model.training:
         raise ValueError("optimize() is for inference: call model.eval() first (dropout and "
                          "stochastic depth would otherwise differ)")

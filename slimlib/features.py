@@ -23,26 +23,21 @@ import torch
 from torch import nn
 
 from slimlib import __version__, _io
+from slimlib._validation import check_same_length
 from slimlib.config import cache_dir
 from slimlib.specs import ImageDataset, ModelSpec
 
+#: What users call. The cache plumbing (``prepare_dataset``, ``prepared_batches``,
+#: ``cache_path``, ``load_cached``, ``save_cached``, ...) stays importable for slimlib's own
+#: modules but is not part of the public surface.
 __all__ = [
     "extract",
-    "feature_key",
-    "module_fingerprint",
     "data_fingerprint",
+    "module_fingerprint",
+    "feature_key",
     "preprocessing_id",
-    "prepare_dataset",
-    "prepared_batches",
-    "prepared_gib",
-    "preparation_notes",
-    "resolve_device",
     "precision",
-    "cache_path",
-    "load_cached",
-    "save_cached",
-    "labels_digest",
-    "input_dtype",
+    "resolve_device",
 ]
 
 #: Bumped whenever the cached file layout or the extraction semantics change.
@@ -91,8 +86,20 @@ def module_fingerprint(module: nn.Module, *, structure: bool = True) -> str:
     return h.hexdigest()
 
 
-def data_fingerprint(data: ImageDataset | tuple[Any, Any]) -> str:
-    """Hex digest of a dataset's content: images, labels and metadata (or an ``(x, y)`` pair)."""
+def data_fingerprint(data: Any, *, digits: int = 32) -> str:
+    """Hex digest of a dataset's content, the one fingerprint slimlib keys caches with.
+
+    Accepts an :class:`ImageDataset` (images, labels and metadata), an ``(x, y)`` pair of
+    prepared inputs (``x`` float ``(N, C, S, S)``), a bare image tensor ``(N, C, H, W)``
+    (pretraining data), or a folder dataset with ``.samples``/``.paths`` (the sorted file
+    paths and sizes). ``digits`` (2..32, even) truncates the hex digest; the feature cache uses
+    all 32, :func:`slimlib.train.loop.data_fingerprint` 16.
+
+    Raises:
+        TypeError / ValueError: anything else (the message says what is accepted).
+    """
+    if not (isinstance(digits, int) and 2 <= digits <= 32 and digits % 2 == 0):
+        raise ValueError(f"digits must be an even integer in [2, 32]; got {digits!r}")
     h = hashlib.blake2b(digest_size=16)
     if isinstance(data, ImageDataset):
         meta = [data.name, data.split, data.units, list(data.bands), list(data.classes),
@@ -100,12 +107,23 @@ def data_fingerprint(data: ImageDataset | tuple[Any, Any]) -> str:
         h.update(json.dumps(meta).encode())
         _update_tensor(h, data.images)
         _update_tensor(h, data.labels)
-    else:
-        x, y = _check_pair(data)
+    elif isinstance(data, torch.Tensor):
+        h.update(b"images")
+        _update_tensor(h, data)
+    elif isinstance(data, tuple | list) or not (getattr(data, "samples", None)
+                                                or getattr(data, "paths", None)):
+        x, y = as_prepared_pair(data)
         h.update(b"prepared")
         _update_tensor(h, x)
         _update_tensor(h, y)
-    return h.hexdigest()
+    else:
+        files = getattr(data, "samples", None) or getattr(data, "paths", None)
+        h.update(b"files")
+        for item in sorted(str(f[0] if isinstance(f, tuple | list) else f) for f in files):
+            h.update(item.encode())
+            with contextlib.suppress(OSError):
+                h.update(str(os.path.getsize(item)).encode())
+    return h.hexdigest()[:digits]
 
 
 def preprocessing_id(spec: ModelSpec | None) -> dict[str, Any]:
@@ -182,7 +200,9 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _check_pair(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def as_prepared_pair(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` of prepared inputs as tensors (``x`` float ``(N, C, S, S)``, ``y`` ``(N,)`` or
+    ``(N, K)``), or ``TypeError`` / ``ValueError`` saying what is wrong."""
     if not (isinstance(data, tuple | list) and len(data) == 2):
         raise TypeError("dataset must be an ImageDataset or an (x, y) pair of prepared inputs "
                         f"(x: float (N, C, S, S), y: labels (N,) or (N, K)); got {type(data).__name__}")
@@ -191,9 +211,7 @@ def _check_pair(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         raise TypeError("x and y must be torch tensors or numpy arrays")
     if x.ndim != 4:
         raise ValueError(f"prepared x must be (N, C, S, S); got shape {tuple(x.shape)}")
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"length mismatch: x holds {x.shape[0]} samples but y holds "
-                         f"{y.shape[0]} labels")
+    check_same_length(x.shape[0], y.shape[0], "x", "y (labels)")
     if not torch.is_floating_point(x):
         raise ValueError(f"prepared x must be floating point; got {x.dtype}. Prepare images with "
                          "slimlib.data.prepare(dataset, spec) first")
@@ -204,10 +222,7 @@ def prepare_dataset(dataset: ImageDataset, spec: ModelSpec) -> torch.Tensor:
     """Prepare an :class:`ImageDataset` for a model: ``(N, C', S, S)`` float32 (via slimlib.data)."""
     from slimlib import data as _data
 
-    x = _data.prepare(dataset, spec)
-    if isinstance(x, tuple):  # tolerate (x, y) returns
-        x = x[0]
-    x = torch.as_tensor(x)
+    x = torch.as_tensor(_data.prepare(dataset, spec))
     if x.ndim != 4 or x.shape[0] != len(dataset):
         raise ValueError(f"slimlib.data.prepare returned shape {tuple(x.shape)}; expected "
                          f"({len(dataset)}, C, S, S)")
@@ -369,17 +384,8 @@ def save_cached(key: str, feats: np.ndarray, labels: np.ndarray, **meta: Any) ->
 
 
 def _atomic_save(path: Path, **arrays: np.ndarray) -> None:
-    fd, tmp = _io.mkstemp(path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with _io.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -486,7 +492,7 @@ def extract(
                              "be prepared; set .spec or pass a prepared (x, y) pair")
         labels_t = dataset.labels
     else:
-        x_pair, labels_t = _check_pair(dataset)
+        x_pair, labels_t = as_prepared_pair(dataset)
     if len(labels_t) == 0:
         raise ValueError(f"{model_name}: the dataset holds no samples")
 

@@ -24,16 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from slimlib._imageio import IMAGE_SUFFIXES, TIFF_SUFFIXES, read_image_chw
+from slimlib.models.bands import IMAGENET_MEAN, IMAGENET_STD
 from slimlib.models.encoder import Encoder, ModuleEncoder, TimmViTEncoder
 from slimlib.specs import ImageDataset, ModelSpec
 
 __all__ = ["ResolvedModel", "resolve_model", "resolve_data", "random_control", "check_data",
            "IMAGE_SUFFIXES", "TIFF_SUFFIXES"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-TIFF_SUFFIXES = (".tif", ".tiff")
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -170,7 +168,7 @@ def resolve_model(model: str | nn.Module, *, weights: str | os.PathLike | None =
         raise ValueError(f"weights must be None, 'random', 'pretrained' or a file; got {weights!r}")
     wfile = weights if weights not in (None, "random", "pretrained") else None
     if mean is None or std is None:
-        mean, std = _IMAGENET_MEAN, _IMAGENET_STD
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
     name = model if isinstance(model, str) else type(model).__name__
     torch.manual_seed(seed)
     if isinstance(model, nn.Module):
@@ -263,14 +261,8 @@ def _files(folder: Path) -> list[Path]:
 
 def _read(path: Path, bands: tuple[str, ...] | None) -> tuple[np.ndarray, str]:
     """One image as float32 (C, H, W) and its units."""
+    arr, _ = read_image_chw(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
-        import tifffile
-
-        arr = np.asarray(tifffile.imread(path), dtype=np.float32)
-        if arr.ndim == 2:
-            arr = arr[None]
-        elif arr.shape[-1] < arr.shape[0]:  # (H, W, C) -> (C, H, W)
-            arr = np.moveaxis(arr, -1, 0)
         if bands is None:
             raise ValueError(f"{path}: multi-band TIFFs need bands= (one name per channel, e.g. "
                              "B01 … B12, B8A for Sentinel-2)")
@@ -278,10 +270,7 @@ def _read(path: Path, bands: tuple[str, ...] | None) -> tuple[np.ndarray, str]:
             raise ValueError(f"{path} has {arr.shape[0]} channels but bands= names {len(bands)} "
                              f"({', '.join(bands)}); give one band name per channel")
         return arr / 10000.0 if arr.max() > 2.0 else arr, "reflectance"
-    from PIL import Image
-
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+    arr = arr / 255.0
     if bands is not None and tuple(bands) != ("R", "G", "B"):
         raise ValueError(f"{path}: 8-bit images hold the bands R, G, B; got bands= {bands}")
     return arr, "rgb01"

@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from slimlib.constants import DESCRIBE_KEYS
+
 __all__ = [
-    "FEATURE_METRICS",
+    "DESCRIBE_KEYS",
     "describe_features",
     "evr_slope",
     "explained_variance_ratio",
@@ -30,13 +32,8 @@ __all__ = [
     "participation_ratio",
 ]
 
-#: Keys of :func:`describe_features`, in order.
-FEATURE_METRICS = (
-    "mean_feature_correlation",
-    "evr_slope",
-    "participation_ratio",
-    "explained_variance_first",
-)
+# DESCRIBE_KEYS (the keys of describe_features, in order) lives in slimlib.constants; the sweep's
+# ``protocol="features"`` metric names are slimlib.constants.FEATURE_METRICS.
 
 #: Default EVR floor of :func:`evr_slope`: components with a smaller ratio are numerically zero
 #: (the float64 eigensolver resolves about 1e-15 of the largest eigenvalue; missing directions of
@@ -275,7 +272,7 @@ def describe_features(x: Any, *, n_components: int | None = None,
 
     Returns:
         ``{"mean_feature_correlation", "evr_slope", "participation_ratio",
-        "explained_variance_first"}`` (see :data:`FEATURE_METRICS`); the last is the EVR of the
+        "explained_variance_first"}`` (see :data:`DESCRIBE_KEYS`); the last is the EVR of the
         first principal component.
     """
     arr = _as_features(x, min_features=2)
@@ -287,3 +284,16 @@ def describe_features(x: Any, *, n_components: int | None = None,
         "participation_ratio": float(1.0 / (evr**2).sum()),
         "explained_variance_first": float(evr[0]),
     }
+
+
+def __getattr__(name: str):
+    # ``metrics.FEATURE_METRICS`` was the old name of :data:`DESCRIBE_KEYS` (the keys of
+    # describe_features); the sweep's metric names are ``slimlib.constants.FEATURE_METRICS``.
+    if name == "FEATURE_METRICS":
+        import warnings
+
+        warnings.warn("slimlib.metrics.FEATURE_METRICS is renamed DESCRIBE_KEYS (the keys of "
+                      "describe_features); the sweep's feature-metric names are "
+                      "slimlib.constants.FEATURE_METRICS", DeprecationWarning, stacklevel=2)
+        return DESCRIBE_KEYS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

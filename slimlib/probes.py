@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from slimlib._validation import check_choice
+from slimlib._validation import check_choice, check_int, check_paired_samples
+from slimlib.constants import PROTOCOLS
 
 __all__ = [
     "METRIC_NAMES",
@@ -40,7 +41,6 @@ __all__ = [
 #: Score names: single-label macro accuracy and multi-label macro mAP.
 METRIC_NAMES = ("accuracy_macro", "map_macro")
 #: Protocols understood by :func:`score`.
-PROTOCOLS = ("knn", "linear")
 #: k-NN distance metrics.
 KNN_METRICS = ("cosine", "euclidean")
 
@@ -118,18 +118,12 @@ def metric_name(labels: Any) -> str:
     raise ValueError(f"labels must be (N,) class ids or (N, K) multi-hot; got {ndim}-D")
 
 
-def _check_pair(x: torch.Tensor, y: np.ndarray, split: str) -> None:
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"{split}_x has {x.shape[0]} samples but {split}_y has {y.shape[0]} "
-                         "labels; they must match one to one")
-
-
 def _prepare(train_x: Any, train_y: Any, test_x: Any, test_y: Any
              ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
     tr_x, te_x = _features(train_x, "train_x"), _features(test_x, "test_x")
     tr_y, te_y = _labels(train_y, "train_y"), _labels(test_y, "test_y")
-    _check_pair(tr_x, tr_y, "train")
-    _check_pair(te_x, te_y, "test")
+    check_paired_samples(tr_x, tr_y, "train")
+    check_paired_samples(te_x, te_y, "test")
     if tr_x.shape[1] != te_x.shape[1]:
         raise ValueError(f"train_x and test_x must have the same feature width; got "
                          f"D={tr_x.shape[1]} and D={te_x.shape[1]}")
@@ -145,9 +139,7 @@ def _prepare(train_x: Any, train_y: Any, test_x: Any, test_y: Any
 
 
 def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    return int(seed)
+    return check_int(seed, "seed", low=0)
 
 
 def _subsample(y: np.ndarray, fraction: float, seed: int) -> np.ndarray | None:
@@ -224,8 +216,7 @@ def _macro_map(true: np.ndarray, scores: np.ndarray, mask: np.ndarray) -> float:
 
 
 def _check_k(k: Any, n_train: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer; got {k!r}")
+    k = check_int(k, "k")
     if k > n_train:
         raise ValueError(f"k={k} is larger than the training set ({n_train} samples); use "
                          "k <= the number of training samples")
@@ -331,7 +322,7 @@ def knn_predict(train_x: Any, train_y: Any, test_x: Any, *, k: int = 5,
     check_choice(metric, KNN_METRICS, "metric")
     tr_x, te_x = _features(train_x, "train_x"), _features(test_x, "test_x")
     tr_y = _labels(train_y, "train_y")
-    _check_pair(tr_x, tr_y, "train")
+    check_paired_samples(tr_x, tr_y, "train")
     if tr_x.shape[1] != te_x.shape[1]:
         raise ValueError(f"train_x and test_x must have the same feature width; got "
                          f"D={tr_x.shape[1]} and D={te_x.shape[1]}")
@@ -344,7 +335,7 @@ def knn_predict(train_x: Any, train_y: Any, test_x: Any, *, k: int = 5,
     return classes[_knn(tr_x, codes, te_x, k, metric, classes.size)]
 
 
-def knn_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, k: int = 5,
+def knn_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, k: int = 5,
               metric: str = "cosine", seed: int = 0, train_fraction: float = 1.0) -> float:
     """k-nearest-neighbour score of frozen features (the paper's main protocol, k=5).
 
@@ -438,8 +429,7 @@ def _linear(train_x: torch.Tensor, train_y: np.ndarray, test_x: torch.Tensor, l2
 def _check_linear_args(l2: Any, max_iter: Any) -> None:
     if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not l2 > 0:
         raise ValueError(f"l2 must be a positive number; got {l2!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}")
+    check_int(max_iter, "max_iter")
 
 
 def linear_probe_predict(train_x: Any, train_y: Any, test_x: Any, *, l2: float = 1e-3,
@@ -459,7 +449,7 @@ def linear_probe_predict(train_x: Any, train_y: Any, test_x: Any, *, l2: float =
     _check_linear_args(l2, max_iter)
     tr_x, te_x = _features(train_x, "train_x"), _features(test_x, "test_x")
     tr_y = _labels(train_y, "train_y")
-    _check_pair(tr_x, tr_y, "train")
+    check_paired_samples(tr_x, tr_y, "train")
     if tr_x.shape[1] != te_x.shape[1]:
         raise ValueError(f"train_x and test_x must have the same feature width; got "
                          f"D={tr_x.shape[1]} and D={te_x.shape[1]}")
@@ -469,8 +459,8 @@ def linear_probe_predict(train_x: Any, train_y: Any, test_x: Any, *, l2: float =
     return classes[_linear(tr_x, codes, te_x, l2, max_iter)]
 
 
-def linear_probe_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, seed: int = 0,
-                       train_fraction: float = 1.0, *, l2: float = 1e-3,
+def linear_probe_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, seed: int = 0,
+                       train_fraction: float = 1.0, l2: float = 1e-3,
                        max_iter: int = 300) -> float:
     """Linear-probe score of frozen features.
 
@@ -503,7 +493,7 @@ def linear_probe_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, see
 # --------------------------------------------------------------------------- dispatch
 
 
-def score(protocol: str, train_x: Any, train_y: Any, test_x: Any, test_y: Any,
+def score(protocol: str, train_x: Any, train_y: Any, test_x: Any, test_y: Any, *,
           seed: int = 0, **kwargs: Any) -> float:
     """Score features with ``protocol`` ``"knn"`` (:func:`knn_score`) or ``"linear"``
     (:func:`linear_probe_score`); ``kwargs`` go to that function."""

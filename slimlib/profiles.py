@@ -29,18 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from slimlib._validation import check_widths
+from slimlib.constants import CV_DATASETS, CV_FALLBACK, EMBEDDED_RS_DATASETS, RS_FALLBACK, WIDTHS
 
 __all__ = ["Profile", "PROFILES", "PROFILE_ENV", "get", "resolve", "check_parameters",
            "load_datasets", "data_note", "results_path", "repo_root", "environment"]
 
 PROFILE_ENV = "SLIMLIB_PROFILE"
 
-#: The paper's 31 width factors (same as :data:`slimlib.compute.WIDTHS`).
-_ALL_WIDTHS: tuple[float, ...] = (
-    0.001, 0.002, 0.0025, 0.00333, 0.004, 0.005, 0.006, 0.00667, 0.0075, 0.008, 0.01, 0.02,
-    0.025, 0.0333, 0.04, 0.05, 0.06, 0.0667, 0.075, 0.08, 0.1, 0.2, 0.25, 0.333, 0.4, 0.5, 0.6,
-    0.667, 0.75, 0.8, 1.0,
-)
+#: The paper's 31 width factors (:data:`slimlib.constants.WIDTHS`).
+_ALL_WIDTHS: tuple[float, ...] = WIDTHS
 _FEW_WIDTHS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.333, 0.5, 0.75, 1.0)
 #: Widths of the default build's controls and ablations (what a 20-minute CPU build affords).
 _CONTROL_WIDTHS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -195,11 +192,10 @@ def _tuple(value: Any, name: str) -> tuple:
     return tuple(value)
 
 
-#: The embedded real RS datasets a profile uses when its ``datasets`` is ``None`` and the data
-#: root holds them (each model runs on those it can be fed, see ``chapters.runs_on``); the
-#: synthetic fallback is 13-band, so 13-band and RGB models both run on it.
-EMBEDDED_RS_DATASETS: tuple[str, ...] = ("eurosat-ms", "eurosat-rgb", "ucmerced")
-RS_FALLBACK = "synthetic-ms"
+# EMBEDDED_RS_DATASETS: the embedded real RS datasets a profile uses when its ``datasets`` is
+# ``None`` and the data root holds them (each model runs on those it can be fed, see
+# ``chapters.runs_on``); RS_FALLBACK, the synthetic fallback, is 13-band, so 13-band and RGB
+# models both run on it. Both live in slimlib.constants.
 
 def _default_datasets(root: str | None, synthetic: str, real: Sequence[str]) -> tuple[str, ...]:
     """Real datasets with a data root (which must hold them), synthetic without one
@@ -322,7 +318,7 @@ def resolve(profile: str | Profile | None = None, **overrides: Any) -> Profile:
             out, datasets=_default_datasets(out.data_root, RS_FALLBACK, EMBEDDED_RS_DATASETS))
     if out.cv_datasets is None:
         out = dataclasses.replace(
-            out, cv_datasets=_default_datasets(out.data_root, "synthetic-rgb", ("cifar10",)))
+            out, cv_datasets=_default_datasets(out.data_root, CV_FALLBACK, CV_DATASETS))
     return out
 
 

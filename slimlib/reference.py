@@ -9,13 +9,14 @@ Cite the paper (:data:`CITATION`) when you use these numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
-from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
+
+from slimlib import constants as _constants
 
 __all__ = ["CITATION", "LICENCE", "PAPER_CONVENTION", "CLASSIFICATION_DATASETS", "FIG1_SERIES",
            "SERIES_TO_MODEL", "load", "posthoc", "paper_compute", "widths_of",
@@ -28,11 +29,8 @@ CITATION = (
 )
 LICENCE = "CC BY-SA 4.0 (project page https://hackelle.github.io/slimmable-rsfms/)"
 
-#: The paper's FLOP convention (fvcore: attention matmuls not counted, LayerNorms counted),
-#: as keyword arguments of :func:`slimlib.flops` / :func:`slimlib.chapters.compute_table_cached`.
-#: Its published relative compute follows it (tests/test_compute.py checks SSL4EO ViT-S).
-PAPER_CONVENTION: Mapping[str, bool] = MappingProxyType({"count_attention": False,
-                                                          "count_norms": True})
+#: The paper's FLOP convention (defined in :mod:`slimlib.constants`).
+PAPER_CONVENTION = _constants.PAPER_CONVENTION
 
 #: The four classification datasets of the paper's headline ("≈ 85 % at the smallest budget").
 CLASSIFICATION_DATASETS: tuple[str, ...] = ("m-eurosat", "m-brick-kiln", "m-so2sat",

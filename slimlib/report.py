@@ -20,8 +20,6 @@ from slimlib import _io
 __all__ = ["write_report", "render_markdown", "render_html", "curve_png"]
 
 
-def _atomic_write(path: Path, data) -> None:
-    _io.atomic_write(path, data)
 
 
 def curve_png(result: dict[str, Any]) -> bytes:
@@ -155,9 +153,9 @@ def write_report(result: dict[str, Any], out: str | os.PathLike) -> dict[str, st
     paths = {k: str(out / f) for k, f in (("html", "report.html"), ("markdown", "report.md"),
                                           ("json", "report.json"), ("png", "curve.png"),
                                           ("sweep", "sweep.csv"))}
-    _atomic_write(out / "curve.png", png)
-    _atomic_write(out / "report.md", render_markdown(result).encode())
-    _atomic_write(out / "report.html", render_html(result, png).encode())
+    _io.atomic_write(out / "curve.png", png)
+    _io.atomic_write(out / "report.md", render_markdown(result).encode())
+    _io.atomic_write(out / "report.html", render_html(result, png).encode())
     payload = {**result, "paths": paths}
-    _atomic_write(out / "report.json", json.dumps(payload, indent=2, default=str).encode())
+    _io.atomic_write(out / "report.json", json.dumps(payload, indent=2, default=str).encode())
     return paths

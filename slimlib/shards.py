@@ -278,7 +278,7 @@ def merge(tables: Iterable[str | os.PathLike], out: str | os.PathLike, *,
         frame = read_table(path, repair=False)
         frames.append(frame.assign(_source=str(path)))
     if not frames:  # nothing landed yet: an empty table with the header
-        _atomic_write(out, ",".join(COLUMNS) + "\n")
+        _io.atomic_write(out, ",".join(COLUMNS) + "\n")
         empty = read_table(out, repair=False)
         empty.attrs.update(path=str(out), n_duplicates=0)
         return empty
@@ -305,11 +305,9 @@ def merge(tables: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     writer.writerow(COLUMNS)
     for record in merged.to_dict("records"):
         writer.writerow([_fmt(record[c]) for c in COLUMNS])
-    _atomic_write(out, buf.getvalue())
+    _io.atomic_write(out, buf.getvalue())
     merged.attrs["path"] = str(out)
     merged.attrs["n_duplicates"] = int(len(dups))
     return merged
 
 
-def _atomic_write(path: Path, data) -> None:
-    _io.atomic_write(path, data)

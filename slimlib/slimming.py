@@ -51,13 +51,11 @@ from timm.layers import Attention, GluMlp, Mlp, SwiGLU
 from torch import nn
 
 from slimlib._validation import check_choice, check_width, slimmed_dim
+from slimlib.constants import ORDERS, PARTS, SCALES
 
 __all__ = ["SlimAttention", "slim", "describe", "find_blocks", "attention_layout",
            "AttentionLayout", "PARTS", "ORDERS", "SCALES"]
 
-PARTS = ("attn", "ffn")
-ORDERS = ("first", "last", "random")
-SCALES = ("slimmed", "original")
 _ATTN_TYPES: tuple[type[nn.Module], ...] = (Attention,)
 _FFN_TYPES: tuple[type[nn.Module], ...] = (Mlp, GluMlp, SwiGLU)
 

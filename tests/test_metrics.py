@@ -8,7 +8,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from slimlib.metrics import (
-    FEATURE_METRICS,
+    DESCRIBE_KEYS,
     describe_features,
     evr_slope,
     explained_variance_ratio,
@@ -239,7 +239,7 @@ def test_describe_features_consistent() -> None:
     rng = np.random.default_rng(16)
     x = rng.normal(size=(120, 10)) @ rng.normal(size=(10, 10))
     out = describe_features(x)
-    assert tuple(out) == FEATURE_METRICS
+    assert tuple(out) == DESCRIBE_KEYS
     assert all(isinstance(v, float) and np.isfinite(v) for v in out.values())
     assert out["mean_feature_correlation"] == pytest.approx(mean_feature_correlation(x))
     assert out["evr_slope"] == pytest.approx(evr_slope(x))

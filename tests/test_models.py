@@ -96,10 +96,8 @@ def _save_state(state: dict, path: Path) -> None:
 
 
 def _slim():
-    try:
-        from slimlib.slimming import slim
-    except ImportError:
-        return None
+    from slimlib.slimming import slim
+
     return slim
 
 
@@ -230,8 +228,6 @@ def test_builds_offline_gives_features_and_slims(name):
             enc(torch.randn(1, spec.in_chans, spec.input_size // 2, spec.input_size // 2))
 
     slim = _slim()
-    if slim is None:
-        pytest.skip("slimlib.slimming not available yet: slim check not run")
     small = slim(enc, 0.25)
     with torch.no_grad():
         y_small, y_again = small(x), enc(x)
@@ -641,18 +637,8 @@ def test_embedded_names_listed_without_importing_training_code():
     assert set(models.list_models("embedded")) == set(EMBEDDED)
 
 
-def test_embedded_missing_module_message(monkeypatch):
-    monkeypatch.setattr(embedded, "MODULE", "slimlib.train.no_such_module_xyz")
-    with pytest.raises(ImportError, match="not available yet"):
-        models.spec("rs-moco-tiny")
-    with pytest.raises(ImportError, match="not available yet"):
-        models.load("cv-mae-tiny", pretrained=False)
-
-
 @pytest.mark.parametrize("name", EMBEDDED)
 def test_embedded_models(name):
-    if not embedded.available():
-        pytest.skip("slimlib.train.embedded not available yet")
     spec = models.spec(name)
     assert spec.family == "embedded" and spec.name == name
     assert len(spec.bands) == len(spec.mean) == len(spec.std)
@@ -663,7 +649,5 @@ def test_embedded_models(name):
         y = enc(x)
     assert y.shape == (2, spec.embed_dim) and torch.isfinite(y).all()
     slim = _slim()
-    if slim is None:
-        pytest.skip("slimlib.slimming not available yet: slim check not run")
     with torch.no_grad():
         assert slim(enc, 0.25)(x).shape == (2, spec.embed_dim)

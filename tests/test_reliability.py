@@ -148,7 +148,9 @@ def test_identical_runs_in_the_same_second_keep_both_notebooks(chapter, tmp_path
 
             return datetime(2026, 1, 1, 12, 0, 0, tzinfo=tz)
 
-    monkeypatch.setattr(chapters, "datetime", Frozen)
+    from slimlib.book import runner
+
+    monkeypatch.setattr(runner, "datetime", Frozen)  # where _reserve stamps the run name
     runs = tmp_path / "runs"
     first = chapters.run_chapter(chapter, {}, runs, timeout=60)
     second = chapters.run_chapter(chapter, {}, runs, timeout=60)

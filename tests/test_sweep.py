@@ -50,7 +50,8 @@ class ScoreCounter:
     def __init__(self, monkeypatch, fail_after: int | None = None) -> None:
         self.calls, self.fail_after = 0, fail_after
         self._orig = sweep_mod._score
-        monkeypatch.setattr(sweep_mod, "_score", self)
+        # the orchestration module looks the scorer up (slimlib.sweeping re-exports it)
+        monkeypatch.setattr(sweep_mod.run, "_score", self)
 
     def __call__(self, *args, **kwargs):
         if self.fail_after is not None and self.calls >= self.fail_after:

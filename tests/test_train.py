@@ -411,7 +411,7 @@ def _shrink_embedded(monkeypatch, name: str):
     monkeypatch.setitem(emb.EMBEDDED_CONFIGS, name, tiny)
     monkeypatch.setitem(emb.EMBEDDED_SPECS, name, dataclasses.replace(
         emb.EMBEDDED_SPECS[name], embed_dim=32))
-    monkeypatch.setattr(emb, "training_data", lambda n: _small_training_data(n))
+    monkeypatch.setattr(emb, "training_data", lambda n, **kw: _small_training_data(n))
     return tiny
 
 

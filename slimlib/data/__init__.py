@@ -3,8 +3,8 @@
 Public API::
 
     slimlib.data.list_datasets(kind=None) -> list[str]
-    slimlib.data.info(name) -> dict
-    slimlib.data.load(name, split="train", root=None, **kw) -> ImageDataset
+    slimlib.data.info(name) -> DatasetInfo   (also readable as info(name)["kind"])
+    slimlib.data.load(name, split="train", *, root=None, **kw) -> ImageDataset
     slimlib.data.default_dataset(root=None) -> str
     slimlib.data.datasets_for_root(root, real, synthetic) -> tuple[str, ...]
     slimlib.data.prepare(dataset_or_images, spec, *, bands=None, rgb_policy="refuse") -> Tensor

@@ -14,26 +14,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-#: Sentinel-2 L1C bands in ESA order (B8A after B08).
-S2_BANDS: tuple[str, ...] = (
-    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12",
-)
+from slimlib.bands import RGB_BANDS, S2_BANDS, S2_WAVELENGTHS_UM
+
+__all__ = ["S2_BANDS", "EUROSAT_MS_BANDS", "RGB_BANDS", "RGB_TO_S2", "S2_TO_RGB",
+           "S2_WAVELENGTHS_UM", "RGB_GAIN", "is_s2", "is_rgb", "geobench_band_name",
+           "check_band_names"]
+
 #: Band order inside the EuroSAT MS GeoTIFF files (B8A last).
 EUROSAT_MS_BANDS: tuple[str, ...] = (
     "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A",
 )
-#: Channel names of 8-bit RGB imagery.
-RGB_BANDS: tuple[str, ...] = ("R", "G", "B")
 #: True-colour aliases: an RGB channel and the Sentinel-2 band it renders.
 RGB_TO_S2: dict[str, str] = {"R": "B04", "G": "B03", "B": "B02"}
 S2_TO_RGB: dict[str, str] = {v: k for k, v in RGB_TO_S2.items()}
-
-#: Centre wavelengths in micrometres (Sentinel-2A MSI), for wavelength-conditioned models.
-S2_WAVELENGTHS_UM: dict[str, float] = {
-    "B01": 0.443, "B02": 0.490, "B03": 0.560, "B04": 0.665, "B05": 0.705, "B06": 0.740,
-    "B07": 0.783, "B08": 0.842, "B8A": 0.865, "B09": 0.945, "B10": 1.375, "B11": 1.610,
-    "B12": 2.190,
-}
 
 #: Gain that renders Sentinel-2 reflectance (DN / 10 000) as 8-bit-like true colour in [0, 1]:
 #: ``rgb01 = clip(reflectance * RGB_GAIN, 0, 1)``, i.e. reflectance 0.275 (DN 2750) maps to 255.

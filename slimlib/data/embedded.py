@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..config import DATA_ENV, data_root
+from ..constants import EMBEDDED_FOLDERS
 from ..specs import ImageDataset
 from ._common import SkipLog, check_limit, parallel_map, stratified_subset
 from .bands import EUROSAT_MS_BANDS, RGB_BANDS
@@ -145,7 +146,7 @@ def load_eurosat_rgb(split: str, root=None, *, limit_per_class: int | None = Non
                      verify: bool = True) -> ImageDataset:
     """EuroSAT RGB subset: 8,000 JPEGs, 64×64, ``split`` from ``manifest.csv`` (6,400/1,600)."""
     return _load_manifest_dataset(
-        name="eurosat-rgb", folder="eurosat_rgb", split=split, root=root,
+        name="eurosat-rgb", folder=EMBEDDED_FOLDERS["eurosat-rgb"][0], split=split, root=root,
         split_of=lambda r: r["split"], kind="rgb", bands=RGB_BANDS, units="rgb01", scale=1 / 255,
         limit_per_class=limit_per_class, seed=seed, verify=verify,
         notes=["EuroSAT RGB JPEGs are Sentinel-2 B04/B03/B02 rendered to 8-bit "
@@ -157,7 +158,7 @@ def load_eurosat_ms(split: str, root=None, *, limit_per_class: int | None = None
                     verify: bool = True) -> ImageDataset:
     """EuroSAT MS subset: 270 13-band GeoTIFFs (file order B01…B12, B8A), DN/10000."""
     return _load_manifest_dataset(
-        name="eurosat-ms", folder="eurosat_ms", split=split, root=root,
+        name="eurosat-ms", folder=EMBEDDED_FOLDERS["eurosat-ms"][0], split=split, root=root,
         split_of=lambda r: r["source_split"], kind="tiff-ms", bands=EUROSAT_MS_BANDS,
         units="reflectance", scale=1e-4, limit_per_class=limit_per_class, seed=seed,
         verify=verify,
@@ -186,7 +187,7 @@ def load_ucmerced(split: str, root=None, *, limit_per_class: int | None = None, 
         by_class.setdefault(row["class"], []).append(row["path"])
     position = {p: i for paths in by_class.values() for i, p in enumerate(sorted(paths))}
     return _load_manifest_dataset(
-        name="ucmerced", folder="ucmerced", split=split, root=root,
+        name="ucmerced", folder=EMBEDDED_FOLDERS["ucmerced"][0], split=split, root=root,
         split_of=lambda r: _ucmerced_split(r, position), kind="rgb", bands=RGB_BANDS,
         units="rgb01", scale=1 / 255, limit_per_class=limit_per_class, seed=seed, verify=verify,
         notes=["Split defined by slimlib: per class, files sorted by name, first 6 train, "
@@ -197,7 +198,7 @@ def load_ucmerced(split: str, root=None, *, limit_per_class: int | None = None, 
 def load_cifar10(split: str, root=None, *, limit_per_class: int | None = None, seed: int = 0,
                  verify: bool = True) -> ImageDataset:
     """CIFAR-10 subset: train = ``cifar10_train/`` (3,000), test = ``cifar10_test/`` (1,000)."""
-    folder = {"train": "cifar10_train", "test": "cifar10_test"}[split]
+    folder = dict(zip(("train", "test"), EMBEDDED_FOLDERS["cifar10"], strict=True))[split]
     return _load_manifest_dataset(
         name="cifar10", folder=folder, split=split, root=root, split_of=lambda r: split,
         kind="rgb", bands=RGB_BANDS, units="rgb01", scale=1 / 255,

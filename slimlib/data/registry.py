@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from ..config import CACHE_ENV, DATA_ENV, data_root
+from ..constants import DEFAULT_DATASET, EMBEDDED_FOLDERS, RS_FALLBACK
 from ..specs import ImageDataset
 from . import embedded, geobench, geobench_seg, imagenet, online, oscd, synthetic
 from ._common import check_split
@@ -49,7 +50,13 @@ def _torchgeo_classes(dataset: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Registry entry; :func:`info` returns it as a dict."""
+    """A registered dataset's metadata; :func:`info` returns it (like ``models.spec`` returns a
+    ``ModelSpec``) with ``classes`` resolved to a tuple.
+
+    Besides the fields: :attr:`num_classes`, :attr:`display_name` and :attr:`root` (the
+    setting its files are read from). ``info(name)["kind"]``-style access (the dict
+    :func:`info` returned before) still works: :meth:`as_dict` lists those keys.
+    """
 
     name: str
     kind: str
@@ -67,6 +74,48 @@ class DatasetInfo:
     synthetic: bool = False
     split_aliases: dict[str, str] = field(default_factory=dict)
     description: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names())
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.name} (synthetic)" if self.synthetic else self.name
+
+    @property
+    def root(self) -> str:
+        """The setting the dataset's files are read from (e.g. ``SLIMLIB_DATA``)."""
+        return self.root_setting
+
+    def class_names(self) -> tuple[str, ...]:
+        """The class names (resolved when the registry stores a callable)."""
+        return tuple(self.classes() if callable(self.classes) else self.classes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The metadata as the plain dict :func:`info` used to return."""
+        return {
+            "name": self.name, "display_name": self.display_name, "kind": self.kind,
+            "classes": self.class_names(), "num_classes": self.num_classes,
+            "bands": self.bands, "units": self.units, "splits": self.splits,
+            "split_aliases": dict(self.split_aliases), "multilabel": self.multilabel,
+            "synthetic": self.synthetic, "image_size": self.image_size, "root": self.root,
+            "source": self.source, "licence": self.licence, "citation": self.citation,
+            "description": self.description,
+        }
+
+    # read-only mapping access, so code written against the old dict keeps working
+    def __getitem__(self, key: str) -> Any:
+        values = self.as_dict()
+        if key not in values:
+            raise KeyError(f"{key!r}: DatasetInfo has {', '.join(values)}")
+        return values[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.as_dict()
+
+    def keys(self):
+        return self.as_dict().keys()
 
 
 def _geobench_entry(name: str, classes, bands, size, source_ds, multilabel=False, desc=""
@@ -198,19 +247,11 @@ def _entry(name: str) -> DatasetInfo:
     return _REGISTRY[name]
 
 
-def info(name: str) -> dict[str, Any]:
-    """Metadata of ``name``: classes, bands, units, splits, source, licence, citation, kind, …"""
+def info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of ``name`` (classes resolved): classes, bands, units, splits,
+    source, licence, citation, kind, …; ``info(name)["kind"]`` works too."""
     d = _entry(name)
-    classes = d.classes() if callable(d.classes) else d.classes
-    return {
-        "name": d.name, "display_name": f"{d.name} (synthetic)" if d.synthetic else d.name,
-        "kind": d.kind, "classes": tuple(classes), "num_classes": len(classes),
-        "bands": d.bands, "units": d.units, "splits": d.splits,
-        "split_aliases": dict(d.split_aliases), "multilabel": d.multilabel,
-        "synthetic": d.synthetic, "image_size": d.image_size, "root": d.root_setting,
-        "source": d.source, "licence": d.licence, "citation": d.citation,
-        "description": d.description,
-    }
+    return dataclasses.replace(d, classes=d.class_names())
 
 
 # ------------------------------------------------------------------------------------ caching
@@ -243,7 +284,7 @@ def _copy(ds: ImageDataset) -> ImageDataset:
     return dataclasses.replace(ds, notes=list(ds.notes))
 
 
-def load(name: str, split: str = "train", root: str | os.PathLike | None = None, *,
+def load(name: str, split: str = "train", *, root: str | os.PathLike | None = None,
          cache: bool = True, **kwargs: Any) -> ImageDataset:
     """Load one split of a registered dataset as an in-memory :class:`ImageDataset`.
 
@@ -285,11 +326,8 @@ def _nbytes(ds: ImageDataset) -> int:
     return ds.images.element_size() * ds.images.nelement()
 
 
-#: Folders under the data root that an embedded dataset reads (each with a ``manifest.csv``).
-EMBEDDED_FOLDERS: dict[str, tuple[str, ...]] = {
-    "eurosat-rgb": ("eurosat_rgb",), "eurosat-ms": ("eurosat_ms",), "ucmerced": ("ucmerced",),
-    "cifar10": ("cifar10_train", "cifar10_test"),
-}
+# EMBEDDED_FOLDERS (slimlib.constants): the folders under the data root that an embedded
+# dataset reads (each with a ``manifest.csv``).
 
 
 def datasets_for_root(root: str | os.PathLike | None, real: tuple[str, ...] | list[str],
@@ -333,5 +371,6 @@ def datasets_for_root(root: str | os.PathLike | None, real: tuple[str, ...] | li
 
 def default_dataset(root: str | os.PathLike | None = None) -> str:
     """``"eurosat-rgb"`` when a data root is given, ``"synthetic-ms"`` when none is
-    (:func:`datasets_for_root`: a given root that lacks ``eurosat_rgb/`` raises)."""
-    return datasets_for_root(root, ("eurosat-rgb",), "synthetic-ms")[0]
+    (:data:`slimlib.constants.DEFAULT_DATASET` / ``RS_FALLBACK`` through
+    :func:`datasets_for_root`: a given root that lacks ``eurosat_rgb/`` raises)."""
+    return datasets_for_root(root, (DEFAULT_DATASET,), RS_FALLBACK)[0]

@@ -8,21 +8,13 @@ sources publish in digital numbers are converted here once (divided by 10 000), 
 
 from __future__ import annotations
 
-#: The 13 Sentinel-2 L1C bands in the order SSL4EO-S12 / torchgeo ``_sentinel2_toa_bands``
-#: use (B8A after B08). Band names follow ``ModelSpec``: ``"B01"``…``"B12"``, ``"B8A"``.
-S2_BANDS: tuple[str, ...] = (
-    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12",
-)
-
-#: Centre wavelengths (nm) and bandwidths (nm) of the S2 bands as Copernicus-Bench lists them
-#: (``zhu-xlab/Copernicus-FM: Copernicus-Bench/src/configs/dataset/cobench_eurosat_s2.yaml``).
-#: The same table feeds DOFA (as µm), Copernicus-FM (nm) and Panopticon (channel ids in nm).
-S2_WAVELENGTHS_NM: dict[str, float] = dict(zip(
-    S2_BANDS, (440, 490, 560, 665, 705, 740, 783, 842, 860, 940, 1370, 1610, 2190), strict=True,
-))
-S2_BANDWIDTHS_NM: dict[str, float] = dict(zip(
-    S2_BANDS, (20, 65, 35, 30, 15, 15, 20, 115, 20, 20, 30, 90, 180), strict=True,
-))
+#: The Sentinel-2 band names, ESA centre wavelengths and bandwidths (nm) come from the one
+#: table in :mod:`slimlib.bands`; it feeds DOFA (as µm), Copernicus-FM (nm) and Panopticon
+#: (channel ids in nm).
+from slimlib.bands import RGB_BANDS as RGB_BANDS
+from slimlib.bands import S2_BANDS as S2_BANDS
+from slimlib.bands import S2_BANDWIDTHS_NM as S2_BANDWIDTHS_NM
+from slimlib.bands import S2_WAVELENGTHS_NM as S2_WAVELENGTHS_NM
 
 #: SSL4EO-S12 per-band L1C statistics in DN (torchgeo ``models/resnet.py`` ``_mean_s2`` /
 #: ``_std_s2``, used by ``_ssl4eo_s12_transforms_s2_stats`` for the SoftCon weights).
@@ -31,8 +23,8 @@ _SSL4EO_S2_MEAN_DN = (1612.9, 1397.6, 1322.3, 1373.1, 1561.0, 2108.4, 2390.7, 23
 _SSL4EO_S2_STD_DN = (791.0, 854.3, 878.7, 1144.9, 1127.5, 1164.2, 1276.0, 1249.5, 1345.9,
                      577.5, 47.5, 1340.0, 1142.9)
 
-#: EuroSAT-S2 statistics Copernicus-Bench standardises Copernicus-FM inputs with (DN, same file
-#: as :data:`S2_WAVELENGTHS_NM`).
+#: EuroSAT-S2 statistics Copernicus-Bench standardises Copernicus-FM inputs with (DN, from
+#: ``zhu-xlab/Copernicus-FM: Copernicus-Bench/src/configs/dataset/cobench_eurosat_s2.yaml``).
 _COBENCH_EUROSAT_S2_MEAN_DN = (1353.7, 1117.2, 1041.8, 946.5, 1199.1, 2003.0, 2374.0, 2301.2,
                                2599.7, 732.1, 12.1, 1820.6, 1118.2)
 _COBENCH_EUROSAT_S2_STD_DN = (897.3, 736.0, 684.8, 620.0, 791.9, 1341.3, 1595.4, 1545.5, 1750.1,
@@ -52,7 +44,6 @@ PRITHVI_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B8A", "B11", "B12")
 _PRITHVI_V2_MEAN_DN = (1087.0, 1342.0, 1433.0, 2734.0, 1958.0, 1363.0)
 _PRITHVI_V2_STD_DN = (2248.0, 2179.0, 2178.0, 1850.0, 1242.0, 1049.0)
 
-RGB_BANDS: tuple[str, ...] = ("R", "G", "B")
 IMAGENET_MEAN: tuple[float, ...] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, ...] = (0.229, 0.224, 0.225)
 

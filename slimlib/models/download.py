@@ -26,7 +26,6 @@ import contextvars
 import hashlib
 import os
 import socket
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from slimlib import _io
 from slimlib.config import cache_dir
 
 __all__ = [
@@ -271,21 +271,13 @@ def resolve(name: str, ckpt: Checkpoint, checkpoint: str | os.PathLike | None = 
                   else f"no local copy and {host} is unreachable")
         raise _unavailable(name, ckpt, reason, root)
     target = cache_dir("weights") / ckpt.filename
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                    suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with _io.atomic_path(target, suffix=".part", fsync=False) as tmp:
         try:
             torch.hub.download_url_to_file(ckpt.url, str(tmp), progress=progress)
         except Exception as err:  # noqa: BLE001 - any network/HTTP failure means "unavailable"
             raise _unavailable(name, ckpt, f"download failed ({type(err).__name__}: {err})",
                                root) from err
         _verify(name, ckpt, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 

@@ -52,13 +52,13 @@ import torch
 from slimlib.data.bands import EUROSAT_MS_BANDS, RGB_GAIN, RGB_TO_S2
 from slimlib.models.download import Checkpoint, read_state_dict, resolve
 from slimlib.models.encoder import Encoder
+from slimlib.models.entry import ModelEntry
 from slimlib.models.galileo import (
     PATCH_SIZES,
     S2_GROUPS,
     SPACE_TIME_GROUPS,
     GalileoNano,
 )
-from slimlib.models.registry import ModelEntry
 from slimlib.specs import ModelSpec
 
 __all__ = ["ENTRIES", "GalileoEncoder", "GALILEO_S2_BANDS", "EUROSAT_MS_INDEX", "SHA256",

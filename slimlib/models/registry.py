@@ -1,8 +1,8 @@
 """The model registry: names -> :class:`ModelSpec` + a loader returning an :class:`Encoder`.
 
-Entries are declared in :mod:`slimlib.models.torchgeo_models`, :mod:`~.timm_models`,
-:mod:`~.terratorch_models` and bridged from :mod:`slimlib.train.embedded`
-(:mod:`~.embedded`). Declaring them imports neither timm nor torchgeo: heavy imports happen
+Entries (:class:`~slimlib.models.entry.ModelEntry`) are declared in
+:mod:`slimlib.models.torchgeo_models`, :mod:`~.timm_models`, :mod:`~.galileo_models`,
+:mod:`~.terratorch_models` and bridged from :mod:`slimlib.train.embedded` (:mod:`~.embedded`). Declaring them imports neither timm nor torchgeo: heavy imports happen
 inside the loaders, so :func:`list_models` and :func:`spec` are instant.
 """
 
@@ -10,57 +10,19 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from slimlib._validation import check_choice
 from slimlib.config import WEIGHTS_ENV
+from slimlib.models import embedded as _embedded_models
 from slimlib.models.download import Checkpoint, weights_root
 from slimlib.models.encoder import Encoder
+from slimlib.models.entry import _REGISTRY, FAMILIES, ModelEntry, register
 from slimlib.specs import ModelSpec
 
 __all__ = ["FAMILIES", "ModelEntry", "register", "list_models", "spec", "load", "checkpoint_info"]
 
-#: Registry families: remote-sensing FMs, computer-vision baselines, slimlib's own tiny models.
-FAMILIES = ("rs", "cv", "embedded")
-
-#: ``loader(spec, *, pretrained, checkpoint, **options) -> Encoder``
-Loader = Callable[..., Encoder]
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One registered model.
-
-    Attributes:
-        spec: its :class:`ModelSpec`.
-        loader: ``loader(spec, *, pretrained, checkpoint, **options) -> Encoder``.
-        checkpoint: where the pretrained weights come from (``None``: the loader knows).
-        options: extra keyword arguments :func:`load` accepts for this entry.
-    """
-
-    spec: ModelSpec
-    loader: Loader
-    checkpoint: Checkpoint | None = None
-    options: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-
-_REGISTRY: dict[str, ModelEntry] = {}
-_EMBEDDED_OPTIONS = ("train_if_missing", "init_seed")
+_EMBEDDED_OPTIONS = ("train_if_missing", "init_seed", "data_root")
 _POPULATED = False
-
-
-def register(entry: ModelEntry, *, overwrite: bool = False) -> ModelEntry:
-    """Add ``entry`` to the registry (``ValueError`` on a duplicate name unless ``overwrite``)."""
-    check_choice(entry.spec.family, FAMILIES, "family")
-    if entry.name in _REGISTRY and not overwrite:
-        raise ValueError(f"a model named {entry.name!r} is already registered")
-    _REGISTRY[entry.name] = entry
-    return entry
 
 
 def _populate() -> None:
@@ -75,23 +37,17 @@ def _populate() -> None:
             register(entry, overwrite=True)
 
 
-def _embedded():
-    from slimlib.models import embedded
-
-    return embedded
-
-
 def list_models(family: str | None = None) -> list[str]:
     """Registered model names, optionally only one ``family`` (``"rs"``, ``"cv"``, ``"embedded"``).
 
-    Embedded names are listed even before :mod:`slimlib.train.embedded` exists.
+    Listing imports no model code (the embedded names are :data:`slimlib.constants.EMBEDDED_MODEL_NAMES`).
     """
     if family is not None:
         check_choice(family, FAMILIES, "family")
     _populate()
     names = [n for n, e in _REGISTRY.items() if family in (None, e.spec.family)]
     if family in (None, "embedded"):
-        names += [n for n in _embedded().names() if n not in names]
+        names += [n for n in _embedded_models.names() if n not in names]
     return names
 
 
@@ -107,7 +63,7 @@ def _entry(name: str) -> ModelEntry | None:
     _populate()
     if isinstance(name, str) and name in _REGISTRY:
         return _REGISTRY[name]
-    if isinstance(name, str) and name in _embedded().names():
+    if isinstance(name, str) and name in _embedded_models.names():
         return None
     raise _unknown(name)
 
@@ -117,10 +73,9 @@ def spec(name: str) -> ModelSpec:
 
     Raises:
         ValueError: unknown name (the message lists the available names).
-        ImportError: an embedded model while :mod:`slimlib.train.embedded` is missing.
     """
     entry = _entry(name)
-    return entry.spec if entry is not None else _embedded().spec(name)
+    return entry.spec if entry is not None else _embedded_models.spec(name)
 
 
 def checkpoint_info(name: str) -> Checkpoint | None:
@@ -129,7 +84,7 @@ def checkpoint_info(name: str) -> Checkpoint | None:
     return entry.checkpoint if entry is not None else None
 
 
-def load(name: str, pretrained: bool = True, *, checkpoint: str | os.PathLike | None = None,
+def load(name: str, *, pretrained: bool = True, checkpoint: str | os.PathLike | None = None,
          weights: str | os.PathLike | None = None, **kwargs) -> Encoder:
     """Build a registered encoder.
 
@@ -144,7 +99,7 @@ def load(name: str, pretrained: bool = True, *, checkpoint: str | os.PathLike | 
             the ``SLIMLIB_WEIGHTS`` environment variable. Then the cache, then a download
             (see :mod:`slimlib.models.download`); files with a published sha256 are verified.
         **kwargs: per-model options, e.g. ``bands=`` (DOFA, Copernicus-FM, Panopticon),
-            ``res=`` (Scale-MAE), ``backend=`` (TerraTorch models), ``train_if_missing=``
+            ``res=`` (Scale-MAE), ``backend=`` (TerraTorch models), ``train_if_missing=``, ``data_root=``
             (embedded models).
 
     Returns:
@@ -170,7 +125,7 @@ def load(name: str, pretrained: bool = True, *, checkpoint: str | os.PathLike | 
         weights = os.environ.get(WEIGHTS_ENV) or None  # the one place this variable is read
     with weights_root(weights):  # every loader's download.resolve() searches it first
         if entry is None:
-            encoder = _embedded().load(name, pretrained=pretrained, checkpoint=checkpoint,
+            encoder = _embedded_models.load(name, pretrained=pretrained, checkpoint=checkpoint,
                                        **kwargs)
         else:
             encoder = entry.loader(entry.spec, pretrained=pretrained, checkpoint=checkpoint,

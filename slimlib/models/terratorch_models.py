@@ -27,7 +27,7 @@ from torch import nn
 from slimlib.models import bands as B
 from slimlib.models.download import Checkpoint, resolve
 from slimlib.models.encoder import Encoder, PrithviEncoder, TerraMindEncoder, TimmViTEncoder
-from slimlib.models.registry import ModelEntry
+from slimlib.models.entry import ModelEntry
 from slimlib.specs import ModelSpec
 
 __all__ = ["ENTRIES", "BACKENDS", "terratorch_available", "to_timm_block", "build_standin"]

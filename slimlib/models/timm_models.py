@@ -13,7 +13,7 @@ from functools import partial
 from slimlib.models import bands as B
 from slimlib.models.download import Checkpoint, resolve
 from slimlib.models.encoder import Encoder, TimmViTEncoder
-from slimlib.models.registry import ModelEntry
+from slimlib.models.entry import ModelEntry
 from slimlib.specs import ModelSpec
 
 __all__ = ["ENTRIES"]

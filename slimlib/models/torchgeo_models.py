@@ -21,7 +21,7 @@ from slimlib.models.encoder import (
     PanopticonEncoder,
     TimmViTEncoder,
 )
-from slimlib.models.registry import ModelEntry
+from slimlib.models.entry import ModelEntry
 from slimlib.specs import ModelSpec
 
 __all__ = ["ENTRIES", "TORCHGEO_WEIGHTS"]

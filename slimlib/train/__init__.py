@@ -37,7 +37,7 @@ from slimlib.train.embedded import (
     checkpoint_path,
     pretrained_encoder,
 )
-from slimlib.train.encoder import Encoder, build_vit
+from slimlib.train.encoder import Encoder, TinyViTEncoder, build_vit
 from slimlib.train.loop import PretrainResult, build_method, load_encoder, pretrain
 from slimlib.train.mae import MAE
 from slimlib.train.moco import MoCoV3
@@ -46,7 +46,9 @@ from slimlib.train.slimmable import sandwich_widths, width
 __all__ = [
     "Augment", "AugmentConfig", "MAEConfig", "ModelConfig", "MoCoConfig", "OptimConfig",
     "PretrainConfig", "SlimmableConfig", "load_config", "EMBEDDED_CONFIGS", "EMBEDDED_SPECS",
-    "build_encoder", "checkpoint_path", "pretrained_encoder", "Encoder", "build_vit",
+    "build_encoder", "checkpoint_path", "pretrained_encoder", "TinyViTEncoder", "build_vit",
     "PretrainResult", "build_method", "load_encoder", "pretrain", "MAE", "MoCoV3",
     "sandwich_widths", "width",
 ]
+
+_OLD_NAMES = (Encoder,)  # slimlib.train.Encoder: the old name of TinyViTEncoder

@@ -19,10 +19,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from slimlib._imageio import IMAGE_SUFFIXES as _IMAGE_SUFFIXES
+from slimlib._imageio import TIFF_SUFFIXES, read_image_chw
 from slimlib.train.configs import load_config
 from slimlib.train.loop import pretrain
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+#: Every format the one folder decoder (:func:`slimlib._imageio.read_image_chw`) reads.
+IMAGE_SUFFIXES = _IMAGE_SUFFIXES + TIFF_SUFFIXES
 
 
 class ImageFolderImages(Dataset):
@@ -46,22 +49,10 @@ class ImageFolderImages(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        path = self.paths[index]
-        if path.lower().endswith((".tif", ".tiff")):
-            import tifffile
-
-            raw = tifffile.imread(path)
-            array = np.asarray(raw, dtype=np.float32) / (255.0 if raw.dtype == np.uint8 else 1.0)
-            if array.ndim == 2:
-                array = array[None]
-            elif array.shape[-1] < array.shape[0]:  # channels last
-                array = array.transpose(2, 0, 1)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as image:
-                array = np.asarray(image.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255
-        x = torch.from_numpy(np.ascontiguousarray(array)).unsqueeze(0)
+        array, dtype = read_image_chw(self.paths[index])
+        if dtype == np.uint8:
+            array = array / 255.0
+        x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).unsqueeze(0)
         x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear",
                                             align_corners=False, antialias=True)
         return x[0]

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from slimlib._validation import check_interval
+
 __all__ = [
     "ModelConfig", "AugmentConfig", "OptimConfig", "MoCoConfig", "MAEConfig",
     "SlimmableConfig", "PretrainConfig", "load_config", "METHODS", "DISTILL",
@@ -57,15 +59,6 @@ def _check_pos_int(name: str, value: object, *, allow_none: bool = False) -> Non
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         _fail(name, "a positive integer" + (" or null" if allow_none else ""), value)
-
-
-def _check_pair(name: str, value: object, lo: float, hi: float) -> None:
-    if not (isinstance(value, tuple | list) and len(value) == 2):
-        _fail(name, f"a pair [low, high] within [{lo}, {hi}]", value)
-    for v in value:  # type: ignore[union-attr]
-        _check_range(name, v, lo, hi)
-    if value[0] > value[1]:  # type: ignore[index]
-        _fail(name, "a pair [low, high] with low <= high", value)
 
 
 @dataclass
@@ -124,14 +117,14 @@ class AugmentConfig:
     blur_sigma: tuple[float, float] = (0.1, 2.0)
 
     def validate(self) -> None:
-        _check_pair("augment.crop_scale", self.crop_scale, 1e-3, 1.0)
-        _check_pair("augment.crop_ratio", self.crop_ratio, 1e-2, 100.0)
+        check_interval("augment.crop_scale", self.crop_scale, 1e-3, 1.0)
+        check_interval("augment.crop_ratio", self.crop_ratio, 1e-2, 100.0)
         for name in ("hflip", "vflip", "jitter_p", "noise_p", "blur_p"):
             _check_range(f"augment.{name}", getattr(self, name), 0.0, 1.0)
         for name in ("brightness", "contrast"):
             _check_range(f"augment.{name}", getattr(self, name), 0.0, 1.0)
         _check_range("augment.noise_std", self.noise_std, 0.0, 10.0)
-        _check_pair("augment.blur_sigma", self.blur_sigma, 1e-3, 20.0)
+        check_interval("augment.blur_sigma", self.blur_sigma, 1e-3, 20.0)
 
 
 @dataclass
@@ -164,7 +157,7 @@ class OptimConfig:
         _check_range("optim.base_lr", self.base_lr, 0.0, 10.0, lo_open=True)
         _check_range("optim.min_lr", self.min_lr, 0.0, 10.0)
         _check_range("optim.weight_decay", self.weight_decay, 0.0, 10.0)
-        _check_pair("optim.betas", self.betas, 0.0, 0.999999)
+        check_interval("optim.betas", self.betas, 0.0, 0.999999)
         _check_range("optim.warmup_frac", self.warmup_frac, 0.0, 1.0, hi_open=True)
         if self.warmup_epochs is not None:
             _check_range("optim.warmup_epochs", self.warmup_epochs, 0.0, 1e6)

@@ -20,8 +20,8 @@ name                              method      pretraining data (embedded train s
 Contract used by :mod:`slimlib.models`:
 
 * :data:`EMBEDDED_SPECS` ``{name: ModelSpec}``;
-* :func:`build_encoder` ``(name) -> Encoder`` with random weights (``.spec`` set);
-* :func:`pretrained_encoder` ``(name, train_if_missing=True, progress=True) -> Encoder``.
+* :func:`build_encoder` ``(name) -> TinyViTEncoder`` with random weights (``.spec`` set);
+* :func:`pretrained_encoder` ``(name, train_if_missing=True, progress=True) -> TinyViTEncoder``.
 
 Checkpoints live in ``slimlib.config.cache_dir("checkpoints")/<name>-<hash>.pt`` with the
 loss curve in ``<name>-<hash>.csv``; ``<hash>`` covers the full training config and a
@@ -50,6 +50,13 @@ import torch
 
 from slimlib import _io
 from slimlib.config import cache_dir, data_root
+from slimlib.constants import (
+    CV_DATASETS,
+    CV_FALLBACK,
+    DEFAULT_DATASET,
+    EMBEDDED_FOLDERS,
+    EMBEDDED_MODELS,
+)
 from slimlib.specs import ModelSpec
 from slimlib.train.configs import (
     AugmentConfig,
@@ -60,7 +67,7 @@ from slimlib.train.configs import (
     PretrainConfig,
     SlimmableConfig,
 )
-from slimlib.train.encoder import Encoder, build_vit
+from slimlib.train.encoder import TinyViTEncoder, build_vit
 
 __all__ = [
     "EMBEDDED_SPECS", "EMBEDDED_CONFIGS", "EMBEDDED_DATA", "RECIPE_VERSION", "build_encoder",
@@ -74,12 +81,15 @@ RECIPE_VERSION = "1"
 #: Per-domain training data: dataset name, data-root folder with the manifest, and the
 #: per-channel mean/std of its train split in rgb01 units (measured on the embedded data).
 EMBEDDED_DATA: dict[str, dict[str, Any]] = {
-    "rs": {"dataset": "eurosat-rgb", "folder": "eurosat_rgb", "display": "EuroSAT RGB",
+    "rs": {"dataset": DEFAULT_DATASET, "folder": EMBEDDED_FOLDERS[DEFAULT_DATASET][0],
+           "display": "EuroSAT RGB",
            "mean": (0.345, 0.382, 0.409), "std": (0.203, 0.138, 0.117)},
-    "cv": {"dataset": "cifar10", "folder": "cifar10_train", "display": "CIFAR-10",
+    "cv": {"dataset": CV_DATASETS[0], "folder": EMBEDDED_FOLDERS[CV_DATASETS[0]][0],
+           "display": "CIFAR-10",
            "mean": (0.490, 0.481, 0.445), "std": (0.244, 0.242, 0.260)},
 }
-SYNTHETIC_DATASET = "synthetic-rgb"
+#: Pretraining data without a data root (RGB, as the tiny models are).
+SYNTHETIC_DATASET = CV_FALLBACK
 
 #: The shared tiny architecture: 32 px input, 8 px patches (16 tokens + CLS), d = 128,
 #: 4 blocks, 4 heads (d_k = 32), d_h = 512. Chosen by measurement on a 2-core CPU: 4 px
@@ -136,14 +146,8 @@ _DOMAIN_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
 #: models cost 2.8x (MoCo) and 3.7x (MAE) a regular one, n = 3 costs 1.6x and 2.4x.
 _SLIMMABLE = dict(enabled=True, min_width=0.0625, max_width=1.0, num_widths=3, distill="inplace")
 
-_NAMES = {
-    "rs-moco-tiny": ("rs", "moco", False),
-    "rs-moco-tiny-slimmable": ("rs", "moco", True),
-    "rs-mae-tiny": ("rs", "mae", False),
-    "rs-mae-tiny-slimmable": ("rs", "mae", True),
-    "cv-moco-tiny": ("cv", "moco", False),
-    "cv-mae-tiny": ("cv", "mae", False),
-}
+#: name -> (domain, method, slimmable), the one list in :mod:`slimlib.constants`.
+_NAMES = EMBEDDED_MODELS
 
 
 def _config(domain: str, method: str, slimmable: bool) -> PretrainConfig:
@@ -228,50 +232,58 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown embedded model {name!r}; available: {', '.join(_NAMES)}")
 
 
-def build_encoder(name: str, seed: int | None = None) -> Encoder:
+def build_encoder(name: str, *, seed: int | None = None) -> TinyViTEncoder:
     """The embedded model ``name`` with random weights (seeded), in eval mode.
 
     ``seed`` draws the initial weights (default: the recipe's own seed, the init that
     pretraining starts from); random-init controls pass other seeds.
 
     Returns:
-        :class:`Encoder`: ``(B, 3, H, W)`` normalised images -> ``(B, 128)``; ``.spec`` set.
+        :class:`TinyViTEncoder`: ``(B, 3, H, W)`` normalised images -> ``(B, 128)``; ``.spec`` set.
     """
     _check_name(name)
     config = EMBEDDED_CONFIGS[name]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed if seed is None else int(seed))
-        encoder = Encoder(build_vit(config.model, 3), feature=config.feature)
+        encoder = TinyViTEncoder(build_vit(config.model, 3), feature=config.feature)
     encoder.spec = EMBEDDED_SPECS[name]
     return encoder.eval()
 
 
 # ---------------------------------------------------------------------------- data & cache
-def _has_real_data(domain: str) -> Path | None:
-    root = data_root(required=False)
-    if root is None:
+def _has_real_data(domain: str, root: str | os.PathLike | None = None) -> Path | None:
+    """The train manifest of ``domain``'s real data, ``None`` without a data root.
+
+    The one default-data rule (:func:`slimlib.data.datasets_for_root`): a data root that is
+    given must hold the dataset (``FileNotFoundError`` naming the folder otherwise); only
+    without a root does pretraining use the labelled synthetic data.
+    """
+    from slimlib.data import datasets_for_root
+
+    dataset = EMBEDDED_DATA[domain]["dataset"]
+    if datasets_for_root(root, (dataset,), SYNTHETIC_DATASET) == (SYNTHETIC_DATASET,):
         return None
-    manifest = root / EMBEDDED_DATA[domain]["folder"] / "manifest.csv"
-    return manifest if manifest.is_file() else None
+    return data_root(root, required=True) / EMBEDDED_DATA[domain]["folder"] / "manifest.csv"
 
 
-def training_data(name: str):
+def training_data(name: str, *, root: str | os.PathLike | None = None):
     """The :class:`~slimlib.specs.ImageDataset` model ``name`` is pretrained on.
 
-    The embedded train split when the data root holds it, else ``synthetic-rgb``.
+    The embedded train split when the data root (``root``, default ``$SLIMLIB_DATA``) holds
+    it, else ``synthetic-rgb`` when no root is given.
     """
     from slimlib import data as sdata
 
     _check_name(name)
     domain = _NAMES[name][0]
-    if _has_real_data(domain) is not None:
-        return sdata.load(EMBEDDED_DATA[domain]["dataset"], "train")
+    if _has_real_data(domain, root) is not None:
+        return sdata.load(EMBEDDED_DATA[domain]["dataset"], "train", root=root)
     return sdata.load(SYNTHETIC_DATASET, "train")
 
 
-def _fingerprint(name: str) -> tuple[str, bool]:
+def _fingerprint(name: str, root: str | os.PathLike | None = None) -> tuple[str, bool]:
     """(fingerprint of the training data, synthetic?) without decoding real images."""
-    manifest = _has_real_data(_NAMES[name][0])
+    manifest = _has_real_data(_NAMES[name][0], root)
     if manifest is not None:
         digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
         return f"{EMBEDDED_DATA[_NAMES[name][0]]['dataset']}:train:{digest}", False
@@ -280,10 +292,11 @@ def _fingerprint(name: str) -> tuple[str, bool]:
     return f"{SYNTHETIC_DATASET}:train:{data_fingerprint(training_data(name))}", True
 
 
-def checkpoint_path(name: str) -> Path:
-    """Where the pretrained checkpoint of ``name`` is (or will be) cached."""
+def checkpoint_path(name: str, *, root: str | os.PathLike | None = None) -> Path:
+    """Where the pretrained checkpoint of ``name`` is (or will be) cached; ``root`` is the
+    data root it is trained from (default ``$SLIMLIB_DATA``)."""
     _check_name(name)
-    fingerprint, _ = _fingerprint(name)
+    fingerprint, _ = _fingerprint(name, root)
     key = EMBEDDED_CONFIGS[name].hash(fingerprint, f"recipe={RECIPE_VERSION}",
                                       f"torch={torch.__version__.split('+')[0]}")
     return cache_dir("checkpoints") / f"{name}-{key}.pt"
@@ -305,7 +318,7 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _load(name: str, path: Path) -> Encoder:
+def _load(name: str, path: Path) -> TinyViTEncoder:
     state = torch.load(path, map_location="cpu", weights_only=False)
     encoder = build_encoder(name)
     encoder.load_state_dict(state["state_dict"])
@@ -321,7 +334,8 @@ def _load(name: str, path: Path) -> Encoder:
     return encoder.eval()
 
 
-def pretrained_encoder(name: str, train_if_missing: bool = True, progress: bool = True) -> Encoder:
+def pretrained_encoder(name: str, *, train_if_missing: bool = True, progress: bool = True,
+                       root: str | os.PathLike | None = None) -> TinyViTEncoder:
     """The pretrained embedded model ``name``: from the cache, or trained now.
 
     Args:
@@ -329,13 +343,14 @@ def pretrained_encoder(name: str, train_if_missing: bool = True, progress: bool 
         train_if_missing: train (45-240 s on one CPU core) when no checkpoint is cached;
             with ``False`` a missing checkpoint raises ``FileNotFoundError``.
         progress: show a tqdm bar while training.
+        root: the data root to pretrain from (default ``$SLIMLIB_DATA``; none: synthetic).
 
     Returns:
-        :class:`Encoder` in eval mode; ``.spec.source`` names the checkpoint file.
+        :class:`TinyViTEncoder` in eval mode; ``.spec.source`` names the checkpoint file.
     """
     from slimlib.train.loop import pretrain, save_atomic
 
-    path = checkpoint_path(name)
+    path = checkpoint_path(name, root=root)
     if path.exists():
         return _load(name, path)
     if not train_if_missing:
@@ -344,16 +359,14 @@ def pretrained_encoder(name: str, train_if_missing: bool = True, progress: bool 
     with _lock(path.with_suffix(".lock")):
         if path.exists():  # another process finished it while we waited
             return _load(name, path)
-        data = training_data(name)
-        fingerprint, synthetic = _fingerprint(name)
+        data = training_data(name, root=root)
+        fingerprint, synthetic = _fingerprint(name, root)
         run_dir = path.with_suffix(".run")
         start = time.perf_counter()
         result = pretrain(EMBEDDED_CONFIGS[name], data, run_dir, resume=True, progress=progress,
                           fingerprint=fingerprint, snapshot_steps=snapshot_steps(name))
-        fd, csv_tmp = _io.mkstemp(path.parent, prefix=f".{path.stem}.", suffix=".csv")
-        os.close(fd)
-        result.losses.to_csv(csv_tmp, index=False)
-        os.replace(csv_tmp, path.with_suffix(".csv"))
+        with _io.atomic_path(path.with_suffix(".csv"), fsync=False) as csv_tmp:
+            result.losses.to_csv(csv_tmp, index=False)
         save_atomic({"format": 1, "name": name, "state_dict": result.encoder.state_dict(),
                      "config": result.config.to_dict(), "fingerprint": fingerprint,
                      "synthetic": synthetic or bool(getattr(data, "synthetic", False)),
@@ -392,35 +405,40 @@ def estimated_cost(name: str) -> float:
     return cost * (_SLIMMABLE_COST[config.method] if config.slimmable.enabled else 1.0)
 
 
-def _train_one(name: str) -> str:
-    pretrained_encoder(name, train_if_missing=True, progress=False)
-    return str(checkpoint_path(name))
+def _train_one(name: str, root: str | None = None) -> str:
+    pretrained_encoder(name, train_if_missing=True, progress=False, root=root)
+    return str(checkpoint_path(name, root=root))
 
 
-def pretrain_missing(names: list[str] | tuple[str, ...] | None = None, processes: int = 2
+def pretrain_missing(names: list[str] | tuple[str, ...] | None = None, *,
+                     processes: int = 2, root: str | os.PathLike | None = None
                      ) -> dict[str, Path]:
     """Train every embedded model whose checkpoint is missing, ``processes`` at a time.
 
     Each model trains single-threaded (its recipe), so two processes use both cores of a
     2-core machine and halve the wall time of a cold cache; results are identical to
-    training them one by one. Returns ``{name: checkpoint path}``.
+    training them one by one. ``root`` is the data root to pretrain from (default
+    ``$SLIMLIB_DATA``; a relative path is taken against the current folder here, before the
+    worker processes start). Returns ``{name: checkpoint path}``.
     """
     names = list(EMBEDDED_SPECS) if names is None else list(names)
     for name in names:
         _check_name(name)
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"processes must be a positive int; got {processes!r}")
-    missing = [n for n in names if not checkpoint_path(n).exists()]
+    if root is not None:
+        root = str(data_root(root, required=True).resolve())
+    missing = [n for n in names if not checkpoint_path(n, root=root).exists()]
     # longest first, so the pool finishes together (greedy longest-processing-time order)
     missing.sort(key=estimated_cost, reverse=True)
     if processes == 1 or len(missing) <= 1:
         for name in missing:
-            _train_one(name)
+            _train_one(name, root)
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=min(processes, len(missing)),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            list(pool.map(_train_one, missing))
-    return {name: checkpoint_path(name) for name in names}
+            list(pool.map(_train_one, missing, [root] * len(missing)))
+    return {name: checkpoint_path(name, root=root) for name in names}

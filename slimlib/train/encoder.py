@@ -1,6 +1,6 @@
 """The pretrained encoder: a timm ``VisionTransformer`` plus a pooling rule.
 
-:class:`Encoder` is what MoCo and MAE train and what :mod:`slimlib.train.embedded` hands
+:class:`TinyViTEncoder` is what MoCo and MAE train and what :mod:`slimlib.train.embedded` hands
 out: ``forward`` maps normalised images ``(B, C, H, W)`` to features ``(B, D)`` (the CLS
 token or the mean of the patch tokens after the final norm). Its transformer blocks are
 plain timm ``Block``s, so :func:`slimlib.slimming.slim` and
@@ -16,7 +16,7 @@ from torch import nn
 
 from slimlib.train.configs import FEATURES, ModelConfig
 
-__all__ = ["Encoder", "build_vit"]
+__all__ = ["TinyViTEncoder", "build_vit"]
 
 
 def build_vit(config: ModelConfig, in_chans: int) -> VisionTransformer:
@@ -29,8 +29,11 @@ def build_vit(config: ModelConfig, in_chans: int) -> VisionTransformer:
     )
 
 
-class Encoder(nn.Module):
-    """ViT encoder with a fixed pooled feature.
+class TinyViTEncoder(nn.Module):
+    """The ViT encoder slimlib pretrains (MoCo / MAE), with a fixed pooled feature.
+
+    Not to be confused with :class:`slimlib.models.Encoder`, the adapter every registry model
+    is returned as; the embedded models wrap this one in a ``ModuleEncoder``.
 
     Args:
         vit: a timm ``VisionTransformer`` (its head is ignored).
@@ -89,3 +92,10 @@ class Encoder(nn.Module):
 
     def extra_repr(self) -> str:
         return f"feature={self.feature!r}, img_size={self.img_size}"
+
+
+#: The old name of :class:`TinyViTEncoder` (kept so existing imports work). The class's own
+#: name is part of :func:`slimlib.features.module_fingerprint`, so renaming it changed the
+#: fingerprints of the embedded models once (their cached features and sweep rows are
+#: recomputed; the values do not change).
+Encoder = TinyViTEncoder

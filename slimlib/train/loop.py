@@ -117,27 +117,17 @@ def _images_of(data: Any) -> torch.Tensor | None:
 
 
 def data_fingerprint(data: Any) -> str:
-    """SHA-256 (16 hex digits) of the training images.
+    """16 hex digits of :func:`slimlib.features.data_fingerprint` (the one algorithm) of the
+    training data: an ImageDataset, an image tensor or a folder dataset (``.samples``)."""
+    from slimlib.features import data_fingerprint as fingerprint
+    from slimlib.specs import ImageDataset
 
-    In-memory data hash the image tensor bytes; folder datasets with ``.samples``/``.paths``
-    hash the sorted file paths and sizes.
-    """
     images = _images_of(data)
-    h = hashlib.sha256()
-    if images is not None:
-        h.update(str(tuple(images.shape)).encode())
-        array = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        h.update(memoryview(array).cast("B"))
-    else:
-        files = getattr(data, "samples", None) or getattr(data, "paths", None)
-        if not files:
-            raise ValueError("cannot fingerprint this dataset: give an ImageDataset, a tensor or "
-                             "a dataset with .samples/.paths")
-        for item in sorted(str(f[0] if isinstance(f, tuple | list) else f) for f in files):
-            h.update(item.encode())
-            with contextlib.suppress(OSError):
-                h.update(str(os.path.getsize(item)).encode())
-    return h.hexdigest()[:16]
+    if images is None and not (getattr(data, "samples", None) or getattr(data, "paths", None)):
+        raise ValueError("cannot fingerprint this dataset: give an ImageDataset, a tensor or "
+                         "a dataset with .samples/.paths")
+    return fingerprint(data if isinstance(data, ImageDataset) or images is None else images,
+                       digits=16)
 
 
 def _channel_stats(data: Any, source: _TensorSource) -> tuple[list[float], list[float]]:
@@ -230,17 +220,8 @@ def frozen_heads(method: nn.Module) -> Iterator[None]:
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _io.mkstemp(path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with _io.atomic_path(path, fsync=False) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def resolve_device(name: str) -> torch.device:
@@ -274,15 +255,8 @@ def _remove_stale_temporaries(out: Path) -> list[Path]:
 
 
 def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    fd, tmp = _io.mkstemp(path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with _io.atomic_path(path, fsync=False) as tmp:
         frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from torch import nn
 
 from slimlib.train.augment import Augment
 from slimlib.train.configs import MAEConfig
-from slimlib.train.encoder import Encoder
+from slimlib.train.encoder import TinyViTEncoder
 
 __all__ = ["MAE", "sincos_pos_embed_2d", "patchify", "random_masking"]
 
@@ -70,9 +70,9 @@ def random_masking(noise: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.
 
 
 class MAE(nn.Module):
-    """MAE around an :class:`Encoder` (its ``feature`` is used only after pretraining)."""
+    """MAE around a :class:`TinyViTEncoder` (its ``feature`` is used only after pretraining)."""
 
-    def __init__(self, encoder: Encoder, config: MAEConfig) -> None:
+    def __init__(self, encoder: TinyViTEncoder, config: MAEConfig) -> None:
         super().__init__()
         self.config = config
         self.encoder = encoder

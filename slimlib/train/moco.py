@@ -30,7 +30,7 @@ from torch import nn
 
 from slimlib.train.augment import Augment
 from slimlib.train.configs import MoCoConfig
-from slimlib.train.encoder import Encoder
+from slimlib.train.encoder import TinyViTEncoder
 
 __all__ = ["MoCoV3", "contrastive_loss", "momentum_at"]
 
@@ -67,14 +67,14 @@ def momentum_at(base: float, progress: float) -> float:
 
 
 class MoCoV3(nn.Module):
-    """MoCo v3 around an :class:`Encoder` (whose ``feature`` should be ``"cls"``).
+    """MoCo v3 around a :class:`TinyViTEncoder` (whose ``feature`` should be ``"cls"``).
 
     ``make_inputs`` draws two augmented views; ``full_loss`` returns the full-width loss and
     the detached targets; ``sub_loss`` trains a narrower width against them (run it inside
     :func:`slimlib.train.slimmable.width` on :attr:`encoder`).
     """
 
-    def __init__(self, encoder: Encoder, config: MoCoConfig) -> None:
+    def __init__(self, encoder: TinyViTEncoder, config: MoCoConfig) -> None:
         super().__init__()
         self.config = config
         self.encoder = encoder

@@ -33,11 +33,11 @@ from timm.layers import Attention, Mlp
 from torch import nn
 
 from slimlib._validation import check_width, slimmed_dim
+from slimlib.constants import PARTS
 from slimlib.slimming import attention_layout
 
 __all__ = ["width", "sandwich_widths", "switchable_blocks", "PARTS"]
 
-PARTS = ("attn", "ffn")
 _STATE = "_slimlib_width"
 
 

@@ -1,0 +1,233 @@
+"""What the chapters run: pretraining the embedded models, sweeps and random-init controls
+for a profile, and which model can be fed which dataset.
+
+These helpers take a :class:`slimlib.profiles.Profile` and call the library
+(:func:`slimlib.sweep`, :mod:`slimlib.controls`, :mod:`slimlib.train.embedded`) with its
+settings; results land under ``results/<profile>/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+from slimlib.book.runner import _patched_env
+
+__all__ = ["embedded_models_of", "pretrain_models", "runs_on", "runs_on_name", "sweep_for",
+           "controls_for"]
+
+
+def _profile_data_root(profile: Any) -> contextlib.AbstractContextManager[None]:
+    """Expose a profile's explicit ``data_root`` as ``$SLIMLIB_DATA`` while a block runs.
+
+    slimlib's own helpers no longer need this (they pass the root as an argument,
+    :func:`_with_data_root`); it is kept for code written against it."""
+    from slimlib.config import DATA_ENV
+
+    root = getattr(profile, "data_root", None)
+    return _patched_env({} if root is None else {DATA_ENV: str(root)})
+
+
+def _with_data_root(profile: Any, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``models.load`` options for ``name`` under ``profile``: an embedded (slimlib-pretrained)
+    model also gets the profile's explicit ``data_root``, so it is pretrained (and its
+    checkpoint looked up) on the data root the chapter's datasets come from."""
+    from slimlib.constants import EMBEDDED_MODEL_NAMES
+
+    root = getattr(profile, "data_root", None)
+    if root is None or name not in EMBEDDED_MODEL_NAMES:
+        return dict(options)
+    return {**options, "data_root": root}
+
+
+def embedded_models_of(profile: Any) -> list[str]:
+    """The embedded (slimlib-pretrained) models a profile's chapters use, in profile order."""
+    from slimlib.train.embedded import EMBEDDED_SPECS
+
+    names = [*profile.models, *profile.cv_models,
+             *(name for pair in profile.slimmable_pairs for name in pair)]
+    return [n for n in dict.fromkeys(names) if n in EMBEDDED_SPECS]
+
+
+def pretrain_models(profile: Any, processes: int = 2):
+    """Pretrain every embedded model ``profile`` needs whose checkpoint is not cached yet,
+    ``processes`` at a time (:func:`slimlib.train.embedded.pretrain_missing`).
+
+    Returns a table with one row per embedded model: its checkpoint, whether it was cached
+    before this call, training steps and the wall time its training took. A profile with
+    ``pretrained=False`` (``smoke``) trains nothing and returns an empty table.
+    """
+    import time
+
+    import pandas as pd
+    import torch
+
+    from slimlib.train import embedded
+
+    names = embedded_models_of(profile) if profile.pretrained else []
+    root = getattr(profile, "data_root", None)
+    cached = {n: embedded.checkpoint_path(n, root=root).exists() for n in names}
+    start = time.perf_counter()
+    paths = embedded.pretrain_missing(names, processes=processes, root=root)
+    wall = time.perf_counter() - start
+    rows = []
+    for name in names:
+        state = torch.load(paths[name], map_location="cpu", weights_only=False)
+        rows.append({"model": name, "cached": cached[name], "steps": state["step"],
+                     "train_s": round(float(state.get("wall_s", state["elapsed_s"])), 1),
+                     "data": state["fingerprint"].split(":")[0]
+                     + (" (synthetic)" if state.get("synthetic") else ""),
+                     "checkpoint": paths[name].name})
+    table = pd.DataFrame(rows, columns=["model", "cached", "steps", "train_s", "data",
+                                        "checkpoint"])
+    table.attrs["wall_s"] = wall
+    return table
+
+
+def _spec_of(model: Any):
+    from slimlib import models as registry
+
+    return registry.spec(model) if isinstance(model, str) else model.spec
+
+
+def runs_on(spec: Any, dataset: Any) -> bool:
+    """Whether a model with ``spec`` can be fed ``dataset`` (an ImageDataset) under slimlib's
+    band rules (:func:`slimlib.data.preprocess.band_plan`: bands by name, no silent fill)."""
+    from slimlib.data.preprocess import band_plan
+
+    try:
+        band_plan(dataset.bands, dataset.units, spec)
+    except ValueError:
+        return False
+    return True
+
+
+def runs_on_name(spec: Any, dataset: str) -> bool:
+    """:func:`runs_on` from a dataset's registry metadata (no images are loaded)."""
+    from slimlib import data
+    from slimlib.data.preprocess import band_plan
+
+    info = data.info(dataset)
+    try:
+        band_plan(info["bands"], info["units"], spec)
+    except ValueError:
+        return False
+    return True
+
+
+def _with_options(profile: Any, model: Any) -> Any:
+    """Resolve one ``sweep_for`` model: a random-init control label
+    (``"<name> [random init <seed>]"``, :func:`slimlib.controls.control_label`) becomes that
+    network; a registry name the profile gives load options (``profile.model_options``)
+    becomes the loaded module; anything else is returned as it is."""
+    if not isinstance(model, str):
+        return model
+    from slimlib import controls
+    from slimlib import models as registry
+
+    base, seed = controls.split_label(model)
+    options = profile.options_for(base)
+    if seed is not None:
+        return controls.random_init_models(base, (seed,), **options)[model]
+    if not options:
+        return model
+    return registry.load(model, pretrained=profile.pretrained,
+                         **_with_data_root(profile, model, options))
+
+
+def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = None,
+              protocols: Any = None, seeds: Any = None, table: str = "sweep.csv",
+              **kwargs: Any):
+    """:func:`slimlib.sweep` with a profile's data subsets, seeds, batch size and device.
+
+    ``models`` are registry names or a dict label -> module (e.g. random-init controls).
+    ``datasets`` are registry names (default: the profile's RS datasets), loaded with the
+    profile's per-class subsets (:func:`slimlib.profiles.load_datasets`). Each model runs on
+    the datasets it can be fed (:func:`runs_on`: a 13-band model skips RGB-only data; an
+    RGB model runs on 13-band data through its B04/B03/B02 rendering); a model that fits
+    none of them raises. Rows land in ``results_path(table, profile)`` so every chapter of one
+    profile shares (and resumes) one table.
+    """
+    import pandas as pd
+
+    from slimlib.profiles import load_datasets, results_path
+    from slimlib.sweeping import sweep
+
+    data = load_datasets(profile, datasets)
+    items = dict(models) if isinstance(models, Mapping) else {m: m for m in models}
+    items = {label: _with_options(profile, m) for label, m in items.items()}
+    groups: dict[tuple[str, ...], dict[str, Any]] = {}
+    for label, model in items.items():
+        spec = _spec_of(model)  # a module's own spec, or the registry's
+        fits = tuple(name for name, (train, _) in data.items() if runs_on(spec, train))
+        if not fits:
+            raise ValueError(f"model {label!r} (bands {list(spec.bands)}) fits none of the "
+                             f"datasets {list(data)}; give datasets it can be fed")
+        groups.setdefault(fits, {})[label] = model
+    path = results_path(table, profile)
+    kwargs.setdefault("train_fraction", getattr(profile, "train_fraction", 1.0))
+    if getattr(profile, "data_root", None) is not None:  # embedded models pretrain on it
+        kwargs.setdefault("data_root", profile.data_root)
+    parts = []
+    for fits, group in groups.items():
+        arg = group if any(not isinstance(m, str) for m in group.values()) \
+            else list(group.values())
+        parts.append(sweep(
+            arg, {name: data[name] for name in fits},
+            widths=list(widths if widths is not None else profile.widths),
+            seeds=list(seeds if seeds is not None else profile.seeds),
+            protocols=tuple(protocols if protocols is not None else profile.protocols),
+            out=path, batch_size=profile.batch_size,
+            device=profile.device, progress=False, pretrained=profile.pretrained, **kwargs,
+        ))
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    timings: dict[str, float] = {}
+    for part in parts:
+        for stage, seconds in part.attrs.get("timings", {}).items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+    out.attrs["timings"] = timings
+    out.attrs["path"] = str(path)
+    return out
+
+
+def controls_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = None,
+                 protocols: Any = None, init_seeds: Any = None, table: str = "sweep.csv"):
+    """Every model of ``models`` with both controls, through the same sweep machinery.
+
+    Runs (or reads back) the pretrained sweep and the random-init controls
+    (:func:`slimlib.controls.random_init_models`, ``profile.init_seeds``) at ``widths``
+    (default ``profile.control_widths``), and the embedding-only floor
+    (:func:`slimlib.controls.floor_scores`) on the same data subsets.
+
+    Returns:
+        ``(rows, floor, comparison)``: the sweep rows of models and controls, the floor
+        scores, and :func:`slimlib.controls.compare` of the two.
+    """
+    import pandas as pd
+
+    from slimlib import controls
+    from slimlib import models as registry
+    from slimlib.profiles import load_datasets
+
+    widths = list(widths if widths is not None else profile.control_widths)
+    protocols = tuple(protocols if protocols is not None else profile.protocols)
+    init_seeds = tuple(init_seeds if init_seeds is not None else profile.init_seeds)
+    data = load_datasets(profile, datasets)
+    rows, floors = [], []
+    for name in models:
+        rows.append(sweep_for(profile, [name], datasets, widths=widths, protocols=protocols,
+                              table=table))
+        options = profile.options_for(name)
+        rows.append(sweep_for(profile, controls.random_init_models(name, init_seeds, **options),
+                              datasets, widths=widths, protocols=protocols, table=table))
+        encoder = registry.load(name, pretrained=profile.pretrained,
+                                **_with_data_root(profile, name, options))
+        fits = {k: v for k, v in data.items() if runs_on(encoder.spec, v[0])}
+        floors.append(controls.floor_scores(
+            encoder, fits, name=name, protocols=protocols, seeds=profile.seeds,
+            batch_size=profile.batch_size, device=profile.device,
+            train_fraction=profile.train_fraction))
+    rows = pd.concat(rows, ignore_index=True)
+    floor = pd.concat(floors, ignore_index=True)
+    return rows, floor, controls.compare(rows, floor)
