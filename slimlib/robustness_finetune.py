@@ -186,11 +186,8 @@ def _write_cached(path: Path, table: pd.DataFrame) -> None:
     arrays.update(labels=table.attrs["labels"],
                   **{f"col|{c}": (table[c].to_numpy() if pd.api.types.is_numeric_dtype(table[c])
                                    else table[c].to_numpy().astype(str)) for c in table.columns})
-    fd, tmp = _io.mkstemp(path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    with open(tmp, "wb") as fh:
+    with _io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
-    os.replace(tmp, path)
 
 
 def _read_cached(path: Path) -> pd.DataFrame:
