@@ -299,21 +299,28 @@ def download_task(name: str, root: str | os.PathLike | None = None) -> Path:
     require_online("huggingface.co", f"GEO-Bench {name!r}",
                    f"Copy classification_v1.0/{name}.zip from {HF_REPO} by other means and unzip "
                    f"it under {base / 'classification_v1.0'}.")
+    return fetch_task(name, base / BENCHMARK_DIRS[0], partition_glob="default_partition.json")
+
+
+def fetch_task(name: str, bench: Path, *, partition_glob: str) -> Path:
+    """Download the ``<bench.name>/<name>*.zip`` files of GEO-Bench from Hugging Face, unpack
+    them in a temporary folder under ``bench`` and move the one task folder (the folder holding
+    the file matching ``partition_glob``) to ``bench/name`` (replacing an older copy).
+    Shared by the classification and the segmentation loaders; returns ``bench/name``."""
     from huggingface_hub import HfApi, hf_hub_download
 
-    prefix = f"{BENCHMARK_DIRS[0]}/{name}"
+    prefix = f"{bench.name}/{name}"
     files = [f for f in HfApi().list_repo_files(HF_REPO, repo_type="dataset")
              if f.startswith(prefix) and f.endswith(".zip")]
     if not files:
         raise FileNotFoundError(f"{HF_REPO} has no {prefix}*.zip")
-    bench = base / BENCHMARK_DIRS[0]
     bench.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=bench) as tmp:
         for f in files:
             local = hf_hub_download(HF_REPO, filename=f, repo_type="dataset", local_dir=tmp)
             with zipfile.ZipFile(local) as zf:
                 zf.extractall(Path(tmp) / "unpacked")
-        found = [p.parent for p in (Path(tmp) / "unpacked").rglob("default_partition.json")]
+        found = sorted({p.parent for p in (Path(tmp) / "unpacked").rglob(partition_glob)})
         if len(found) != 1:
             raise ValueError(f"unexpected layout of {files}: {len(found)} task folders")
         target = bench / name

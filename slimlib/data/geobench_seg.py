@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +36,7 @@ from .geobench import (
     _pickle_attr,
     _stack_bands,
     candidate_bases,
+    fetch_task,
     read_task_specs,
 )
 
@@ -112,28 +110,7 @@ def download_task(name: str, root: str | os.PathLike | None = None) -> Path:
     """
     base = Path(root).expanduser() if root is not None else candidate_bases(None)[0][1]
     require_online("huggingface.co", f"GEO-Bench {name!r}", how_to_get(name))
-    from huggingface_hub import HfApi, hf_hub_download
-
-    prefix = f"{SEG_DIRS[0]}/{name}"
-    files = [f for f in HfApi().list_repo_files(HF_REPO, repo_type="dataset")
-             if f.startswith(prefix) and f.endswith(".zip")]
-    if not files:
-        raise FileNotFoundError(f"{HF_REPO} has no {prefix}*.zip")
-    bench = base / SEG_DIRS[0]
-    bench.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=bench) as tmp:
-        for f in files:
-            local = hf_hub_download(HF_REPO, filename=f, repo_type="dataset", local_dir=tmp)
-            with zipfile.ZipFile(local) as zf:
-                zf.extractall(Path(tmp) / "unpacked")
-        found = {p.parent for p in (Path(tmp) / "unpacked").rglob("*_partition.json")}
-        if len(found) != 1:
-            raise ValueError(f"unexpected layout of {files}: {len(found)} task folders")
-        target = bench / name
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(found.pop(), target)
-    return target
+    return fetch_task(name, base / SEG_DIRS[0], partition_glob="*_partition.json")
 
 
 def read_sample(path: str | os.PathLike
