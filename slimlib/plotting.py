@@ -185,6 +185,16 @@ def paper_overlay(paper: pd.DataFrame, *, x: str = "x", y: str = "retention",
     return ax
 
 
+def _draw_bins(ax: plt.Axes, ours: dict, name: str) -> None:
+    """Our binned curves (``label -> bin, mean, lo, hi``), each a line with its band."""
+    for label, stats in ours.items():
+        _check_columns(stats, ["bin", "mean", "lo", "hi"], name)
+        stats = stats.sort_values("bin")
+        (line,) = ax.plot(stats["bin"], stats["mean"], marker="o", label=f"{label} (this build)")
+        ax.fill_between(stats["bin"], stats["lo"], stats["hi"], color=line.get_color(),
+                        alpha=0.2)
+
+
 def fig1a(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *,
           ax: Axes | None = None) -> Axes:
     """Fig. 1a: retention vs compute in 10 % bins, mean ± 2 SD bands.
@@ -195,12 +205,7 @@ def fig1a(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
             dashed with the paper's own bands.
     """
     ax = _new_ax(ax, (6.5, 4.2))
-    for label, stats in ours.items():
-        _check_columns(stats, ["bin", "mean", "lo", "hi"], "fig1a")
-        stats = stats.sort_values("bin")
-        (line,) = ax.plot(stats["bin"], stats["mean"], marker="o", label=f"{label} (this build)")
-        ax.fill_between(stats["bin"], stats["lo"], stats["hi"], color=line.get_color(),
-                        alpha=0.2)
+    _draw_bins(ax, ours, "fig1a")
     if paper is not None and len(paper):
         mean, bands = paper_fig_parts(paper)
         for name, part in mean.groupby("series", sort=True):
@@ -454,12 +459,7 @@ def fig1b(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
         refs: :func:`slimlib.reference.fig1_reference_lines` (horizontal lines).
     """
     ax = _new_ax(ax, (8.0, 5.0))
-    for label, stats in ours.items():
-        _check_columns(stats, ["bin", "mean", "lo", "hi"], "fig1b")
-        stats = stats.sort_values("bin")
-        (line,) = ax.plot(stats["bin"], stats["mean"], marker="o", label=f"{label} (this build)")
-        ax.fill_between(stats["bin"], stats["lo"], stats["hi"], color=line.get_color(),
-                        alpha=0.2)
+    _draw_bins(ax, ours, "fig1b")
     if paper is not None and len(paper):
         _check_columns(paper, ["series", "bin", "mean"], "fig1b (paper)")
         for name, part in paper.groupby("series", sort=True):
