@@ -17,8 +17,16 @@
 # Post-hoc slimming produces a physically smaller encoder, so the saved FLOPs should show
 # up as wall-clock time. This page measures latency and throughput per width on the machine
 # that built the book, picks the smallest width that keeps a target retention, and exports
-# that slimmed encoder with `torch.save`. The paper publishes no latency numbers, so this
-# page has no paper-vs-ours table.
+# that slimmed encoder to safetensors and ONNX with `slimlib.export`, timing ONNX Runtime
+# beside PyTorch.
+#
+# **What it shows**: latency and throughput per width of the first RS model of this build on
+# this machine, the width a 95 % retention target picks (with and without the random-init
+# control), and that both exports reload to the same features. **What it cannot show**: the
+# paper publishes no latency numbers, so there is no paper-vs-ours table; timings are one
+# machine's (this book's build machine may be shared, so they are noisy), and the paper's
+# ViT-B models are not timed here (`benchmarks/bench_slim.py` times ViT-S/16; see
+# `docs/deploy.md`).
 
 # %% tags=["parameters"]
 # Parameters (papermill / `python -m slimlib run ... -p NAME VALUE`); None = from the profile.
@@ -128,26 +136,39 @@ print(f"chosen width s = {chosen}: retention >= {target:.0%} on every dataset of
 # %% [markdown]
 # ## Exporting and reloading the slimmed encoder
 #
-# `slimlib.slim` returns an ordinary `torch.nn.Module`, so the slimmed encoder is saved and
-# reloaded like any other: the whole module with `torch.save(model)` (reload with
-# `torch.load(path, weights_only=False)` where `slimlib` is importable), or its
-# `state_dict` for a re-slimmed copy of the same architecture.
+# `slimlib.export` writes the slimmed encoder as **safetensors** (the weights plus a JSON
+# config of the kept dims and the options the model was loaded with; `slimlib.load_slimmed`
+# rebuilds it, no pickled classes) and as **ONNX** (a graph with a dynamic batch axis that runs
+# in ONNX Runtime without torch or slimlib). Both are reloaded here and compared with the
+# in-memory model, and ONNX Runtime's latency is timed beside PyTorch's, in alternated rounds
+# on the same batch (`slimlib.compute.time_alternated`).
 
 # %%
+import onnxruntime as ort
+
 small = slimlib.slim(encoder, chosen).eval()
+xc = x.cpu()
 with tempfile.TemporaryDirectory() as tmp:
-    path = Path(tmp) / f"{model_name}-s{chosen}.pt"
-    torch.save(small, path)
-    size_mb = path.stat().st_size / 1e6
-    reloaded = torch.load(path, weights_only=False).eval()
-    state_path = Path(tmp) / "state.pt"
-    torch.save(small.state_dict(), state_path)
-    again = slimlib.slim(registry.load(model_name, pretrained=cfg.pretrained,
-                                       **cfg.options_for(model_name)), chosen).eval()
-    again.load_state_dict(torch.load(state_path))
+    st_path = slimlib.export(small, Path(tmp) / f"{model_name}-s{chosen}.safetensors")
+    onnx_path = slimlib.export(small, Path(tmp) / f"{model_name}-s{chosen}.onnx",
+                               example_input=xc[:1])
+    sizes = {"safetensors": st_path.stat().st_size / 1e6,
+             "onnx": onnx_path.stat().st_size / 1e6}
+    reloaded = slimlib.load_slimmed(st_path)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+small, reloaded = small.cpu(), reloaded.cpu()
 with torch.inference_mode():
-    a, b, c = small(x[:8]), reloaded(x[:8]), again(x[:8])
-print(f"saved {size_mb:.2f} MB; reloaded module identical: {torch.equal(a, b)}; "
-      f"state_dict into a re-slimmed copy identical: {torch.equal(a, c)}")
-assert torch.equal(a, b) and torch.equal(a, c)
-slimlib.describe(reloaded).head()
+    ref = small(xc)
+    diff_st = float((reloaded(xc) - ref).abs().max())
+diff_onnx = float(abs(session.run(None, {"x": xc.numpy()})[0] - ref.numpy()).max())
+print(f"s = {chosen}: safetensors {sizes['safetensors']:.2f} MB, max |diff| after "
+      f"load_slimmed {diff_st:.1e}; ONNX {sizes['onnx']:.2f} MB, max |diff| in ONNX Runtime "
+      f"{diff_onnx:.1e}")
+assert diff_st <= 1e-5 and diff_onnx <= 1e-4, "an exported model does not match"
+speed = slimlib.compute.time_alternated(
+    {"PyTorch (eager)": small,
+     "ONNX Runtime": lambda t: session.run(None, {"x": t.numpy()})},
+    xc, repeats=cfg.latency_repeats)
+print(f"batch {len(xc)}, {torch.get_num_threads()} torch threads, CPU; median of "
+      f"{cfg.latency_repeats} alternated rounds; vs_first > 1: faster than PyTorch")
+speed.round(3)

@@ -29,7 +29,7 @@ from slimlib._validation import check_widths
 from slimlib.constants import WIDTHS
 
 __all__ = ["WIDTHS", "flops", "relative_compute", "params", "compute_table",
-           "compute_table_cached", "time_forward"]
+           "compute_table_cached", "time_forward", "time_alternated"]
 
 
 
@@ -250,3 +250,43 @@ def time_forward(model: Any, x: Any, *, repeats: int = 5, warmup: int = 1) -> di
                 times.append(time.perf_counter() - start)
     med = float(np.median(times))
     return {"ms": 1e3 * med, "min_ms": 1e3 * min(times), "images_per_s": x.shape[0] / med}
+
+
+def time_alternated(runners: Any, x: Any, *, repeats: int = 5, warmup: int = 1) -> Any:
+    """Time several runners of the same input in alternation (one call of each per round, so
+    load drift hits them alike); ``runners``: ``{label: callable(x)}``, e.g. a PyTorch module
+    and an ONNX Runtime session wrapper.
+
+    Returns a DataFrame with one row per runner: ``runner``, ``ms`` (median per call),
+    ``min_ms``, ``max_ms``, ``images_per_s`` (B / median) and ``vs_first`` (median per-round
+    ratio of the first runner's time to this one's: > 1 means faster than the first).
+    """
+    import time
+
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if not runners:
+        raise ValueError("runners is empty: give {label: callable}")
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            for label, run in runners.items():
+                start = time.perf_counter()
+                run(x)
+                if getattr(x, "is_cuda", False):
+                    torch.cuda.synchronize()
+                if i >= warmup:
+                    times[label].append(time.perf_counter() - start)
+    first = np.asarray(next(iter(times.values())))
+    rows = []
+    for label, ts in times.items():
+        arr = np.asarray(ts)
+        med = float(np.median(arr))
+        rows.append({"runner": label, "ms": 1e3 * med, "min_ms": 1e3 * float(arr.min()),
+                     "max_ms": 1e3 * float(arr.max()), "images_per_s": x.shape[0] / med,
+                     "vs_first": float(np.median(first / arr))})
+    return pd.DataFrame(rows)

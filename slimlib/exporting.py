@@ -28,7 +28,7 @@ from torch import nn
 
 from slimlib import _io
 
-__all__ = ["export", "load_slimmed", "FORMATS", "slimmed_config"]
+__all__ = ["export", "load_slimmed", "FORMATS", "SUFFIXES", "slimmed_config"]
 
 FORMATS = ("safetensors", "onnx", "torchscript")
 _CONFIG_KEY = "slimlib_config"
@@ -89,7 +89,10 @@ def _builder(model: nn.Module, builder: str | dict | None) -> dict[str, Any]:
         from slimlib import models as _models
 
         if spec.name in _models.list_models():
-            return {"kind": "registry", "name": spec.name}
+            options = {k: list(v) if isinstance(v, tuple) else v
+                       for k, v in getattr(model, "load_options", {}).items()}
+            return {"kind": "registry", "name": spec.name, "kwargs": options,
+                    "spec": _jsonable(dataclasses.asdict(spec))}
         if isinstance(model, TimmViTEncoder):
             return {**_timm_builder(model.backbone), "wrap": wrap}
     from timm.models.vision_transformer import VisionTransformer
@@ -114,6 +117,11 @@ def slimmed_config(model: nn.Module, builder: str | dict | None = None) -> dict[
     return {"format_version": _VERSION, "builder": _builder(model, builder), "blocks": blocks}
 
 
+def _jsonable(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
 # ============================================================================ rebuild
 
 
@@ -122,7 +130,15 @@ def _build_base(builder: dict[str, Any]) -> nn.Module:
     if kind == "registry":
         from slimlib import models as _models
 
-        return _models.load(builder["name"], pretrained=False)
+        kwargs = {k: (tuple(v) if isinstance(v, list) else v)
+                  for k, v in builder.get("kwargs", {}).items()}
+        base = _models.load(builder["name"], pretrained=False, **kwargs)
+        recorded = builder.get("spec")
+        if recorded is not None and _jsonable(dataclasses.asdict(base.spec)) != recorded:
+            raise ValueError(f"the rebuilt {builder['name']!r} differs from the exported one "
+                             f"(model spec changed; options {kwargs}): re-export it with this "
+                             "slimlib version")
+        return base.eval()
     if kind == "timm":
         import timm
 
@@ -217,7 +233,28 @@ def _example(model: nn.Module, example_input: torch.Tensor | None) -> torch.Tens
     raise ValueError("pass example_input= (a (1, C, H, W) tensor) for this model")
 
 
-def export(model: nn.Module, path: str | os.PathLike, *, format: str = "safetensors",
+#: The file suffix each format is written under (``format=None`` infers it from this).
+SUFFIXES = {".safetensors": "safetensors", ".onnx": "onnx", ".pt": "torchscript",
+            ".ts": "torchscript"}
+
+
+def _format_for(path: Path, format: str | None) -> str:
+    from slimlib._validation import check_choice
+
+    implied = SUFFIXES.get(path.suffix.lower())
+    if format is None:
+        if implied is None:
+            raise ValueError(f"cannot tell the format from {path.name!r}: pass format= "
+                             f"({', '.join(FORMATS)}) or use a suffix in {sorted(SUFFIXES)}")
+        return implied
+    format = check_choice(format, FORMATS, "format")
+    if implied is not None and implied != format:
+        raise ValueError(f"{path.name!r} looks like {implied}, but format={format!r}: use a "
+                         f"matching suffix (a {format} file read as {implied} fails to load)")
+    return format
+
+
+def export(model: nn.Module, path: str | os.PathLike, *, format: str | None = None,
            example_input: torch.Tensor | None = None, builder: str | dict | None = None,
            opset: int = 18) -> Path:
     """Write ``model`` (typically ``slimlib.slim(...)``'s result) to ``path``.
@@ -225,7 +262,9 @@ def export(model: nn.Module, path: str | os.PathLike, *, format: str = "safetens
     Args:
         model: the (slimmed) model, in eval mode for inference.
         path: output file (``.safetensors``, ``.onnx`` or ``.pt``).
-        format: ``"safetensors"``, ``"onnx"`` or ``"torchscript"``.
+        format: ``"safetensors"``, ``"onnx"`` or ``"torchscript"``; ``None`` (default): from
+            the suffix (``.safetensors``, ``.onnx``, ``.pt``/``.ts``). A suffix that names
+            another format is an error.
         example_input: an input ``(1, C, H, W)`` for tracing (default: from ``model.spec`` or
             the patch embedding's image size). The batch axis is dynamic in ONNX.
         builder: for safetensors, how to build the full-width model (a timm name or
@@ -235,10 +274,8 @@ def export(model: nn.Module, path: str | os.PathLike, *, format: str = "safetens
     Returns:
         The written path. Files are written atomically (temporary file, then rename).
     """
-    from slimlib._validation import check_choice
-
-    format = check_choice(format, FORMATS, "format")
     path = Path(path)
+    format = _format_for(path, format)
     model = model.eval()
     with _io.atomic_path(path) as tmp:
         if format == "safetensors":

@@ -86,3 +86,58 @@ def test_torchscript_round_trip(tmp_path):
         loaded = torch.jit.load(str(path))
     with torch.no_grad():
         torch.testing.assert_close(loaded(X), small(X))
+
+
+def test_format_follows_the_suffix_and_a_mismatch_is_an_error(tmp_path):
+    small = slimlib.slim(build(), 0.5)
+    path = slimlib.export(small, tmp_path / "m.safetensors", builder="tests.tiny_models:build")
+    assert slimlib.load_slimmed(path) is not None  # format inferred: safetensors
+    # a safetensors file named .onnx would only fail later, inside onnxruntime
+    with pytest.raises(ValueError, match="looks like onnx"):
+        slimlib.export(small, tmp_path / "m.onnx", format="safetensors")
+    with pytest.raises(ValueError, match="cannot tell the format"):
+        slimlib.export(small, tmp_path / "m.bin")
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.bin").exists()
+
+
+def test_registry_options_survive_the_round_trip(tmp_path):
+    """A registry model loaded with an architecture option (Galileo's patch size 8, default 4)
+    is rebuilt with the same option: the reloaded model gives the same features."""
+    from slimlib import models
+
+    torch.manual_seed(0)
+    enc = models.load("galileo-nano-rgb", pretrained=False, patch_size=8)
+    small = slimlib.slim(enc, 0.25).eval()
+    x = torch.randn(2, 3, enc.spec.input_size, enc.spec.input_size,
+                    generator=torch.Generator().manual_seed(1))
+    path = slimlib.export(small, tmp_path / "g.safetensors")
+    config = json.loads((tmp_path / "g.json").read_text())
+    assert config["builder"]["kwargs"] == {"patch_size": 8}
+    back = slimlib.load_slimmed(path)
+    assert back.patch_size == 8
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), small(x))
+    # a config whose recorded spec no longer matches the rebuilt model is refused
+    config["builder"]["spec"]["patch_size"] = 4
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(str(path)), str(tmp_path / "bad.safetensors"),
+              metadata={"slimlib_config": json.dumps(config)})
+    with pytest.raises(ValueError, match="differs from the exported one"):
+        slimlib.load_slimmed(tmp_path / "bad.safetensors")
+
+
+def test_time_alternated_rows_and_errors():
+    from slimlib.compute import time_alternated
+
+    small = slimlib.slim(build(), 0.25).eval()
+    full = build().eval()
+    table = time_alternated({"full": full, "small": small}, X, repeats=3)
+    assert list(table["runner"]) == ["full", "small"]
+    assert (table["min_ms"] <= table["ms"]).all() and (table["ms"] <= table["max_ms"]).all()
+    assert table.loc[0, "vs_first"] == 1.0
+    np.testing.assert_allclose(table["images_per_s"], len(X) / (table["ms"] / 1e3))
+    with pytest.raises(ValueError, match="repeats"):
+        time_alternated({"full": full}, X, repeats=0)
+    with pytest.raises(ValueError, match="empty"):
+        time_alternated({}, X)

@@ -130,4 +130,7 @@ def load(name: str, *, pretrained: bool = True, checkpoint: str | os.PathLike | 
         else:
             encoder = entry.loader(entry.spec, pretrained=pretrained, checkpoint=checkpoint,
                                    **kwargs)
+    # the registered options shape the model (patch size, bands, ...): slimlib.export records
+    # them so that load_slimmed rebuilds the same architecture
+    encoder.load_options = dict(kwargs) if entry is not None else {}
     return encoder.eval()
