@@ -36,7 +36,6 @@ def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return blocks
 
 
-
 def describe(model: nn.Module) -> pd.DataFrame:
     """One row per transformer block: its name, residual width d, heads, d_k, d_h.
 

@@ -26,7 +26,6 @@ class ClassCoverageWarning(UserWarning):
     """A class has no training or no test samples (the score then ignores or never predicts it)."""
 
 
-
 def as_features(x: Any, name: str) -> torch.Tensor:
     """``x`` as a CPU tensor ``(N, D)`` (float32 unless float64), checked for shape and NaN/Inf."""
     if isinstance(x, torch.Tensor):

@@ -115,6 +115,7 @@ def attention_layout(attn: nn.Module) -> AttentionLayout:
         raise TypeError(f"attention {qualname(attn)}: {layout}")
     return layout
 
+
 def _dropout(source: nn.Module, *names: str) -> nn.Module:
     for name in names:
         drop = getattr(source, name, None)
