@@ -3,6 +3,10 @@
 Every helper draws on a given :class:`matplotlib.axes.Axes` (or makes a figure) and returns
 it, so chapters stay narrative + calls and tests can inspect the artists. Wherever the paper
 publishes the same quantity, its values are drawn with :data:`PAPER_LABEL` in the legend.
+
+The tables they draw (Fig. 1 bins, per-run retention, the published Fig. 1 parts) are
+computed in :mod:`slimlib.plot_tables` and the block schematic is
+:mod:`slimlib.diagrams`; both are re-exported here under their old names.
 """
 
 from __future__ import annotations
@@ -10,11 +14,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch, Rectangle
+
+from slimlib.diagrams import architecture_diagram
+from slimlib.plot_tables import (
+    bin_stats,
+    check_columns,
+    compute_bins,
+    paper_fig_parts,
+    per_run_retention,
+)
 
 __all__ = ["PAPER_LABEL", "compute_bins", "bin_stats", "per_run_retention", "retention_vs_compute",
            "metric_vs_compute", "fig1a", "paper_overlay", "architecture_diagram",
@@ -42,60 +53,6 @@ def _new_ax(ax: Axes | None, size: tuple[float, float] = (6.0, 4.0)) -> Axes:
     return ax
 
 
-def _check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what} needs columns {list(columns)}; missing {missing} "
-                         f"(have {list(frame.columns)})")
-
-
-def compute_bins(rel_compute: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
-    """The paper's Fig. 1 bins: ``floor(10 * rel_compute) / 10`` (so 1.0 is its own bin).
-
-    A tiny tolerance keeps values such as 0.3 (stored as 0.29999...) in their decimal bin.
-    """
-    x = np.asarray(rel_compute, dtype=float)
-    if np.any(~np.isfinite(x)) or np.any(x < 0):
-        raise ValueError("rel_compute must be finite and >= 0")
-    return np.floor(10 * x + 1e-9) / 10
-
-
-def bin_stats(frame: pd.DataFrame, x: str = "rel_compute", y: str = "retention",
-              by: Sequence[str] = ()) -> pd.DataFrame:
-    """Mean, SD (ddof = 1), mean ± 2 SD and count of ``y`` per 10 % compute bin (Fig. 1a).
-
-    Returns columns ``*by, bin, mean, sd, lo, hi, n`` (``sd`` is 0 for a single value).
-    """
-    _check_columns(frame, [x, y, *by], "bin_stats")
-    data = frame[[*by, x, y]].dropna().copy()
-    data["bin"] = compute_bins(data[x])
-    grouped = data.groupby([*by, "bin"])[y]
-    out = grouped.agg(mean="mean", sd="std", n="size").reset_index()
-    out["sd"] = out["sd"].fillna(0.0)
-    out["lo"] = out["mean"] - 2 * out["sd"]
-    out["hi"] = out["mean"] + 2 * out["sd"]
-    return out[[*by, "bin", "mean", "sd", "lo", "hi", "n"]]
-
-
-def per_run_retention(table: pd.DataFrame) -> pd.DataFrame:
-    """Retention of every run row: ``value / value(width 1)`` of the same model, dataset,
-    protocol, metric, seed and slimming settings (how the paper's Fig. 1 pools runs).
-
-    Returns the probe rows of ``table`` with a ``retention`` column.
-    """
-    _check_columns(table, ["model", "dataset", "protocol", "seed", "width", "value"],
-                   "per_run_retention")
-    rows = table[table["protocol"] != "features"].copy()
-    keys = [c for c in ("model", "dataset", "protocol", "metric", "seed", "parts", "order",
-                        "scale", "train_fraction") if c in rows.columns]
-    full = rows[np.isclose(rows["width"].astype(float), 1.0)].groupby(keys)["value"].mean()
-    if full.empty:
-        raise ValueError("no width-1 rows: retention needs metric(1)")
-    rows = rows.join(full.rename("full"), on=keys)
-    rows["retention"] = rows["value"] / rows["full"]
-    return rows.dropna(subset=["retention"])
-
-
 def retention_vs_compute(table: pd.DataFrame, *, hue: str = "model", y: str = "retention",
                          ax: Axes | None = None, logx: bool = True, marker: str = "o",
                          title: str | None = None) -> Axes:
@@ -103,7 +60,7 @@ def retention_vs_compute(table: pd.DataFrame, *, hue: str = "model", y: str = "r
 
     ``table`` is :func:`slimlib.retention` output (``rel_compute``, ``retention`` and ``hue``).
     """
-    _check_columns(table, ["rel_compute", y, hue], "retention_vs_compute")
+    check_columns(table, ["rel_compute", y, hue], "retention_vs_compute")
     ax = _new_ax(ax)
     for name, part in table.groupby(hue, sort=True):
         part = part.sort_values("rel_compute")
@@ -127,7 +84,7 @@ def metric_vs_compute(table: pd.DataFrame, metric: str, *, hue: str = "model",
 
     Values are averaged over seeds per width (features rows usually have one seed).
     """
-    _check_columns(table, ["metric", "value", "rel_compute", hue], "metric_vs_compute")
+    check_columns(table, ["metric", "value", "rel_compute", hue], "metric_vs_compute")
     rows = table[table["metric"] == metric]
     if rows.empty:
         raise ValueError(f"no rows with metric={metric!r}; have {sorted(table['metric'].unique())}")
@@ -148,7 +105,7 @@ def metric_vs_compute(table: pd.DataFrame, metric: str, *, hue: str = "model",
 def band_over_seeds(table: pd.DataFrame, *, hue: str, y: str = "value",
                     ax: Axes | None = None, logx: bool = True) -> Axes:
     """Mean line and min–max band over seeds per width for each ``hue`` value."""
-    _check_columns(table, ["rel_compute", "seed", y, hue], "band_over_seeds")
+    check_columns(table, ["rel_compute", "seed", y, hue], "band_over_seeds")
     stats = (table.groupby([hue, "width"])
              .agg(x=("rel_compute", "mean"), mean=(y, "mean"), lo=(y, "min"), hi=(y, "max"))
              .reset_index().sort_values("x"))
@@ -170,7 +127,7 @@ def paper_overlay(paper: pd.DataFrame, *, x: str = "x", y: str = "retention",
                   ls: str = "--") -> Axes:
     """Draw published curves (e.g. :func:`slimlib.reference.posthoc`) dashed and labelled
     ``"<series> — paper (Hackel et al. 2026)"``."""
-    _check_columns(paper, [x, y, series], "paper_overlay")
+    check_columns(paper, [x, y, series], "paper_overlay")
     ax = _new_ax(ax)
     for name, part in paper.groupby(series, sort=True):
         part = part.sort_values(x)
@@ -188,7 +145,7 @@ def paper_overlay(paper: pd.DataFrame, *, x: str = "x", y: str = "retention",
 def _draw_bins(ax: plt.Axes, ours: dict, name: str) -> None:
     """Our binned curves (``label -> bin, mean, lo, hi``), each a line with its band."""
     for label, stats in ours.items():
-        _check_columns(stats, ["bin", "mean", "lo", "hi"], name)
+        check_columns(stats, ["bin", "mean", "lo", "hi"], name)
         stats = stats.sort_values("bin")
         (line,) = ax.plot(stats["bin"], stats["mean"], marker="o", label=f"{label} (this build)")
         ax.fill_between(stats["bin"], stats["lo"], stats["hi"], color=line.get_color(),
@@ -224,35 +181,11 @@ def fig1a(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
     return ax
 
 
-def paper_fig_parts(paper: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """Split published fig1 rows (``reference.load()`` rows of one fig1 section) into the bin
-    means (``series, x, y``) and ``series -> (x, lo, hi)`` bands."""
-    if "stat" not in paper.columns:  # raw CSV rows: read the stat from ``extra``
-        from slimlib.reference import _parse_extra
-
-        _check_columns(paper, ["series", "x", "y", "extra"], "paper_fig_parts")
-        paper = paper.assign(stat=paper["extra"].map(lambda e: _parse_extra(e).get("stat")))
-    _check_columns(paper, ["series", "x", "y", "stat"], "paper_fig_parts")
-    rows = paper[paper["x"].notna()].copy()
-    rows["x"] = rows["x"].astype(float)
-    rows["y"] = rows["y"].astype(float)
-    rows["series"] = rows["series"].str.replace(r" band$", "", regex=True)
-    mean = rows[rows["stat"] == "bin_mean"]
-    bands: dict[str, pd.DataFrame] = {}
-    for name, part in rows[rows["stat"].isin(["bin_mean_minus_2sd", "bin_mean_plus_2sd"])
-                           ].groupby("series"):
-        lo = part[part["stat"] == "bin_mean_minus_2sd"].groupby("x")["y"].mean()
-        hi = part[part["stat"] == "bin_mean_plus_2sd"].groupby("x")["y"].mean()
-        both = pd.concat([lo.rename("lo"), hi.rename("hi")], axis=1).dropna().reset_index()
-        bands[str(name)] = both
-    return mean, bands
-
-
 def compute_curves(tables: Mapping[str, pd.DataFrame], *, ax: Axes | None = None) -> Axes:
     """Relative compute vs width factor, one line per label (e.g. attn only / FFN only / both)."""
     ax = _new_ax(ax)
     for label, table in tables.items():
-        _check_columns(table, ["width", "rel_compute"], "compute_curves")
+        check_columns(table, ["width", "rel_compute"], "compute_curves")
         t = table.sort_values("width")
         ax.plot(t["width"], t["rel_compute"], marker="o", ms=3, label=label)
     ax.set_xscale("log")
@@ -262,57 +195,6 @@ def compute_curves(tables: Mapping[str, pd.DataFrame], *, ax: Axes | None = None
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return ax
-
-
-def architecture_diagram(width: float = 0.25, *, d: int = 384, heads: int = 6, d_k: int = 64,
-                         d_h: int = 1536) -> Figure:
-    """Fig. 2-style schematic of post-hoc slimming of one ViT block, drawn with patches.
-
-    Left: every attention head keeps the first ``max(1, floor(s * d_k))`` Q/K/V dims (kept
-    dims filled, dropped dims hatched); right: the FFN keeps the first ``max(1, floor(s *
-    d_h))`` hidden units. The residual stream (width ``d``) is never slimmed.
-    """
-    if not 0 < width <= 1:
-        raise ValueError(f"width must be in (0, 1], got {width}")
-    kk = max(1, int(np.floor(width * d_k)))
-    kh = max(1, int(np.floor(width * d_h)))
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    ax.set_xlim(0, 10)
-    ax.set_ylim(0, 4)
-    ax.axis("off")
-    kept, dropped = "#3b7dd8", "#d9d9d9"
-    # residual stream
-    ax.add_patch(Rectangle((0.2, 0.3), 0.35, 3.4, color="#555555", label=f"residual d = {d}"))
-    ax.text(0.37, 3.85, f"d={d}", ha="center", fontsize=8)
-    # attention heads: Q, K, V columns per head
-    x0, head_w = 1.0, 4.0 / heads
-    for h in range(heads):
-        for j, name in enumerate("QKV"):
-            left = x0 + h * head_w + j * head_w / 3.3
-            full_h = 2.6
-            keep_h = full_h * kk / d_k
-            ax.add_patch(Rectangle((left, 0.6), head_w / 3.8, full_h, facecolor=dropped,
-                                   edgecolor="0.5", hatch="///", lw=0.5))
-            ax.add_patch(Rectangle((left, 0.6 + full_h - keep_h), head_w / 3.8, keep_h,
-                                   facecolor=kept, edgecolor="none"))
-            if h == 0:
-                ax.text(left + head_w / 7.6, 0.35, name, ha="center", fontsize=7)
-    ax.text(x0 + 2.0, 3.45, f"attention: {heads} heads, d_k {d_k} → {kk}", ha="center",
-            fontsize=9)
-    # FFN hidden units
-    fx = 5.8
-    ax.add_patch(Rectangle((fx, 0.6), 3.6, 2.6, facecolor=dropped, edgecolor="0.5",
-                           hatch="///", lw=0.5))
-    ax.add_patch(Rectangle((fx, 0.6), 3.6 * kh / d_h, 2.6, facecolor=kept, edgecolor="none"))
-    ax.text(fx + 1.8, 3.45, f"FFN: d_h {d_h} → {kh}", ha="center", fontsize=9)
-    for xa, xb in ((0.55, x0 - 0.05), (x0 + 4.05, fx - 0.05)):
-        ax.add_patch(FancyArrowPatch((xa, 1.9), (xb, 1.9), arrowstyle="->", mutation_scale=12))
-    ax.add_patch(Rectangle((0, 0), 0, 0, facecolor=kept, label="kept (first dims)"))
-    ax.add_patch(Rectangle((0, 0), 0, 0, facecolor=dropped, hatch="///", label="dropped"))
-    ax.legend(loc="lower right", fontsize=7, ncol=3, frameon=False, bbox_to_anchor=(1.0, -0.08))
-    ax.set_title(f"post-hoc slimming at s = {width}: softmax scale 1/√{kk}, residual width kept",
-                 fontsize=10)
-    return fig
 
 
 def with_controls(cmp: pd.DataFrame, *, title: str | None = None,
@@ -328,7 +210,7 @@ def with_controls(cmp: pd.DataFrame, *, title: str | None = None,
     Args:
         cmp: :func:`slimlib.controls.compare` rows of ONE model, dataset and protocol.
     """
-    _check_columns(cmp, ["rel_compute", "value", "se", "random_mean", "random_min",
+    check_columns(cmp, ["rel_compute", "value", "se", "random_mean", "random_min",
                          "random_max", "retention", "random_retention", "full"], "with_controls")
     groups = cmp.groupby(["model", "dataset", "protocol"]).ngroups
     if groups != 1:
@@ -393,8 +275,8 @@ def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_comp
     from slimlib.comparison import standard_error
 
     paper_y = paper_y or y
-    _check_columns(ours, [hue, x, y], "ours_vs_paper (ours)")
-    _check_columns(paper, [paper_hue, paper_x, paper_y], "ours_vs_paper (paper)")
+    check_columns(ours, [hue, x, y], "ours_vs_paper (ours)")
+    check_columns(paper, [paper_hue, paper_x, paper_y], "ours_vs_paper (paper)")
     ax = _new_ax(ax)
     se, _ = standard_error(ours)
     data = ours.assign(_se=se.fillna(0.0).to_numpy())
@@ -427,7 +309,7 @@ def difference_plot(diff: pd.DataFrame, *, on: str = "width", hue: str | None = 
                     title: str | None = None) -> Axes:
     """Draw :func:`slimlib.comparison.paper_difference` output: ``ours − paper`` per point
     with its interval (where our side has one) and the zero line."""
-    _check_columns(diff, [on, "difference", "diff_lo", "diff_hi"], "difference_plot")
+    check_columns(diff, [on, "difference", "diff_lo", "diff_hi"], "difference_plot")
     ax = _new_ax(ax)
     groups = diff.groupby(hue, sort=True) if hue else [("ours − paper", diff)]
     for name, part in groups:
@@ -461,7 +343,7 @@ def fig1b(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
     ax = _new_ax(ax, (8.0, 5.0))
     _draw_bins(ax, ours, "fig1b")
     if paper is not None and len(paper):
-        _check_columns(paper, ["series", "bin", "mean"], "fig1b (paper)")
+        check_columns(paper, ["series", "bin", "mean"], "fig1b (paper)")
         for name, part in paper.groupby("series", sort=True):
             part = part.sort_values("bin")
             ax.plot(part["bin"], part["mean"], ls="--", marker="s", ms=3,

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, balanced_accuracy_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from slimlib import probes
+from slimlib import knn_probe, probes
 from slimlib.probes import (
     METRIC_NAMES,
     ClassCoverageWarning,
@@ -143,7 +143,7 @@ def test_knn_chunking_invariant(monkeypatch: pytest.MonkeyPatch) -> None:
     train_x, test_x = rng.normal(size=(100, 6)), rng.normal(size=(37, 6))
     train_y = rng.integers(0, 3, 100)
     full = knn_predict(train_x, train_y, test_x)
-    monkeypatch.setattr(probes, "_CHUNK_ELEMENTS", 350)  # 3 test rows per chunk
+    monkeypatch.setattr(knn_probe, "_CHUNK_ELEMENTS", 350)  # 3 test rows per chunk
     np.testing.assert_array_equal(knn_predict(train_x, train_y, test_x), full)
 
 

@@ -14,7 +14,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "slimlib"
 #: A module longer than this is doing more than one job (#11).
-MAX_LINES = 600
+MAX_LINES = 450
+#: Modules still over MAX_LINES, allowed until they are split (#11). Both belong to the
+#: settings-as-arguments work (#11 item 1), which is editing them now; remove an entry when its
+#: module is split. Each entry must still exist and still be too long (a stale entry fails).
+LONG_MODULES_PENDING = {"slimlib/features.py", "slimlib/data/geobench.py"}
 #: The package's own PEP 562 hook: ``slimlib.<name>`` is imported on first attribute access,
 #: so ``import slimlib`` stays free of torch. It is the one dynamic import of slimlib code.
 DYNAMIC_IMPORT_ALLOWED = {"slimlib/__init__.py"}
@@ -152,12 +156,15 @@ def test_no_string_import_of_slimlib_code():
     assert string_imports(ROOT, PACKAGE, DYNAMIC_IMPORT_ALLOWED) == []
 
 
-#: Modules still over the limit, each with the issue item that splits it (empty when done).
-LONG_PENDING: set[str] = set()
-
-
 def test_no_slimlib_module_over_the_line_limit():
-    assert set(long_modules(ROOT, PACKAGE)) == LONG_PENDING
+    assert set(long_modules(ROOT, PACKAGE)) - LONG_MODULES_PENDING == set()
+
+
+def test_the_long_module_allowlist_is_not_stale():
+    for rel in sorted(LONG_MODULES_PENDING):
+        assert (ROOT / rel).is_file(), f"{rel} is gone: remove it from LONG_MODULES_PENDING"
+    assert set(long_modules(ROOT, PACKAGE)) >= LONG_MODULES_PENDING, (
+        "a module in LONG_MODULES_PENDING is now within MAX_LINES: remove it from the list")
 
 
 def test_the_guards_see_slimlib():
@@ -209,9 +216,9 @@ def test_string_import_guard_fails_on_a_toy_hidden_import(tmp_path):
 
 
 def test_length_guard_fails_on_a_toy_long_module(tmp_path):
-    root = _toy(tmp_path, {"__init__.py": "", "long.py": "x = 1\n" * 601,
-                           "short.py": "x = 1\n" * 600})
-    assert long_modules(root, "toy") == {"toy/long.py": 601}
+    root = _toy(tmp_path, {"__init__.py": "", "long.py": "x = 1\n" * (MAX_LINES + 1),
+                           "short.py": "x = 1\n" * MAX_LINES})
+    assert long_modules(root, "toy") == {"toy/long.py": MAX_LINES + 1}
 
 
 @pytest.mark.parametrize("name", ["slimlib.models.embedded", "slimlib.models.registry"])

@@ -11,12 +11,16 @@
 * a loss table ``<out>/loss.csv`` (one row per logged step) and an encoder-only
   ``<out>/encoder.pt`` at the end;
 * a tqdm progress bar.
+
+The loop itself lives here (with its schedule: :func:`build_method`, :func:`total_steps`,
+:func:`lr_at`, :func:`frozen_heads`); its batch sources and data checks are
+:mod:`slimlib.train.sources`, its files in ``out_dir`` :mod:`slimlib.train.checkpoints`
+(both re-exported here under their old names).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import time
@@ -29,133 +33,44 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from slimlib import _io
 from slimlib.train.augment import Augment
+from slimlib.train.checkpoints import (
+    CHECKPOINT,
+    ENCODER,
+    LOSSES,
+    SNAPSHOTS,
+    check_snapshot_steps,
+    comparable,
+    existing_snapshots,
+    load_encoder,
+    remove_stale_temporaries,
+    save_atomic,
+    write_csv_atomic,
+)
 from slimlib.train.configs import PretrainConfig, load_config
 from slimlib.train.encoder import Encoder, build_vit
 from slimlib.train.mae import MAE
 from slimlib.train.moco import MoCoV3
 from slimlib.train.slimmable import sandwich_widths, width
+from slimlib.train.sources import (
+    LoaderSource,
+    TensorSource,
+    channel_stats,
+    data_fingerprint,
+    images_of,
+    in_chans_of,
+    mix_seed,
+)
 
 __all__ = [
     "pretrain", "PretrainResult", "build_method", "load_encoder", "save_atomic",
     "data_fingerprint", "total_steps", "lr_at", "frozen_heads", "resolve_device",
+    # also re-exported: the out_dir file names
+    "CHECKPOINT", "ENCODER", "LOSSES", "SNAPSHOTS",
 ]
-
-CHECKPOINT = "last.pt"
-ENCODER = "encoder.pt"
-LOSSES = "loss.csv"
-#: Folder of ``out_dir`` that holds the encoder snapshots (``pretrain(snapshot_steps=...)``).
-SNAPSHOTS = "snapshots"
-#: Config fields that may change between a run and its resumption.
-_RESUMABLE_CHANGES = ("device", "num_workers", "checkpoint_every", "log_every", "num_threads")
-
-
-# ---------------------------------------------------------------------------- data sources
-class _TensorSource:
-    """Batches from an in-memory ``(N, C, H, W)`` tensor, one permutation per epoch."""
-
-    def __init__(self, images: torch.Tensor, batch_size: int, seed: int) -> None:
-        self.images = images
-        self.n = int(images.shape[0])
-        self.batch_size = min(batch_size, self.n)
-        self.seed = seed
-        self.steps_per_epoch = max(1, self.n // self.batch_size)
-
-    def indices(self, step: int) -> torch.Tensor:
-        epoch, pos = divmod(step, self.steps_per_epoch)
-        perm = torch.randperm(self.n,
-                              generator=torch.Generator().manual_seed(_mix(self.seed, -1 - epoch)))
-        return perm[pos * self.batch_size:(pos + 1) * self.batch_size]
-
-    def batches(self, start: int) -> Iterator[torch.Tensor]:
-        step = start
-        while True:
-            yield self.images[self.indices(step)]
-            step += 1
-
-
-class _LoaderSource(_TensorSource):
-    """Batches from a map-style ``Dataset`` through a ``DataLoader`` (workers decode)."""
-
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int, num_workers: int) -> None:
-        self.dataset = dataset
-        self.n = len(dataset)  # type: ignore[arg-type]
-        self.batch_size = min(batch_size, self.n)
-        self.seed = seed
-        self.num_workers = num_workers
-        self.steps_per_epoch = max(1, self.n // self.batch_size)
-
-    def batches(self, start: int) -> Iterator[torch.Tensor]:
-        step = start
-        while True:
-            epoch, pos = divmod(step, self.steps_per_epoch)
-            order = [self.indices(epoch * self.steps_per_epoch + p)
-                     for p in range(pos, self.steps_per_epoch)]
-            loader = DataLoader(self.dataset, batch_sampler=[o.tolist() for o in order],
-                                num_workers=self.num_workers, collate_fn=_collate_images,
-                                pin_memory=torch.cuda.is_available(),
-                                persistent_workers=False)
-            for batch in loader:
-                yield batch
-                step += 1
-
-
-def _collate_images(items: list[Any]) -> torch.Tensor:
-    images = [item[0] if isinstance(item, tuple | list) else item for item in items]
-    return torch.stack([torch.as_tensor(im, dtype=torch.float32) for im in images])
-
-
-def _images_of(data: Any) -> torch.Tensor | None:
-    if isinstance(data, torch.Tensor):
-        return data
-    images = getattr(data, "images", None)
-    return images if isinstance(images, torch.Tensor) else None
-
-
-def data_fingerprint(data: Any) -> str:
-    """16 hex digits of :func:`slimlib.features.data_fingerprint` (the one algorithm) of the
-    training data: an ImageDataset, an image tensor or a folder dataset (``.samples``)."""
-    from slimlib.features import data_fingerprint as fingerprint
-    from slimlib.specs import ImageDataset
-
-    images = _images_of(data)
-    if images is None and not (getattr(data, "samples", None) or getattr(data, "paths", None)):
-        raise ValueError("cannot fingerprint this dataset: give an ImageDataset, a tensor or "
-                         "a dataset with .samples/.paths")
-    return fingerprint(data if isinstance(data, ImageDataset) or images is None else images,
-                       digits=16)
-
-
-def _channel_stats(data: Any, source: _TensorSource) -> tuple[list[float], list[float]]:
-    images = _images_of(data)
-    if images is None:  # sample up to 512 items of a dataset
-        idx = torch.linspace(0, source.n - 1, min(512, source.n)).long().tolist()
-        images = _collate_images([data[i] for i in idx])
-    elif images.shape[0] > 4096:
-        images = images[torch.linspace(0, images.shape[0] - 1, 4096).long()]
-    x = images.double().transpose(0, 1).reshape(images.shape[1], -1)
-    std = x.std(dim=1).clamp_min(1e-6)
-    return x.mean(dim=1).tolist(), std.tolist()
-
-
-def _in_chans(data: Any) -> int:
-    images = _images_of(data)
-    if images is not None:
-        return int(images.shape[1])
-    first = data[0]
-    first = first[0] if isinstance(first, tuple | list) else first
-    return int(torch.as_tensor(first).shape[0])
-
-
-# ---------------------------------------------------------------------------- pieces
-def _mix(seed: int, step: int) -> int:
-    """A 63-bit seed for (run seed, step) pairs."""
-    digest = hashlib.blake2b(f"{seed}:{step}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 def build_method(config: PretrainConfig, in_chans: int) -> MoCoV3 | MAE:
@@ -218,12 +133,6 @@ def frozen_heads(method: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def save_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``."""
-    with _io.atomic_path(path, fsync=False) as tmp:
-        torch.save(obj, tmp)
-
-
 def resolve_device(name: str) -> torch.device:
     """The training device of ``config.device``: ``"auto"`` is CUDA when available, else CPU.
 
@@ -239,24 +148,6 @@ def resolve_device(name: str) -> torch.device:
                          "set device: auto (CUDA when present, else CPU) or device: cpu, e.g. "
                          "--set device=auto")
     return device
-
-
-def _remove_stale_temporaries(out: Path) -> list[Path]:
-    """Delete the ``.<file>.*.tmp`` files a killed run left in ``out`` (``save_atomic`` and
-    the loss table write through them); returns what was removed. One run owns ``out``."""
-    removed = []
-    if out.is_dir():
-        for name in (CHECKPOINT, ENCODER, LOSSES):
-            for tmp in out.glob(f".{name}.*.tmp"):
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-                    removed.append(tmp)
-    return removed
-
-
-def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    with _io.atomic_path(path, fsync=False) as tmp:
-        frame.to_csv(tmp, index=False)
 
 
 @contextlib.contextmanager
@@ -275,10 +166,6 @@ def _run_settings(config: PretrainConfig) -> Iterator[None]:
         torch.use_deterministic_algorithms(det, warn_only=warn)
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-
-
-def _comparable(config_dict: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config_dict.items() if k not in _RESUMABLE_CHANGES}
 
 
 # ---------------------------------------------------------------------------- public API
@@ -344,25 +231,25 @@ def pretrain(
         ValueError: a checkpoint from a different config or dataset, or unusable data.
     """
     config = load_config(config)
-    snap_steps = _check_snapshot_steps(snapshot_steps, out_dir)
-    images = _images_of(data)
+    snap_steps = check_snapshot_steps(snapshot_steps, out_dir)
+    images = images_of(data)
     if images is not None:
         if images.ndim != 4 or not images.is_floating_point():
             raise ValueError(f"images must be a float tensor (N, C, H, W); got "
                              f"{images.dtype} {tuple(images.shape)}")
-        source: _TensorSource = _TensorSource(images, config.optim.batch_size, config.seed)
+        source: TensorSource = TensorSource(images, config.optim.batch_size, config.seed)
     elif isinstance(data, Dataset):
-        source = _LoaderSource(data, config.optim.batch_size, config.seed, config.num_workers)
+        source = LoaderSource(data, config.optim.batch_size, config.seed, config.num_workers)
     else:
         raise ValueError(f"data must be an ImageDataset, an image tensor or a torch Dataset; "
                          f"got {type(data).__name__}")
-    in_chans = _in_chans(data)
+    in_chans = in_chans_of(data)
     if config.model.in_chans is not None and config.model.in_chans != in_chans:
         raise ValueError(f"config.model.in_chans={config.model.in_chans} but the data has "
                          f"{in_chans} channels")
     changes: dict[str, Any] = {"model.in_chans": in_chans}
     if config.mean is None:
-        mean, std = _channel_stats(data, source)
+        mean, std = channel_stats(data, source)
         changes.update(mean=mean, std=std)
     elif len(config.mean) != in_chans:
         raise ValueError(f"config.mean has {len(config.mean)} values but the data has "
@@ -372,7 +259,7 @@ def pretrain(
     out = Path(out_dir) if out_dir is not None else None
     device = resolve_device(config.device)
     if out is not None:
-        _remove_stale_temporaries(out)
+        remove_stale_temporaries(out)
 
     with _run_settings(config):
         method = build_method(config, in_chans).to(device)
@@ -384,7 +271,7 @@ def pretrain(
         step, log, elapsed = 0, [], 0.0
         if out is not None and resume and (out / CHECKPOINT).exists():
             state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
-            if _comparable(state["config"]) != _comparable(config.to_dict()):
+            if comparable(state["config"]) != comparable(config.to_dict()):
                 raise ValueError(f"{out / CHECKPOINT} was written by a different config; use "
                                  "another out_dir or resume=False")
             if state["fingerprint"] != fingerprint:
@@ -408,7 +295,7 @@ def pretrain(
                          "fingerprint": fingerprint, "method": method.state_dict(),
                          "optimizer": optimizer.state_dict(), "log": log,
                          "elapsed_s": elapsed}, out / CHECKPOINT)
-            _write_csv_atomic(pd.DataFrame(log), out / LOSSES)
+            write_csv_atomic(pd.DataFrame(log), out / LOSSES)
 
         def snapshot() -> None:
             if step in snap_steps and out is not None:
@@ -427,7 +314,7 @@ def pretrain(
         try:
             while step < stop:
                 start = time.perf_counter()
-                seed = _mix(config.seed, step)
+                seed = mix_seed(config.seed, step)
                 cpu_gen = torch.Generator().manual_seed(seed)
                 dev_gen = (cpu_gen if device.type == "cpu"
                            else torch.Generator(device).manual_seed(seed))
@@ -485,43 +372,4 @@ def pretrain(
     method.eval()
     return PretrainResult(encoder=encoder, method=method, config=config, step=step, total=total,
                           losses=losses, elapsed_s=elapsed, fingerprint=fingerprint, out_dir=out,
-                          snapshots=_existing_snapshots(out, snap_steps))
-
-
-def _check_snapshot_steps(steps: Any, out_dir: Any) -> frozenset[int]:
-    """``snapshot_steps`` as a set of ints >= 0 (``None``: none)."""
-    if steps is None:
-        return frozenset()
-    if isinstance(steps, int | str) or not hasattr(steps, "__iter__"):
-        raise ValueError(f"snapshot_steps must be a list of step numbers; got {steps!r}")
-    out = set()
-    for s in steps:
-        if isinstance(s, bool) or not isinstance(s, int | np.integer) or int(s) < 0:
-            raise ValueError(f"snapshot_steps must hold ints >= 0; got {s!r}")
-        out.add(int(s))
-    if out and out_dir is None:
-        raise ValueError("snapshot_steps needs out_dir (snapshots are written to "
-                         "out_dir/snapshots/)")
-    return frozenset(out)
-
-
-def _existing_snapshots(out: Path | None, steps: frozenset[int]) -> dict[int, Path]:
-    """The requested snapshots on disk (also those an earlier session of the run wrote)."""
-    if out is None:
-        return {}
-    found = {s: out / SNAPSHOTS / f"encoder-step{s:06d}.pt" for s in sorted(steps)}
-    return {s: p for s, p in found.items() if p.is_file()}
-
-
-def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Encoder:
-    """Rebuild an :class:`Encoder` from ``encoder.pt`` (or ``last.pt``) written by :func:`pretrain`."""
-    state = torch.load(path, map_location=map_location, weights_only=False)
-    config = PretrainConfig.from_dict(state["config"])
-    encoder = Encoder(build_vit(config.model, int(config.model.in_chans)), feature=config.feature)
-    if "state_dict" in state:
-        encoder.load_state_dict(state["state_dict"])
-    else:
-        prefix = "encoder."
-        encoder.load_state_dict({k[len(prefix):]: v for k, v in state["method"].items()
-                                 if k.startswith(prefix)})
-    return encoder.eval()
+                          snapshots=existing_snapshots(out, snap_steps))
