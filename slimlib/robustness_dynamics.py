@@ -136,7 +136,7 @@ def spread_change(spread: pd.DataFrame, name: str) -> tuple[float, float]:
 
 def gap_change_bootstrap(name: str, first: Any, last: Any, steps: tuple[int, int],
                          train: Any, test: Any, *, smallest: float, n_boot: int = 200,
-                         batch_size: int = 256, device: Any = None
+                         batch_size: int = 256, device: Any = None, settings: Any = None
                          ) -> tuple[float, float, float]:
     """Change of the gap acc(1) − acc(``smallest``) from snapshot ``first`` to ``last``
     (encoders after ``steps`` = (first step, last step)), k-NN on the full training bank, with
@@ -152,7 +152,7 @@ def gap_change_bootstrap(name: str, first: Any, last: Any, steps: tuple[int, int
     for step, encoder in zip(steps, (first, last), strict=True):
         feats = rb.width_features(encoder, {"train": train, "test": test}, (smallest, 1.0),
                                   name=snapshot_label(name, step), batch_size=batch_size,
-                                  device=device)
+                                  device=device, settings=settings)
         preds.append({w: knn_predict(f["train"], y_tr, f["test"]) for w, f in feats.items()})
 
     def stat(idx: np.ndarray) -> float:
