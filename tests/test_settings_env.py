@@ -49,9 +49,7 @@ def env_uses(source: str) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv",
                                                              "unsetenv") \
-                and isinstance(node.value, ast.Name) and node.value.id == "os":
-            hits.append(node)
-        elif isinstance(node, ast.Name) and node.id in from_os:
+                and isinstance(node.value, ast.Name) and node.value.id == "os" or isinstance(node, ast.Name) and node.id in from_os:
             hits.append(node)
     return [f"{n.lineno}: {ast.get_source_segment(source, n)}" for n in hits]
 
@@ -183,8 +181,8 @@ def test_public_functions_take_settings_instead_of_the_environment(tmp_path, mon
     cfg = profiles.resolve("smoke", settings=mine, datasets=["synthetic-rgb"])
     assert cfg.settings == mine and profiles.settings_of(cfg) == mine
     assert profiles.results_path("t.csv", cfg) == tmp_path / "results" / "smoke" / "t.csv"
-    enc = torch.nn.Linear(4, 3)
-    x, y = torch.randn(5, 4), torch.arange(5)
+    enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3))
+    x, y = torch.randn(5, 3, 4, 4), torch.arange(5)
     feats, _ = features.extract(enc, (x, y), cache_key="k", progress=False, settings=mine)
     assert (tmp_path / "cache" / "features" / "k.npz").is_file()
     np.testing.assert_array_equal(features.load_cached("k", cache_root=mine.cache)[0], feats)
