@@ -69,6 +69,7 @@ def _diagnose_parser(sub) -> None:
 
 def _diagnose(args) -> int:
     from slimlib.diagnosis import diagnose
+    from slimlib.settings import Settings
 
     try:
         result = diagnose(
@@ -78,7 +79,7 @@ def _diagnose(args) -> int:
             control=not args.no_control, latency=not args.no_latency,
             latency_batch=args.latency_batch, latency_repeats=args.latency_repeats,
             batch_size=args.batch_size, device=args.device, seed=args.seed,
-            progress=not args.no_progress)
+            progress=not args.no_progress, settings=Settings.from_env())  # the entry point
     except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
         print(f"slimlib diagnose: error: {err}", file=sys.stderr)
         return 2

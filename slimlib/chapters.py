@@ -12,7 +12,6 @@ from slimlib.book.runner import (
     KERNEL,
     _finish,
     _hash,
-    _patched_env,
     _read,
     _reserve,
     chapter_parameters,
@@ -21,7 +20,6 @@ from slimlib.book.runner import (
     run_chapter,
 )
 from slimlib.book.runs import (
-    _profile_data_root,
     _spec_of,
     _with_options,
     controls_for,
@@ -38,5 +36,5 @@ __all__ = ["run_chapter", "list_chapters", "parse_value", "chapter_parameters", 
            "time_forward"]
 
 # importable from here for code written against the single module
-_REEXPORTED = (KERNEL, _finish, _hash, _patched_env, _read, _reserve, _profile_data_root,
+_REEXPORTED = (KERNEL, _finish, _hash, _read, _reserve,
                _spec_of, _with_options, embedded_models_of, runs_on_name, _random_init)

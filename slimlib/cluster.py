@@ -4,8 +4,10 @@
 array task per shard; ``"local"``: worker processes on this machine) and records the
 submission in ``results/<profile>/shards/manifest.json``; :func:`status`, :func:`wait` and
 :func:`merge_results` finish the job later, from that manifest. Every path a job uses is a
-field of :class:`JobSettings`, pickled into the submitted callable and applied inside the job,
-so nothing depends on the environment of the shell that submitted it. A job that hits its
+field of :class:`JobSettings` (resolved once, at the submitting entry point), pickled into the
+submitted callable and passed inside the job to the shards as an explicit
+:class:`slimlib.settings.Settings` (``profile.settings``), so nothing depends on the
+environment of the shell that submitted it or of the node that runs it. A job that hits its
 time limit or is preempted checkpoints through submitit's requeue mechanism
 (:class:`ShardJob` is a ``submitit.helpers.Checkpointable``) and resumes from its finished rows.
 See ``docs/cluster.md``.
@@ -36,11 +38,13 @@ __all__ = ["JobSettings", "ShardJob", "JobRecord", "submit", "status", "wait", "
            "merge_results", "load_manifest", "latest_jobs", "manifest_path", "EXECUTORS"]
 
 EXECUTORS = ("slurm", "local")
-#: Environment variables a job sets from its :class:`JobSettings` (or removes when unset).
-_PATH_ENVS = {"data_root": "SLIMLIB_DATA", "cache_dir": "SLIMLIB_CACHE",
-              "results_dir": "SLIMLIB_RESULTS"}
-#: Further variables copied from the submitting side's settings when set there.
-_EXTRA_ENVS = ("GEO_BENCH_DIR", "IMAGENET_DIR", "HF_HOME", "SLIMLIB_OFFLINE", "HF_HUB_OFFLINE")
+#: Further settings copied from the submitting side's environment when set there: the first
+#: three become fields of the job's :class:`slimlib.settings.Settings`; the others are read
+#: by third-party hubs (and :func:`slimlib.settings.env_flag`) from the job's environment,
+#: which :meth:`JobSettings.applied` sets (or clears) inside the job.
+_SETTINGS_ENVS = ("GEO_BENCH_DIR", "IMAGENET_DIR", "SLIMLIB_WEIGHTS")
+_PROCESS_ENVS = ("HF_HOME", "SLIMLIB_OFFLINE", "HF_HUB_OFFLINE")
+_EXTRA_ENVS = _SETTINGS_ENVS + _PROCESS_ENVS
 
 
 # ============================================================================ settings
@@ -56,7 +60,8 @@ class JobSettings:
         results_dir: result tables; shard tables land in ``<results_dir>/<profile>/shards/``.
         hub_dir: torch hub folder (pretrained weights under ``<hub_dir>/checkpoints/``).
         code_dir: folder holding the ``slimlib`` package the job imports (put on PYTHONPATH).
-        env: further settings (``GEO_BENCH_DIR``, ``HF_HOME``, offline flags) as pairs.
+        env: further settings (``GEO_BENCH_DIR``, ``IMAGENET_DIR``, ``SLIMLIB_WEIGHTS``,
+            ``HF_HOME``, offline flags) as pairs.
     """
 
     data_root: str | None
@@ -73,23 +78,23 @@ class JobSettings:
                 hub_dir: str | os.PathLike | None = None,
                 environ: Mapping[str, str] | None = None) -> JobSettings:
         """Settings from the arguments, else from ``environ`` (default ``os.environ``; call
-        this at an entry point), else slimlib's defaults; relative paths become absolute."""
+        this at an entry point), else slimlib's defaults (:meth:`Settings.from_env`);
+        relative paths become absolute."""
         import slimlib
-        from slimlib.profiles import repo_root
+        from slimlib.settings import CACHE_ENV, DATA_ENV, RESULTS_ENV, Settings
 
-        env = os.environ if environ is None else environ
-
-        def absolute(value: Any) -> str | None:
-            return str(Path(value).expanduser().resolve()) if value else None
-
-        data = absolute(data_root or env.get("SLIMLIB_DATA"))
-        if data is not None and not Path(data).is_dir():
-            raise FileNotFoundError(f"data root {data!r} is not a folder; pass an existing "
-                                    "--data-root (or none for the synthetic fallback)")
-        cache = absolute(cache_dir or env.get("SLIMLIB_CACHE")
-                         or Path.home() / ".cache" / "slimlib")
-        results = absolute(results_dir or env.get("SLIMLIB_RESULTS")
-                           or repo_root() / "results")
+        env = dict(os.environ if environ is None else environ)
+        for key, value in ((DATA_ENV, data_root), (CACHE_ENV, cache_dir),
+                           (RESULTS_ENV, results_dir)):
+            if value:
+                env[key] = str(value)
+        try:
+            resolved = Settings.from_env(env)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{err} (data root is not a folder: pass an existing "
+                                    "--data-root, or none for the synthetic fallback)") from None
+        data = None if resolved.data is None else str(resolved.data)
+        cache, results = str(resolved.cache), str(resolved.results)
         if hub_dir is None and env.get("TORCH_HOME"):
             hub_dir = Path(env["TORCH_HOME"]) / "hub"
         if hub_dir is None:
@@ -98,17 +103,36 @@ class JobSettings:
             hub_dir = torch.hub.get_dir()
         extra = tuple((k, env[k]) for k in _EXTRA_ENVS if env.get(k))
         code = str(Path(slimlib.__file__).resolve().parents[1])
-        return cls(data, cache, results, absolute(hub_dir), code, extra)
+        return cls(data, cache, results, str(Path(hub_dir).expanduser().resolve()), code, extra)
+
+    def settings(self) -> Any:
+        """These paths as the :class:`slimlib.settings.Settings` the job's library calls get."""
+        from slimlib.settings import Settings
+
+        extra = dict(self.env)
+
+        def path(value: str | None) -> Path | None:
+            return None if not value else Path(value)
+
+        return Settings(data=path(self.data_root), cache=Path(self.cache_dir),
+                        results=Path(self.results_dir), weights=path(extra.get("SLIMLIB_WEIGHTS")),
+                        geobench=path(extra.get("GEO_BENCH_DIR")),
+                        imagenet=path(extra.get("IMAGENET_DIR")))
+
+    def for_profile(self, profile: Any) -> Any:
+        """``profile`` with these settings (and data root): what a job runs its shards with,
+        and what an in-process sweep needs to share the jobs' cache and results."""
+        return dataclasses.replace(profile, data_root=self.data_root, settings=self.settings())
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
-        """Set (or remove) the slimlib path variables to these settings for the block."""
+        """Inside a job (its entry point): set (or remove) the third-party process settings
+        (``HF_HOME``, offline flags) and torch hub's folder for the block. slimlib's own paths
+        are not environment variables here: they travel as :meth:`settings`."""
         import torch
 
-        wanted: dict[str, str | None] = {env: getattr(self, name)
-                                         for name, env in _PATH_ENVS.items()}
-        wanted.update({k: None for k in _EXTRA_ENVS})
-        wanted.update(dict(self.env))
+        wanted: dict[str, str | None] = {k: None for k in _PROCESS_ENVS}
+        wanted.update({k: v for k, v in self.env if k in _PROCESS_ENVS})
         saved = {k: os.environ.get(k) for k in wanted}
         hub = torch.hub.get_dir()
         for key, value in wanted.items():
@@ -156,17 +180,18 @@ class ShardJob(submitit.helpers.Checkpointable):
 
         rows: dict[str, int] = {}
         failed: dict[str, str] = {}
+        profile = self.settings.for_profile(self.profile)  # explicit settings for the shards
         with self.settings.applied():
             for shard in shards:
                 expected = self.settings.table(self.profile.name, shard)
-                actual = results_path(f"{SHARD_FOLDER}/{shard.id}.csv", self.profile)
+                actual = results_path(f"{SHARD_FOLDER}/{shard.id}.csv", profile)
                 if actual != expected:  # pragma: no cover - a guard on the path settings
                     raise RuntimeError(f"shard table {actual} is not the planned {expected}")
                 start = time.perf_counter()
                 print(f"shard {shard.id}: {len(shard.calls)} sweep call(s) -> {expected}",
                       flush=True)
                 try:
-                    rows[shard.id] = len(shard.run(self.profile))
+                    rows[shard.id] = len(shard.run(profile))
                 except Exception:  # noqa: BLE001 - reported per shard, raised below
                     failed[shard.id] = traceback.format_exc()
                     print(f"shard {shard.id} FAILED:\n{failed[shard.id]}", file=sys.stderr,
@@ -243,8 +268,7 @@ def submit(profile: Any, shards: Sequence[Shard], *, executor: str = "slurm",
     if not isinstance(settings, JobSettings):
         raise TypeError("settings must be a JobSettings: resolve the paths at your entry point "
                         "with slimlib.cluster.JobSettings.resolve(...) and pass them")
-    if profile.data_root != settings.data_root:
-        profile = dataclasses.replace(profile, data_root=settings.data_root)
+    profile = settings.for_profile(profile)
     folder = settings.shard_dir(profile.name) / "logs"
     folder.mkdir(parents=True, exist_ok=True)
     setup = [f"export PYTHONPATH={settings.code_dir}${{PYTHONPATH:+:$PYTHONPATH}}",

@@ -178,28 +178,32 @@ def relative_compute(
 
 
 @functools.lru_cache(maxsize=2)
-def _random_init(model_name: str, options: tuple = ()):
+def _random_init(model_name: str, options: tuple = (), settings: Any = None):
     """``models.load(name, pretrained=False, **options)``, memoised: building a ViT-B takes
     seconds and FLOPs do not depend on the weights (``compute_table`` slims copies, never the
     model)."""
     from slimlib import models
 
-    return models.load(model_name, pretrained=False, **dict(options)).eval()
+    return models.load(model_name, pretrained=False, settings=settings,
+                       **dict(options)).eval()
 
 
 def compute_table_cached(model_name: str, widths: Any, *, parts: tuple[str, ...] = ("attn", "ffn"),
                          count_attention: bool = True, count_norms: bool = False,
-                         profile: Any = None):
+                         profile: Any = None, settings: Any = None):
     """FLOPs/params per width of ``models.load(model_name, pretrained=False)`` at its native
-    input (batch 1), cached as CSV under ``results/<profile>/compute/`` (atomic write).
-    The profile's load options for the model (``profile.model_options``) apply.
+    input (batch 1), cached as CSV under ``<results>/<profile>/compute/`` (atomic write).
+    The profile's load options for the model (``profile.model_options``) apply; ``settings``
+    (default: the profile's, :func:`slimlib.profiles.settings_of`) says where ``<results>`` is.
 
     ``count_attention=False, count_norms=True`` is the paper's (fvcore) convention."""
     import pandas as pd
     import torch
 
-    from slimlib.profiles import results_path
+    from slimlib.profiles import Profile, results_path, settings_of
 
+    if settings is None:
+        settings = settings_of(profile if isinstance(profile, Profile) else None)
     widths = [float(w) for w in widths]
     options = tuple(sorted(profile.options_for(model_name).items())) \
         if profile is not None and hasattr(profile, "options_for") else ()
@@ -207,10 +211,10 @@ def compute_table_cached(model_name: str, widths: Any, *, parts: tuple[str, ...]
                  "count_attention": count_attention,
                  **({"count_norms": True} if count_norms else {}),
                  **({"options": [list(o) for o in options]} if options else {})})
-    path = results_path(f"compute/{model_name}-{key}.csv", profile)
+    path = results_path(f"compute/{model_name}-{key}.csv", profile, settings=settings)
     if path.is_file():
         return pd.read_csv(path)
-    model = _random_init(model_name, options)
+    model = _random_init(model_name, options, settings)
     spec = model.spec
     x = torch.randn(1, len(spec.bands), spec.input_size, spec.input_size,
                     generator=torch.Generator().manual_seed(0))

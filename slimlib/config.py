@@ -1,10 +1,10 @@
-"""Where slimlib reads data and writes caches, resolved from settings.
+"""Location helpers kept for code written against them; the settings themselves live in
+:mod:`slimlib.settings` (the one module that reads ``SLIMLIB_DATA``, ``SLIMLIB_CACHE``,
+``SLIMLIB_RESULTS`` and ``SLIMLIB_WEIGHTS``).
 
-``SLIMLIB_DATA``    root of the embedded real datasets (see ``docs/data.md``).
-``SLIMLIB_CACHE``   checkpoints and feature caches (default ``~/.cache/slimlib``).
-``SLIMLIB_RESULTS`` tidy sweep tables (default ``./results``).
-``SLIMLIB_WEIGHTS`` a folder of published checkpoints, ``<root>/<model>/<file>``, searched
-                    before the cache and any download (read by ``slimlib.models.load``).
+:func:`data_root` validates an explicit root (it never reads the environment);
+:func:`cache_dir` and :func:`results_dir` take the folder from ``base=`` or, when called
+directly by user code without one, from :func:`slimlib.settings.current`.
 """
 
 from __future__ import annotations
@@ -13,25 +13,24 @@ import os
 from pathlib import Path
 
 from slimlib.constants import EMBEDDED_FOLDERS
+from slimlib.settings import CACHE_ENV, DATA_ENV, RESULTS_ENV, WEIGHTS_ENV, Settings
 
-DATA_ENV = "SLIMLIB_DATA"
-CACHE_ENV = "SLIMLIB_CACHE"
-RESULTS_ENV = "SLIMLIB_RESULTS"
-WEIGHTS_ENV = "SLIMLIB_WEIGHTS"
+__all__ = ["DATA_ENV", "CACHE_ENV", "RESULTS_ENV", "WEIGHTS_ENV", "data_root", "cache_dir",
+           "results_dir"]
 
 
-def data_root(root: str | os.PathLike | None = None, *, required: bool = True) -> Path | None:
-    """Resolve the data root from ``root`` or ``$SLIMLIB_DATA``.
+def data_root(root: str | os.PathLike | None = None, *, required: bool = True,
+              source: str = "root=") -> Path | None:
+    """Check the data root ``root`` (an explicit value: an argument or ``Settings.data``).
 
     Returns:
-        The root folder, or ``None`` when no root is given and ``required`` is false.
+        The root folder, or ``None`` when ``root`` is ``None`` and ``required`` is false.
 
     Raises:
         FileNotFoundError: when ``required`` and no root is given, or whenever a given root
-            (argument or environment) is not a folder.
+            is not a folder.
     """
-    value = root if root is not None else os.environ.get(DATA_ENV)
-    if not value:
+    if root is None or str(root) == "":
         if required:
             raise FileNotFoundError(
                 f"No data root: pass root=... or set the environment variable {DATA_ENV} to the "
@@ -39,46 +38,37 @@ def data_root(root: str | os.PathLike | None = None, *, required: bool = True) -
                 " (see docs/data.md for how to get them)."
             )
         return None
-    path = Path(value).expanduser()
+    path = Path(root).expanduser()
     if not path.is_dir():
         # a root that was given but is wrong is an error even when a root is optional:
         # silently falling back to synthetic data would pass off fake numbers as real ones
         raise FileNotFoundError(
-            f"Data root {str(path)!r} (from {'root=' if root is not None else DATA_ENV}) "
-            f"does not exist or is not a folder (relative paths are resolved against the "
-            f"current directory, {os.getcwd()!r}). Give an absolute path, or unset "
-            f"{DATA_ENV} to use the synthetic fallback."
+            f"Data root {str(path)!r} (from {source}) does not exist or is not a folder "
+            f"(relative paths are resolved against the current directory, {os.getcwd()!r}). "
+            f"Give an absolute path, or unset {DATA_ENV} to use the synthetic fallback."
         )
     return path
 
 
-def absolutize_env() -> dict[str, str]:
-    """Rewrite relative ``$SLIMLIB_DATA``/``$SLIMLIB_CACHE``/``$SLIMLIB_RESULTS`` as absolute
-    paths (against the current directory), in place; return the ones changed.
+def _settings(settings: Settings | None) -> Settings:
+    from slimlib.settings import or_current
 
-    Jupyter Book and papermill start each chapter's kernel in the chapter's folder, so a
-    relative setting such as ``SLIMLIB_DATA=../data`` would point elsewhere there.
-    The book's Sphinx extension (:mod:`slimlib.sphinxext`) and
-    :func:`slimlib.chapters.run_chapter` call this before any kernel starts.
-    """
-    changed = {}
-    for name in (DATA_ENV, CACHE_ENV, RESULTS_ENV, WEIGHTS_ENV):
-        value = os.environ.get(name)
-        if value and not Path(value).expanduser().is_absolute():
-            os.environ[name] = changed[name] = str(Path(value).expanduser().resolve())
-    return changed
+    return or_current(settings)
 
 
-def cache_dir(sub: str | None = None) -> Path:
-    """Cache folder (created on demand), optionally a named subfolder."""
-    base = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "slimlib").expanduser()
-    path = base / sub if sub else base
+def cache_dir(sub: str | None = None, *, base: str | os.PathLike | None = None,
+              settings: Settings | None = None) -> Path:
+    """Cache folder (created on demand), optionally a named subfolder; ``base`` (or
+    ``settings.cache``) is the cache root."""
+    root = Path(base) if base is not None else _settings(settings).cache
+    path = root / sub if sub else root
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def results_dir() -> Path:
-    """Folder for tidy result tables (created on demand)."""
-    path = Path(os.environ.get(RESULTS_ENV) or "results").expanduser()
+def results_dir(*, base: str | os.PathLike | None = None,
+                settings: Settings | None = None) -> Path:
+    """Folder for tidy result tables (created on demand): ``base`` or ``settings.results``."""
+    path = Path(base) if base is not None else _settings(settings).results
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -118,12 +118,13 @@ def random_init_models(name: str, seeds: Iterable[int] = (0, 1, 2), **load_optio
 
 def floor_scores(encoder: nn.Module, datasets: Mapping[str, tuple[Any, Any]], *,
                  name: str, protocols: Iterable[str] = ("knn",), seeds: Iterable[int] = (0,),
-                 batch_size: int = 256, device: Any = None, train_fraction: float = 1.0
-                 ) -> pd.DataFrame:
+                 batch_size: int = 256, device: Any = None, train_fraction: float = 1.0,
+                 settings: Any = None) -> pd.DataFrame:
     """Probe scores of :func:`embedding_only` ``(encoder)`` on each ``(train, test)`` pair.
 
     Features go through the feature cache like any sweep's; ``seed`` and ``train_fraction``
-    mean what they mean in :func:`slimlib.probes.knn_score`. Returns one row per dataset,
+    mean what they mean in :func:`slimlib.probes.knn_score`; ``settings`` says where the cache
+    is (``None``: :func:`slimlib.settings.current`). Returns one row per dataset,
     protocol and seed: ``model, dataset, protocol, seed, value, n_test``.
     """
     from slimlib import features, probes
@@ -132,9 +133,11 @@ def floor_scores(encoder: nn.Module, datasets: Mapping[str, tuple[Any, Any]], *,
     rows = []
     for dataset, (train, test) in datasets.items():
         x_train, y_train = features.extract(floor, train, batch_size=batch_size, device=device,
-                                            progress=False, name=f"{name} (embedding only)")
+                                            progress=False, name=f"{name} (embedding only)",
+                                            settings=settings)
         x_test, y_test = features.extract(floor, test, batch_size=batch_size, device=device,
-                                          progress=False, name=f"{name} (embedding only)")
+                                          progress=False, name=f"{name} (embedding only)",
+                                          settings=settings)
         for protocol in protocols:
             for seed in seeds:
                 value = probes.score(protocol, x_train, y_train, x_test, y_test, seed=int(seed),

@@ -271,22 +271,27 @@ def sweep_dense(model: nn.Module, train: DenseDataset, test: DenseDataset, *,
 # ----------------------------------------------------------------------------- availability
 
 
-def availability(root: str | os.PathLike | None = None) -> pd.DataFrame:
+def availability(root: str | os.PathLike | None = None, *,
+                 settings: Any = None) -> pd.DataFrame:
     """Whether each dense task's data can be read, and why not.
 
     ``root`` is a data root: GEO-Bench segmentation tasks are looked for under
     ``<root>/segmentation_v1.0/`` and ``<root>/geobench/segmentation_v1.0/``, OSCD under
     ``<root>/oscd/`` and ``<root>``. With ``root=None`` the GEO-Bench settings
-    (``$GEO_BENCH_DIR``, ``$SLIMLIB_DATA/geobench``, cache) and ``$SLIMLIB_DATA/oscd`` are used.
+    (``$GEO_BENCH_DIR``, ``$SLIMLIB_DATA/geobench``, cache) and ``$SLIMLIB_DATA/oscd`` are used,
+    from ``settings`` (:class:`slimlib.settings.Settings`; ``None``:
+    :func:`slimlib.settings.current`).
 
     Returns:
         one row per task: ``dataset``, ``task``, ``metric``, ``available`` (bool),
         ``where`` (the folder found, or ``""``) and ``reason`` (why not, with how to get it).
     """
-    from slimlib.config import data_root
     from slimlib.data import geobench_seg, oscd
+    from slimlib.settings import or_current
 
-    base = Path(root).expanduser() if root is not None else data_root(None, required=False)
+    if root is None:
+        settings = or_current(settings)
+    base = Path(root).expanduser() if root is not None else settings.data
     rows = []
     for name, meta in DENSE_TASKS.items():
         where, reason = "", ""
@@ -301,12 +306,12 @@ def availability(root: str | os.PathLike | None = None) -> pd.DataFrame:
                 reason = "; ".join(reasons) + ". " + oscd.how_to_get()
         else:
             cands = [base, base / "geobench"] if root is not None else [None]
-            found = [geobench_seg.find_task_dir(name, c) for c in cands]
+            found = [geobench_seg.find_task_dir(name, c, settings) for c in cands]
             found = [f for f in found if f is not None]
             if found:
                 where = str(found[0])
             else:
-                reason = (geobench_seg.problem(name, None) if root is None else
+                reason = (geobench_seg.problem(name, None, settings) if root is None else
                           f"no segmentation_v1.0/{name}/ (with *_partition.json) under "
                           f"{' or '.join(str(c) for c in cands)}")
                 reason += ". " + geobench_seg.how_to_get(name)

@@ -146,7 +146,8 @@ def _command(model: Any, data: Any, options: dict[str, Any]) -> str | None:
 
 
 def _train_features(enc: torch.nn.Module, slimmed: torch.nn.Module, name: str, data_name: str,
-                    train, device, batch_size: int, progress: bool, width: float) -> np.ndarray:
+                    train, device, batch_size: int, progress: bool, width: float,
+                    settings: Any = None) -> np.ndarray:
     """Training features of ``slimmed``: the entry :func:`slimlib.sweep` cached, else extracted
     (same cache key, so nothing is computed twice)."""
     key = _features.feature_key(
@@ -155,7 +156,8 @@ def _train_features(enc: torch.nn.Module, slimmed: torch.nn.Module, name: str, d
         preprocessing=_features.preprocessing_id(enc.spec),
         precision=_features.precision(device))
     feats, _ = _features.extract(slimmed, train, batch_size=batch_size, device=device,
-                                 cache_key=key, progress=progress, name=name, width=width)
+                                 cache_key=key, progress=progress, name=name, width=width,
+                                 settings=settings)
     return feats
 
 
@@ -181,6 +183,7 @@ def diagnose(
     seed: int = 0,
     data_root: str | os.PathLike | None = None,
     progress: bool = True,
+    settings: Any = None,
 ) -> dict[str, Any]:
     """Diagnose how far ``model`` can be slimmed on ``data`` and write a report.
 
@@ -207,6 +210,8 @@ def diagnose(
         batch_size, device: feature extraction settings.
         seed: seed of the random weights, the control and the CV folds.
         data_root: data root for registry datasets.
+        settings: data root, cache and weights (:class:`slimlib.settings.Settings`; ``None``:
+            :func:`slimlib.settings.current`).
         progress: tqdm progress bars.
 
     Returns:
@@ -230,10 +235,14 @@ def diagnose(
     protocols = tuple([protocols] if isinstance(protocols, str) else protocols)
     if "knn" not in protocols:
         raise ValueError("protocols must include 'knn' (the report and the CV use it)")
+    from slimlib.settings import or_current
+
+    settings = or_current(settings)
     started = time.perf_counter()
     bands_t = tuple(bands) if bands is not None else None
     data_name, train, test = resolve_data(data, bands=bands_t, limit_per_class=limit_per_class,
-                                          seed=seed, data_root=data_root, progress=progress)
+                                          seed=seed, data_root=data_root, progress=progress,
+                                          settings=settings)
     check_data(train, test, folds=folds, k=_K)
     mean = std = None  # RGB 8-bit data: ImageNet statistics (or timm's own)
     if tuple(train.bands) != ("R", "G", "B") or train.units != "rgb01":
@@ -241,7 +250,8 @@ def diagnose(
         mean = tuple(float(v) for v in flat.mean(1))
         std = tuple(max(float(v), 1e-6) for v in flat.std(1))
     resolved = resolve_model(model, weights=weights, bands=train.bands, units=train.units,
-                             mean=mean, std=std, input_size=image_size, seed=seed)
+                             mean=mean, std=std, input_size=image_size, seed=seed,
+                             settings=settings)
     enc = resolved.encoder
     from slimlib.data import band_plan
 
@@ -264,12 +274,13 @@ def diagnose(
     device_t = _features.resolve_device(device)
     table = sweep(models, {data_name: (train, test)}, widths=widths, seeds=(0,),
                   protocols=protocols, metrics=False, out=out / "sweep.csv",
-                  batch_size=batch_size, device=device_t, progress=progress, pretrained=False)
+                  batch_size=batch_size, device=device_t, progress=progress, pretrained=False,
+                  settings=settings)
     ret = retention(table)
 
     labels = train.labels.numpy()
     train_feats = {w: _train_features(enc, slim(enc, w), name, data_name, train, device_t,
-                                      batch_size, progress, w) for w in widths}
+                                      batch_size, progress, w, settings) for w in widths}
     cv = cv_retention(train_feats, labels, folds=folds, seed=seed)
     chosen = recommend_width(cv, keep)
 

@@ -2,7 +2,7 @@
 
 :func:`extract` runs an encoder ``forward(x (B, C, S, S)) -> (B, D)`` over a dataset in
 batches and returns float32 features ``(N, D)`` with the labels. Results are cached under
-``slimlib.config.cache_dir("features")`` as ``<key>.npz``; the key is a hash of everything
+``<cache>/features/<key>.npz`` (``Settings.cache``); the key is a hash of everything
 that changes the features (see :func:`feature_key`). Entries are written to a temporary file
 and ``os.replace``\\ d into place, so an interrupted run never leaves a half-written entry.
 """
@@ -24,7 +24,7 @@ from torch import nn
 
 from slimlib import __version__, _io
 from slimlib._validation import check_same_length
-from slimlib.config import cache_dir
+from slimlib.settings import Settings
 from slimlib.specs import ImageDataset, ModelSpec
 
 #: What users call. The cache plumbing (``prepare_dataset``, ``prepared_batches``,
@@ -270,11 +270,24 @@ def _model_name(encoder: nn.Module, name: str | None) -> str:
 # ----------------------------------------------------------------------------- cache
 
 
-def cache_path(key: str) -> Path:
-    """Where the cache entry for ``key`` lives."""
+def _cache_root(cache_root: str | os.PathLike | None) -> Path:
+    """The cache root given, else that of :func:`slimlib.settings.current` (the public cache
+    functions below are entry points when user code calls them without one)."""
+    if cache_root is not None:
+        return Path(cache_root)
+    from slimlib.settings import current
+
+    return current().cache
+
+
+def cache_path(key: str, *, cache_root: str | os.PathLike | None = None) -> Path:
+    """Where the cache entry for ``key`` lives (under ``<cache_root>/features/``; default
+    ``Settings.cache``); the folder is created on demand."""
     if not key or any(c in key for c in "/\\") or key.startswith("."):
         raise ValueError(f"cache_key must be a plain file name (e.g. from feature_key); got {key!r}")
-    return cache_dir("features") / f"{key}.npz"
+    folder = _cache_root(cache_root) / "features"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{key}.npz"
 
 
 #: Cache folders already reported as unusable in this process (one warning each).
@@ -327,6 +340,7 @@ def _entry_problem(key: str, feats: np.ndarray, labels: np.ndarray, meta: dict[s
 
 
 def load_cached(key: str, *, labels: Any | None = None, dim: int | None = None,
+                cache_root: str | os.PathLike | None = None,
                 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The cached ``(features (N, D) float32, labels)`` for ``key``, or ``None``.
 
@@ -337,12 +351,13 @@ def load_cached(key: str, *, labels: Any | None = None, dim: int | None = None,
     folder that cannot be read gives ``None`` with a ``RuntimeWarning`` (the caller recomputes
     and overwrites the entry).
     """
+    cache_root = _cache_root(cache_root)
     try:
-        path = cache_path(key)
+        path = cache_path(key, cache_root=cache_root)
         if not path.is_file():
             return None
     except OSError as err:  # the cache folder cannot be created or read
-        _cache_unusable(str(cache_dir_path()), err)
+        _cache_unusable(str(cache_dir_path(cache_root)), err)
         return None
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -361,24 +376,23 @@ def load_cached(key: str, *, labels: Any | None = None, dim: int | None = None,
     return feats, stored
 
 
-def cache_dir_path() -> Path:
+def cache_dir_path(cache_root: str | os.PathLike | None = None) -> Path:
     """The feature cache folder, without creating it (for messages)."""
-    from slimlib.config import CACHE_ENV
-
-    base = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "slimlib").expanduser()
-    return base / "features"
+    return _cache_root(cache_root) / "features"
 
 
-def save_cached(key: str, feats: np.ndarray, labels: np.ndarray, **meta: Any) -> bool:
+def save_cached(key: str, feats: np.ndarray, labels: np.ndarray, *,
+                cache_root: str | os.PathLike | None = None, **meta: Any) -> bool:
     """Write one cache entry atomically (with its key, rows, dimension and label checksum);
     a read-only or full cache folder warns once and returns ``False`` instead of raising."""
     record = {**meta, "key": key, "n": int(feats.shape[0]), "dim": int(feats.shape[1]),
               "dtype": str(feats.dtype), "labels": labels_digest(labels), "format": CACHE_FORMAT}
+    cache_root = _cache_root(cache_root)
     try:
-        _atomic_save(cache_path(key), features=feats, labels=labels,
+        _atomic_save(cache_path(key, cache_root=cache_root), features=feats, labels=labels,
                      meta=np.array(json.dumps(record)))
     except OSError as err:
-        _cache_unusable(str(cache_dir_path()), err)
+        _cache_unusable(str(cache_dir_path(cache_root)), err)
         return False
     return True
 
@@ -457,6 +471,7 @@ def extract(
     progress: bool = True,
     name: str | None = None,
     width: float | None = None,
+    settings: Settings | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frozen features of ``encoder`` on ``dataset``.
 
@@ -474,6 +489,8 @@ def extract(
         cache: read and write the on-disk cache.
         progress: show a tqdm bar.
         name, width: used in error messages (default: ``encoder.spec.name``; ``width`` unknown).
+        settings: where the cache is (``settings.cache``; ``None``:
+            :func:`slimlib.settings.current`).
 
     Returns:
         ``(features float32 (N, D), labels (N,) or (N, K))`` as numpy arrays.
@@ -501,8 +518,13 @@ def extract(
             model=model_name, weights=module_fingerprint(encoder), data=data_fingerprint(dataset),
             preprocessing=preprocessing_id(spec if isinstance(dataset, ImageDataset) else None),
             precision=precision(dev))
+    cache_root = None
+    if cache:
+        from slimlib.settings import or_current
+
+        cache_root = or_current(settings).cache
     if cache and cache_key is not None:
-        hit = load_cached(cache_key, labels=labels_t)
+        hit = load_cached(cache_key, labels=labels_t, cache_root=cache_root)
         if hit is not None:
             return hit
 
@@ -529,6 +551,7 @@ def extract(
             f"values (of {feats.size}); the slimmed encoder is numerically unstable at this width "
             "(try device='cpu' / float32, or drop the width)")
     if cache and cache_key is not None:
-        save_cached(cache_key, feats, labels, model=model_name, width=width)
+        save_cached(cache_key, feats, labels, model=model_name, width=width,
+                    cache_root=cache_root)
     return feats, labels
 

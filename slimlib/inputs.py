@@ -150,7 +150,7 @@ def _call_function(target: str) -> nn.Module:
 def resolve_model(model: str | nn.Module, *, weights: str | os.PathLike | None = None,
                   bands: tuple[str, ...], units: str, mean: tuple[float, ...] | None,
                   std: tuple[float, ...] | None, input_size: int | None,
-                  seed: int = 0) -> ResolvedModel:
+                  seed: int = 0, settings: Any = None) -> ResolvedModel:
     """Build the model to diagnose.
 
     Args:
@@ -184,9 +184,9 @@ def resolve_model(model: str | nn.Module, *, weights: str | os.PathLike | None =
 
         if model in _models.list_models():
             if weights == "random":
-                enc = _models.load(model, pretrained=False)
+                enc = _models.load(model, pretrained=False, settings=settings)
                 return ResolvedModel(enc, "registry", "random init", True)
-            enc = _models.load(model, pretrained=True, checkpoint=wfile)
+            enc = _models.load(model, pretrained=True, checkpoint=wfile, settings=settings)
             return ResolvedModel(enc, "registry", str(wfile or "published weights"), False)
         if model not in _timm_names():
             raise ValueError(f"unknown model {model!r}: not in slimlib's registry "
@@ -352,20 +352,21 @@ def _select_bands(ds: ImageDataset, bands: tuple[str, ...]) -> ImageDataset:
 
 
 def _load_registry(name: str, split: str, limit: int | None, seed: int,
-                   data_root: str | os.PathLike | None) -> ImageDataset:
+                   data_root: str | os.PathLike | None, settings: Any = None) -> ImageDataset:
     """One split of a registry dataset, at most ``limit`` images per class (stratified, seeded);
     loaders that cannot subset themselves are subset after loading."""
     from slimlib import data as _data
     from slimlib.data._common import stratified_subset
 
     if limit is None:
-        return _data.load(name, split, root=data_root)
+        return _data.load(name, split, root=data_root, settings=settings)
     try:
-        return _data.load(name, split, root=data_root, limit_per_class=limit, seed=seed)
+        return _data.load(name, split, root=data_root, limit_per_class=limit, seed=seed,
+                          settings=settings)
     except ValueError as err:
         if "unknown option" not in str(err):
             raise
-    ds = _data.load(name, split, root=data_root)
+    ds = _data.load(name, split, root=data_root, settings=settings)
     if ds.multilabel:
         return ds
     idx = torch.from_numpy(stratified_subset(ds.labels.numpy(), limit, seed))
@@ -376,8 +377,8 @@ def _load_registry(name: str, split: str, limit: int | None, seed: int,
 
 def resolve_data(data: str | os.PathLike | tuple, *, bands: tuple[str, ...] | None = None,
                  limit_per_class: int | None = None, test_fraction: float = 0.25, seed: int = 0,
-                 data_root: str | os.PathLike | None = None, progress: bool = True
-                 ) -> tuple[str, ImageDataset, ImageDataset]:
+                 data_root: str | os.PathLike | None = None, progress: bool = True,
+                 settings: Any = None) -> tuple[str, ImageDataset, ImageDataset]:
     """``(name, train, test)`` from a registry name, an ImageFolder folder or a pair."""
     if isinstance(data, tuple | list) and len(data) == 2 and \
             all(isinstance(d, ImageDataset) for d in data):
@@ -387,7 +388,8 @@ def resolve_data(data: str | os.PathLike | tuple, *, bands: tuple[str, ...] | No
         from slimlib import data as _data
 
         if isinstance(data, str) and data in _data.list_datasets():
-            train, test = (_load_registry(data, split, limit_per_class, seed, data_root)
+            train, test = (_load_registry(data, split, limit_per_class, seed, data_root,
+                                          settings)
                            for split in ("train", "test"))
             name = data
         else:

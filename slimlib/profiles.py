@@ -15,7 +15,9 @@ Three profiles:
 
 A chapter's ``parameters`` cell holds ``None`` for every setting and calls
 :func:`resolve`, which fills each ``None`` from the profile (``SLIMLIB_PROFILE`` or
-``"default"`` when ``profile`` is ``None``).
+``"default"`` when ``profile`` is ``None``) and the profile's :class:`slimlib.settings.Settings`
+(data root, cache, results, weights) from the environment (:meth:`Settings.from_env`): a
+chapter is an entry point. The chapter helpers pass ``profile.settings`` down explicitly.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ from typing import Any
 
 from slimlib._validation import check_widths
 from slimlib.constants import CV_DATASETS, CV_FALLBACK, EMBEDDED_RS_DATASETS, RS_FALLBACK, WIDTHS
+from slimlib.settings import PROFILE_ENV, Settings, or_current, profile_name
 
 __all__ = ["Profile", "PROFILES", "PROFILE_ENV", "get", "resolve", "check_parameters",
-           "load_datasets", "data_note", "results_path", "repo_root", "environment"]
-
-PROFILE_ENV = "SLIMLIB_PROFILE"
+           "load_datasets", "data_note", "results_path", "repo_root", "environment",
+           "settings_of"]
 
 #: The paper's 31 width factors (:data:`slimlib.constants.WIDTHS`).
 _ALL_WIDTHS: tuple[float, ...] = WIDTHS
@@ -72,7 +74,7 @@ class Profile:
         compute_widths: widths of that table (FLOP counting a ViT-B takes seconds per width).
         latency_repeats: timed forward passes per width in the deployment chapter.
         pretrained: load pretrained weights (``False`` in ``smoke``: a random-init pipeline check).
-        data_root: the data root (``None``: ``$SLIMLIB_DATA``).
+        data_root: an explicit data root (``None``: ``settings.data``, i.e. ``$SLIMLIB_DATA``).
         control_widths: widths at which the random-init controls run (and the pretrained
             model beside them; :func:`slimlib.chapters.controls_for`).
         init_seeds: init seeds of the random-init controls (one network per seed).
@@ -84,6 +86,9 @@ class Profile:
             ``patch_size``), as ``((name, ((option, value), ...)), ...)``; a dict
             ``{name: {option: value}}`` is accepted by :func:`resolve`. Read them with
             :meth:`options_for`.
+        settings: where data, cache, results and weights are (:class:`slimlib.settings.Settings`,
+            filled by :func:`resolve`; an explicit ``data_root`` is folded in). ``None`` (the
+            bare :data:`PROFILES`): :func:`settings_of` reads them from the environment.
     """
 
     name: str
@@ -109,9 +114,14 @@ class Profile:
     init_seeds: tuple[int, ...] = (0, 1, 2)
     train_fraction: float = 1.0
     model_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    settings: Settings | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.settings is not None:  # paths as text, so the dict is JSON
+            out["settings"] = {k: None if v is None else str(v)
+                               for k, v in out["settings"].items()}
+        return out
 
     def options_for(self, name: str) -> dict[str, Any]:
         """The :func:`slimlib.models.load` options this profile gives model ``name``."""
@@ -175,9 +185,9 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get(name: str | None = None) -> Profile:
-    """The profile ``name`` (default: ``$SLIMLIB_PROFILE`` or ``"default"``)."""
-    name = name if name is not None else os.environ.get(PROFILE_ENV) or "default"
+def get(name: str | None = None, *, environ: Any = None) -> Profile:
+    """The profile ``name`` (default: ``$SLIMLIB_PROFILE`` of ``environ`` or ``"default"``)."""
+    name = name if name is not None else profile_name(environ) or "default"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)} "
                          f"(argument or ${PROFILE_ENV})")
@@ -277,10 +287,14 @@ def _check_setting(key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise _bad(key, "true or false", value)
         return value
+    if key == "settings":
+        if not isinstance(value, Settings):
+            raise _bad(key, "a slimlib.settings.Settings", value)
+        return value
     return value
 
 
-def check_parameters(parameters: dict[str, Any]) -> Profile:
+def check_parameters(parameters: dict[str, Any], *, environ: Any = None) -> Profile:
     """Validate chapter parameters (``profile`` plus :class:`Profile` settings) the way
     :func:`resolve` will inside the chapter, before a kernel starts; other names are
     ignored. Returns the resolved profile.
@@ -294,18 +308,32 @@ def check_parameters(parameters: dict[str, Any]) -> Profile:
     profile = parameters.get("profile")
     if profile is not None and not isinstance(profile, str):
         raise _bad("profile", f"one of {sorted(PROFILES)}", profile)
-    return resolve(profile, **{k: v for k, v in parameters.items() if k in known})
+    return resolve(profile, environ=environ,
+                   **{k: v for k, v in parameters.items() if k in known})
 
 
-def resolve(profile: str | Profile | None = None, **overrides: Any) -> Profile:
+def _with_root(settings: Settings, data_root: str | None) -> Settings:
+    """``settings`` with an explicit data root folded in (made absolute, not yet checked:
+    :func:`_default_datasets` says what is wrong with it)."""
+    if data_root is None:
+        return settings
+    return dataclasses.replace(settings, data=Path(data_root).expanduser().resolve())
+
+
+def resolve(profile: str | Profile | None = None, *, environ: Any = None,
+            **overrides: Any) -> Profile:
     """The profile with every override that is not ``None`` applied.
 
     Overrides are the chapter parameters ``models, datasets, widths, seeds, protocols, device,
-    batch_size, data_root`` (and any other :class:`Profile` field). ``datasets`` and
-    ``cv_datasets`` that are still ``None`` become the embedded real datasets when the data
-    root is set, else the synthetic fallback.
+    batch_size, data_root`` (and any other :class:`Profile` field, ``settings`` included).
+    ``datasets`` and ``cv_datasets`` that are still ``None`` become the embedded real datasets
+    when the data root is set, else the synthetic fallback.
+
+    ``profile.settings`` is the ``settings`` override, else the base profile's, else
+    :meth:`Settings.from_env` of ``environ`` (default ``os.environ``): resolving a chapter's
+    profile is an entry point. An explicit ``data_root`` replaces ``settings.data``.
     """
-    base = profile if isinstance(profile, Profile) else get(profile)
+    base = profile if isinstance(profile, Profile) else get(profile, environ=environ)
     known = {f.name for f in dataclasses.fields(Profile)}
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -313,13 +341,24 @@ def resolve(profile: str | Profile | None = None, **overrides: Any) -> Profile:
     changes = {key: _check_setting(key, value) for key, value in overrides.items()
                if value is not None}
     out = dataclasses.replace(base, **changes)
+    settings = out.settings if out.settings is not None else Settings.from_env(environ)
+    out = dataclasses.replace(out, settings=_with_root(settings, out.data_root))
+    root = out.settings.data
     if out.datasets is None:
         out = dataclasses.replace(
-            out, datasets=_default_datasets(out.data_root, RS_FALLBACK, EMBEDDED_RS_DATASETS))
+            out, datasets=_default_datasets(root, RS_FALLBACK, EMBEDDED_RS_DATASETS))
     if out.cv_datasets is None:
         out = dataclasses.replace(
-            out, cv_datasets=_default_datasets(out.data_root, CV_FALLBACK, CV_DATASETS))
+            out, cv_datasets=_default_datasets(root, CV_FALLBACK, CV_DATASETS))
     return out
+
+
+def settings_of(profile: Profile | None) -> Settings:
+    """The settings a profile's runs use: ``profile.settings`` (set by :func:`resolve`), or
+    :func:`slimlib.settings.current` for a bare profile (:func:`get`), with the profile's
+    explicit ``data_root`` folded in."""
+    settings = or_current(getattr(profile, "settings", None))
+    return _with_root(settings, getattr(profile, "data_root", None))
 
 
 def load_datasets(profile: Profile, names: Sequence[str] | None = None,
@@ -331,6 +370,7 @@ def load_datasets(profile: Profile, names: Sequence[str] | None = None,
     """
     from slimlib import data
 
+    settings = settings_of(profile)
     names = profile.datasets if names is None else tuple(names)
     out: dict[str, tuple[Any, Any]] = {}
     for name in names:
@@ -344,7 +384,8 @@ def load_datasets(profile: Profile, names: Sequence[str] | None = None,
                 kwargs = {} if limit is None else {"limit_per_class": limit}
             else:
                 kwargs = {}
-            splits.append(data.load(name, split, root=profile.data_root, **kwargs))
+            splits.append(data.load(name, split, root=profile.data_root, settings=settings,
+                                    **kwargs))
         out[splits[1].display_name] = (splits[0], splits[1])
     return out
 
@@ -358,15 +399,19 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
     return here
 
 
-def results_path(name: str, profile: Profile | str | None = None) -> Path:
-    """Where a chapter's table lands: ``$SLIMLIB_RESULTS`` or ``<repo>/results``, one file per
-    profile (``<profile>/<name>``), so smoke runs never mix with the book's numbers."""
-    from slimlib.config import RESULTS_ENV
-
-    prof = profile.name if isinstance(profile, Profile) else (profile or get().name)
-    env = os.environ.get(RESULTS_ENV)
-    base = Path(env).expanduser() if env else repo_root() / "results"
-    path = base / prof / name
+def results_path(name: str, profile: Profile | str | None = None, *,
+                 settings: Settings | None = None) -> Path:
+    """Where a chapter's table lands: ``<settings.results>/<profile>/<name>`` (one folder per
+    profile, so smoke runs never mix with the book's numbers). ``settings`` defaults to the
+    profile's (:func:`settings_of`); ``settings.results`` is ``$SLIMLIB_RESULTS`` or
+    ``<repository>/results`` (:mod:`slimlib.settings`)."""
+    if isinstance(profile, Profile):
+        prof = profile.name
+        base = (settings if settings is not None else settings_of(profile)).results
+    else:
+        prof = profile or get().name
+        base = or_current(settings).results
+    path = Path(base) / prof / name
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -376,9 +421,8 @@ def environment(profile: Profile) -> dict[str, str]:
     import torch
 
     from slimlib import __version__
-    from slimlib.config import data_root
 
-    root = data_root(profile.data_root, required=False)
+    root = settings_of(profile).data
     return {
         "profile": profile.name,
         "slimlib": __version__,

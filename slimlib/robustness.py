@@ -175,7 +175,7 @@ def classwise_scores(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *,
 
 # ------------------------------------------------------------------------------- features
 def _extract(model: nn.Module, data: Any, *, name: str, split: str, width: float,
-             batch_size: int, device: Any) -> np.ndarray:
+             batch_size: int, device: Any, settings: Any = None) -> np.ndarray:
     """Features of ``model`` on one split through the feature cache, under the key a sweep
     of the same model and data uses (so chapters 2-9's sweeps are cache hits here)."""
     from slimlib import features
@@ -188,12 +188,12 @@ def _extract(model: nn.Module, data: Any, *, name: str, split: str, width: float
         preprocessing=features.preprocessing_id(getattr(model, "spec", None)),
         precision=features.precision(dev))
     x, _ = features.extract(model, data, batch_size=batch_size, device=dev, progress=False,
-                            name=name, width=width, cache_key=key)
+                            name=name, width=width, cache_key=key, settings=settings)
     return x
 
 
 def width_features(model: nn.Module, datasets: Mapping[str, Any], widths: Iterable[float], *,
-                   name: str, batch_size: int = 256, device: Any = None
+                   name: str, batch_size: int = 256, device: Any = None, settings: Any = None
                    ) -> dict[float, dict[str, np.ndarray]]:
     """Frozen features of ``slim(model, s)`` (first-dimension order) for every width.
 
@@ -206,14 +206,15 @@ def width_features(model: nn.Module, datasets: Mapping[str, Any], widths: Iterab
     for w in sorted({float(w) for w in widths}):
         slimmed = slim(model, w)
         out[w] = {split: _extract(slimmed, data, name=name, split=split, width=w,
-                                  batch_size=batch_size, device=device)
+                                  batch_size=batch_size, device=device, settings=settings)
                   for split, data in datasets.items()}
     return out
 
 
 def random_order_features(model: nn.Module, datasets: Mapping[str, Any], width: float,
                           draws: Iterable[int], *, name: str, batch_size: int = 256,
-                          device: Any = None) -> dict[int, dict[str, np.ndarray]]:
+                          device: Any = None, settings: Any = None
+                          ) -> dict[int, dict[str, np.ndarray]]:
     """Features of ``slim(model, width, order="random", seed=d)`` per draw ``d``:
     ``{d: {split name: (N, D)}}``."""
     from slimlib.slimming import slim
@@ -222,7 +223,7 @@ def random_order_features(model: nn.Module, datasets: Mapping[str, Any], width: 
     for d in draws:
         slimmed = slim(model, float(width), order="random", seed=int(d))
         out[int(d)] = {split: _extract(slimmed, data, name=name, split=split, width=width,
-                                       batch_size=batch_size, device=device)
+                                       batch_size=batch_size, device=device, settings=settings)
                        for split, data in datasets.items()}
     return out
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from slimlib import robustness as rb
+from slimlib.profiles import settings_of
 
 __all__ = ["RobustnessSettings", "SETTINGS", "settings", "VERDICT_COLUMNS", "rgb_dataset",
            "imbalance", "classwise", "implicit_order"]
@@ -120,13 +121,13 @@ def _threads_for(st: RobustnessSettings, name: str) -> int | None:
 def _load(profile: Any, name: str, *, init_seed: int | None = None) -> Any:
     from slimlib import controls
     from slimlib import models as registry
-    from slimlib.chapters import _profile_data_root
 
-    options = profile.options_for(name)
+    options = {**profile.options_for(name), "settings": settings_of(profile)}
     if init_seed is not None:
         return next(iter(controls.random_init_models(name, (init_seed,), **options).values()))
-    with _profile_data_root(profile):
-        return registry.load(name, pretrained=profile.pretrained, **options)
+    if getattr(profile, "data_root", None) is not None and registry.spec(name).family == "embedded":
+        options["data_root"] = profile.data_root
+    return registry.load(name, pretrained=profile.pretrained, **options)
 
 
 def _pair(profile: Any, dataset: str) -> tuple[Any, Any]:
@@ -200,7 +201,8 @@ def imbalance(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
         model = _load(profile, st.model, init_seed=init)
         feats = rb.width_features(model, {"train": train, "test": test}, st.widths,
                                   name=label, batch_size=profile.batch_size,
-                                  device=profile.device)
+                                  device=profile.device,
+        settings=settings_of(profile))
         rc = rb.relative_compute_of(model, st.widths, _example(model, test))
         preds[label] = rb.imbalance_predictions(feats, y_tr, ratios=st.ratios, seeds=st.seeds)
         for ratio in st.ratios:
@@ -261,7 +263,8 @@ def classwise(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
         train, test = _pair(profile, dataset)
         feats = rb.width_features(model, {"train": train, "test": test}, st.widths,
                                   name=st.model, batch_size=profile.batch_size,
-                                  device=profile.device)
+                                  device=profile.device,
+        settings=settings_of(profile))
         y_tr, y_te = train.labels.numpy(), test.labels.numpy()
         k = len(test.classes)
         scores = {w: rb.knn_class_scores(f["train"], y_tr, f["test"], n_classes=k)
@@ -335,12 +338,14 @@ def implicit_order(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
 
     first = rb.width_features(model, {"train": train, "test": test}, st.order_widths,
                               name=st.model, batch_size=profile.batch_size,
-                              device=profile.device)
+                              device=profile.device,
+        settings=settings_of(profile))
     rows, preds = [], {}
     for w in sorted(first):
         draws = rb.random_order_features(model, {"train": train, "test": test}, w,
                                          range(st.draws), name=st.model,
-                                         batch_size=profile.batch_size, device=profile.device)
+                                         batch_size=profile.batch_size, device=profile.device,
+        settings=settings_of(profile))
         p_first = knn_predict(first[w]["train"], y_tr, first[w]["test"])
         p_rand = [knn_predict(f["train"], y_tr, f["test"]) for f in draws.values()]
         preds[w] = (p_first, p_rand)

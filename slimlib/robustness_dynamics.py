@@ -28,16 +28,17 @@ def snapshot_label(name: str, step: int) -> str:
     return f"{name} @ step {int(step)}"
 
 
-def _retrain_snapshots(name: str) -> None:
+def _retrain_snapshots(name: str, settings: Any) -> None:
     """Rerun ``name``'s pretraining with snapshots into its snapshot folder (used only when
     the cached checkpoint predates snapshots; same config and seed as the checkpoint)."""
     from slimlib.train import embedded
     from slimlib.train.loop import SNAPSHOTS, pretrain
 
-    target = embedded.snapshot_dir(name)
+    target = embedded.snapshot_dir(name, settings=settings)
     run_dir = target.with_suffix(".run")
-    fingerprint, _ = embedded._fingerprint(name)
-    pretrain(embedded.EMBEDDED_CONFIGS[name], embedded.training_data(name), run_dir,
+    fingerprint, _ = embedded._fingerprint(name, settings.data)
+    pretrain(embedded.EMBEDDED_CONFIGS[name],
+             embedded.training_data(name, settings=settings), run_dir,
              resume=True, progress=False, fingerprint=fingerprint,
              snapshot_steps=embedded.snapshot_steps(name))
     if target.exists():
@@ -46,23 +47,27 @@ def _retrain_snapshots(name: str) -> None:
     shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def snapshot_encoders(name: str, *, pretrained: bool = True) -> dict[int, Any]:
+def snapshot_encoders(name: str, *, pretrained: bool = True,
+                      settings: Any = None) -> dict[int, Any]:
     """``{step: Encoder}`` of every snapshot of embedded model ``name`` (``.spec`` set).
 
     With ``pretrained=False`` (the smoke profile) no training happens: the dict holds only
-    step 0, the random init.
+    step 0, the random init. ``settings`` (:class:`slimlib.settings.Settings`; ``None``:
+    :func:`slimlib.settings.current`) says where the data root and the checkpoints are.
     """
     import torch
 
+    from slimlib.settings import or_current
     from slimlib.train import embedded
 
     if not pretrained:
         return {0: embedded.build_encoder(name)}
-    embedded.pretrained_encoder(name, progress=False)  # the checkpoint (and its snapshots)
-    paths = embedded.snapshot_paths(name)
+    settings = or_current(settings)
+    embedded.pretrained_encoder(name, progress=False, settings=settings)  # and its snapshots
+    paths = embedded.snapshot_paths(name, settings=settings)
     if len(paths) < len(embedded.snapshot_steps(name)):
-        _retrain_snapshots(name)
-        paths = embedded.snapshot_paths(name)
+        _retrain_snapshots(name, settings)
+        paths = embedded.snapshot_paths(name, settings=settings)
     out = {}
     for step, path in sorted(paths.items()):
         encoder = embedded.build_encoder(name)
@@ -77,17 +82,17 @@ def dynamics_rows(profile: Any, names: Iterable[str], dataset: str, *,
                   ) -> pd.DataFrame:
     """k-NN sweep rows of every snapshot of every model ``names`` on ``dataset`` (the
     profile's subsets and seeds), with columns ``base`` (model) and ``step`` added."""
-    from slimlib.chapters import _profile_data_root, sweep_for
+    from slimlib.chapters import sweep_for
+    from slimlib.profiles import settings_of
     from slimlib.train import embedded
 
     names = list(names)
+    settings = settings_of(profile)  # the profile's data root is folded into its settings
     if profile.pretrained:  # a standalone cold run: train the missing ones two at a time
-        with _profile_data_root(profile):
-            embedded.pretrain_missing(names, processes=2)
+        embedded.pretrain_missing(names, processes=2, settings=settings)
     parts = []
     for name in names:
-        with _profile_data_root(profile):
-            encoders = snapshot_encoders(name, pretrained=profile.pretrained)
+        encoders = snapshot_encoders(name, pretrained=profile.pretrained, settings=settings)
         labelled = {snapshot_label(name, s): e for s, e in encoders.items()}
         rows = sweep_for(profile, labelled, [dataset], widths=list(widths), protocols=["knn"],
                          metrics=False, table=table)
@@ -131,7 +136,7 @@ def spread_change(spread: pd.DataFrame, name: str) -> tuple[float, float]:
 
 def gap_change_bootstrap(name: str, first: Any, last: Any, steps: tuple[int, int],
                          train: Any, test: Any, *, smallest: float, n_boot: int = 200,
-                         batch_size: int = 256, device: Any = None
+                         batch_size: int = 256, device: Any = None, settings: Any = None
                          ) -> tuple[float, float, float]:
     """Change of the gap acc(1) − acc(``smallest``) from snapshot ``first`` to ``last``
     (encoders after ``steps`` = (first step, last step)), k-NN on the full training bank, with
@@ -147,7 +152,7 @@ def gap_change_bootstrap(name: str, first: Any, last: Any, steps: tuple[int, int
     for step, encoder in zip(steps, (first, last), strict=True):
         feats = rb.width_features(encoder, {"train": train, "test": test}, (smallest, 1.0),
                                   name=snapshot_label(name, step), batch_size=batch_size,
-                                  device=device)
+                                  device=device, settings=settings)
         preds.append({w: knn_predict(f["train"], y_tr, f["test"]) for w, f in feats.items()})
 
     def stat(idx: np.ndarray) -> float:

@@ -119,7 +119,8 @@ def finetune_once(encoder: nn.Module, x_train: torch.Tensor, y_train: torch.Tens
 def finetune_table(encoder: nn.Module, train: Any, test: Any, *, widths: Iterable[float],
                    seeds: Iterable[int], recipe: FinetuneRecipe | None = None,
                    batch_size: int = 256, device: Any = None,
-                   cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+                   cache_dir: str | os.PathLike | None = None,
+                   settings: Any = None) -> pd.DataFrame:
     """Fine-tuned, linear-probe and k-NN macro accuracy of ``slim(encoder, s)`` per width
     and seed on ``(train, test)`` ImageDatasets (prepared with ``encoder.spec``).
 
@@ -152,9 +153,9 @@ def finetune_table(encoder: nn.Module, train: Any, test: Any, *, widths: Iterabl
     for w in widths:
         slimmed = slim(encoder, w)
         f_tr, _ = features.extract(slimmed, train, batch_size=batch_size, device=device,
-                                   progress=False, width=w)
+                                   progress=False, width=w, settings=settings)
         f_te, _ = features.extract(slimmed, test, batch_size=batch_size, device=device,
-                                   progress=False, width=w)
+                                   progress=False, width=w, settings=settings)
         for seed in seeds:
             torch.manual_seed(int(seed))
             out = {

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from slimlib import robustness as rb
-from slimlib.chapters import _profile_data_root
+from slimlib.profiles import settings_of
 from slimlib.robustness_chapter import (
     RobustnessSettings,
     _example,
@@ -52,15 +52,18 @@ def geographic(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
                                                   "no georeferenced EuroSAT MS tiles (no data "
                                                   "root): this profile has "
                                                   f"{list(profile.datasets)}"))}
-    everything = sdata.load("eurosat-ms", "all", root=profile.data_root)
-    loc = geo.tile_locations(profile.data_root).set_index("path").loc[list(everything.paths)]
+    everything = sdata.load("eurosat-ms", "all", root=profile.data_root,
+                            settings=settings_of(profile))
+    loc = geo.tile_locations(settings_of(profile).data).set_index("path").loc[
+        list(everything.paths)]
     blocks = geo.spatial_blocks(loc["lon"], loc["lat"], block_deg=st.block_deg)
     y = everything.labels.numpy()
     parts = []
     for label, init in ((st.geo_model, None), (f"{st.geo_model} [random init 0]", 0)):
         model = _load(profile, st.geo_model, init_seed=init)
         feats = rb.width_features(model, {"all": everything}, st.widths, name=label,
-                                  batch_size=profile.batch_size, device=profile.device)
+                                  batch_size=profile.batch_size, device=profile.device,
+        settings=settings_of(profile))
         rc = rb.relative_compute_of(model, st.widths, _example(model, everything))
         scores = geo.split_scores({w: f["all"] for w, f in feats.items()}, y, blocks,
                                   seeds=st.seeds)
@@ -106,6 +109,7 @@ def finetuning(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
         table = finetune_table(model, train, test, widths=st.finetune_widths,
                                seeds=st.finetune_seeds, recipe=recipe,
                                batch_size=profile.batch_size, device=profile.device,
+                               settings=settings_of(profile),
                                cache_dir=results_path("robustness/x", profile).parent)
     rc = rb.relative_compute_of(model, st.finetune_widths, _example(model, test))
     table["rel_compute"] = table["width"].map(rc)
@@ -168,12 +172,13 @@ def dynamics(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
             continue
         steps = sorted(s for s in spread.loc[spread["base"] == name, "step"] if s > 0)
         with _threads(st.small_threads):
-            with _profile_data_root(profile):
-                encoders = dyn.snapshot_encoders(name, pretrained=profile.pretrained)
+            encoders = dyn.snapshot_encoders(name, pretrained=profile.pretrained,
+                                             settings=settings_of(profile))
             change, lo, hi = dyn.gap_change_bootstrap(
                 name, encoders[steps[0]], encoders[steps[-1]], (steps[0], steps[-1]), train,
                 test, smallest=min(st.widths), n_boot=st.n_boot, batch_size=profile.batch_size,
-                device=profile.device)
+                device=profile.device,
+        settings=settings_of(profile))
         statistic += f" (steps {steps[0]} → {steps[-1]}, full k-NN bank)"
         if slimmable and method == "MoCo":
             # the paper's figure (no numbers): the widths' accuracies equalise, gap shrinks

@@ -74,9 +74,9 @@ def main(args: argparse.Namespace) -> int:
     name = profiles.get(args.profile).name
     if args.status or args.merge:
         return _follow(settings, name, merge_only=args.merge)
-    with settings.applied():  # the profile's default datasets depend on the data root
-        profile = profiles.resolve(name, widths=args.widths, seeds=args.seeds,
-                                   data_root=settings.data_root)
+    # the profile's default datasets depend on the data root: the job settings, explicitly
+    profile = profiles.resolve(name, widths=args.widths, seeds=args.seeds,
+                               data_root=settings.data_root, settings=settings.settings())
     shards = plan(profile, models=args.models, datasets=args.datasets,
                   book=not args.main_only, max_widths=args.max_widths)
     if args.plan:

@@ -12,7 +12,9 @@ def test_chapters_reexports_every_old_name():
         assert getattr(chapters, name) is getattr(book, name, None) or \
             getattr(chapters, name) is getattr(compute, name, None), name
     # private helpers other modules import from slimlib.chapters
-    for name in ("_profile_data_root", "_patched_env", "_reserve", "_finish", "_hash",
+    # (_profile_data_root and _patched_env, which set $SLIMLIB_DATA, are gone: settings
+    # travel as arguments, see tests/test_settings_env.py)
+    for name in ("_reserve", "_finish", "_hash",
                  "embedded_models_of", "runs_on_name", "KERNEL", "_random_init"):
         assert hasattr(chapters, name), name
 

@@ -40,8 +40,9 @@ def _settings(root: Path) -> cluster.JobSettings:
 
 def _in_process(profile, root: Path) -> pd.DataFrame:
     """The same sweep in this process, with its own cache (so nothing is reused)."""
-    with _settings(root).applied():
-        return chapters.sweep_for(profile, profile.models)
+    settings = _settings(root)
+    with settings.applied():
+        return chapters.sweep_for(settings.for_profile(profile), profile.models)
 
 
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
@@ -86,14 +87,22 @@ def test_plan_groups_book_requests_per_model_and_dataset():
 
 
 def test_settings_are_explicit_and_applied(tmp_path, monkeypatch):
+    (tmp_path / "elsewhere").mkdir()
     monkeypatch.setenv("SLIMLIB_DATA", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("GEO_BENCH_DIR", "/inherited")
     settings = _settings(tmp_path)
     assert settings.data_root is None and settings.env == ()
-    with settings.applied():
-        assert "SLIMLIB_DATA" not in os.environ and "GEO_BENCH_DIR" not in os.environ
-        assert os.environ["SLIMLIB_RESULTS"] == str(tmp_path / "results")
-    assert os.environ["SLIMLIB_DATA"] == str(tmp_path / "elsewhere")
+    # the jobs' paths travel as an explicit Settings, not as environment variables
+    job = settings.settings()
+    assert job.data is None and job.geobench is None
+    assert job.results == tmp_path / "results" and job.cache == tmp_path / "cache"
+    profile = settings.for_profile(_profile())
+    assert profile.settings == job and profile.data_root is None
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with settings.applied():  # only third-party process settings are set (or cleared)
+        assert "HF_HUB_OFFLINE" not in os.environ
+        assert os.environ["SLIMLIB_DATA"] == str(tmp_path / "elsewhere")  # read by nothing
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
     with pytest.raises(FileNotFoundError, match="not a folder"):
         cluster.JobSettings.resolve(data_root=tmp_path / "missing", environ={})
 
@@ -134,6 +143,7 @@ def test_chapters_compute_nothing_after_merge(local_run):
     model, dataset = cfg.models[0], cfg.datasets[0]
     aw = cfg.ablation_widths if 1.0 in cfg.ablation_widths else (*cfg.ablation_widths, 1.0)
     names = [m for pair in cfg.slimmable_pairs for m in pair]
+    cfg = settings.for_profile(cfg)  # the jobs' settings, explicitly: their results and cache
     with settings.applied():
         tables = [chapters.sweep_for(cfg, cfg.models),
                   chapters.sweep_for(cfg, cfg.cv_models, cfg.cv_datasets),
@@ -312,7 +322,8 @@ def test_slurm_scancel_then_resubmit_gives_identical_table(slurm, tmp_path):
     _no_duplicate_keys(merged)
     # the uninterrupted in-process sweep, on the jobs' feature cache (so it only re-probes;
     # independent extraction is compared in test_slurm_array_equals_in_process)
-    with settings.applied():
-        reference = chapters.sweep_for(cfg, cfg.models, table="reference.csv")
+    with settings.applied():  # the jobs' settings, explicitly: their cache and results
+        reference = chapters.sweep_for(settings.for_profile(cfg), cfg.models,
+                                       table="reference.csv")
     assert "extract" not in reference.attrs["timings"]  # the features came from the cache
     _assert_same_rows(merged, reference)

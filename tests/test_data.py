@@ -599,15 +599,20 @@ def test_torchgeo_eurosat_reads_a_torchgeo_layout(data_root, tmp_path):
 # ------------------------------------------------------------------------- data root setting
 def test_a_wrong_data_root_raises_instead_of_falling_back_to_synthetic(monkeypatch, tmp_path):
     from slimlib.config import data_root
+    from slimlib.settings import Settings
 
     monkeypatch.delenv("SLIMLIB_DATA", raising=False)
-    assert data_root(required=False) is None  # unset: the synthetic fallback is allowed
+    root = Settings.from_env().data
+    assert data_root(root, required=False) is None  # unset: the synthetic fallback is allowed
     with pytest.raises(FileNotFoundError, match="No data root"):
-        data_root()
+        data_root(root)
     monkeypatch.setenv("SLIMLIB_DATA", str(tmp_path / "missing"))
+    # the environment is read once, by Settings.from_env, which refuses a wrong root
+    with pytest.raises(FileNotFoundError, match="does not exist.*unset it"):
+        Settings.from_env()
     for required in (True, False):
         with pytest.raises(FileNotFoundError, match="does not exist.*unset SLIMLIB_DATA"):
-            data_root(required=required)
+            data_root(tmp_path / "missing", required=required)
     with pytest.raises(FileNotFoundError, match="from root="):
         data_root(tmp_path / "also-missing", required=False)
     assert data_root(tmp_path, required=False) == tmp_path
@@ -615,7 +620,7 @@ def test_a_wrong_data_root_raises_instead_of_falling_back_to_synthetic(monkeypat
 
 def test_relative_path_settings_are_made_absolute_for_chapter_kernels(monkeypatch, tmp_path):
     from slimlib import sphinxext
-    from slimlib.config import absolutize_env, data_root
+    from slimlib.settings import Settings
 
     base = tmp_path.resolve()
     (base / "data").mkdir()
@@ -623,12 +628,13 @@ def test_relative_path_settings_are_made_absolute_for_chapter_kernels(monkeypatc
     monkeypatch.setenv("SLIMLIB_DATA", "data")
     monkeypatch.setenv("SLIMLIB_CACHE", "./cache")
     monkeypatch.setenv("SLIMLIB_RESULTS", str(base / "results"))  # already absolute
-    changed = absolutize_env()
+    settings = Settings.from_env()
+    changed = {k: v for k, v in settings.as_env().items() if os.environ.get(k) != v}
     assert changed == {"SLIMLIB_DATA": str(base / "data"), "SLIMLIB_CACHE": str(base / "cache")}
-    assert os.environ["SLIMLIB_RESULTS"] == str(base / "results")
+    assert settings.results == base / "results"
+    assert os.environ["SLIMLIB_DATA"] == "data"  # building settings changes no environment
     monkeypatch.chdir(base / "data")  # what a kernel started in another folder now sees
-    assert data_root() == base / "data"
-    assert absolutize_env() == {}  # idempotent
+    assert Settings.from_env(settings.as_env()) == settings  # absolute: idempotent
     monkeypatch.setenv("SLIMLIB_DATA", "..")
-    meta = sphinxext.setup(object())  # the book's extension does the same at build start
+    meta = sphinxext.setup(object())  # the book's extension (an entry point) writes them
     assert os.environ["SLIMLIB_DATA"] == str(base) and meta["parallel_read_safe"]

@@ -38,12 +38,13 @@ def test_pretrain_models_passes_the_profile_root_and_leaves_the_env_alone(tmp_pa
     monkeypatch.delenv(DATA_ENV, raising=False)
     seen = {}
 
-    def fake_missing(names, *, processes, root):
-        seen.update(names=list(names), root=root, env=os.environ.get(DATA_ENV))
+    def fake_missing(names, *, processes, settings):
+        seen.update(names=list(names), root=str(settings.data), env=os.environ.get(DATA_ENV))
         return {}
 
     monkeypatch.setattr(embedded, "pretrain_missing", fake_missing)
-    monkeypatch.setattr(embedded, "checkpoint_path", lambda name, *, root=None: tmp_path / "x")
+    monkeypatch.setattr(embedded, "checkpoint_path",
+                        lambda name, *, root=None, settings=None: tmp_path / "x")
     profile = types.SimpleNamespace(pretrained=True, models=("rs-moco-tiny",), cv_models=(),
                                     slimmable_pairs=(), data_root=str(tmp_path))
     with pytest.raises(KeyError):  # fake_missing returns no checkpoint: the table fails
@@ -60,8 +61,9 @@ def test_sweep_inputs_hand_the_root_to_embedded_models_only(monkeypatch):
     for _, load in as_models(["rs-moco-tiny", "galileo-nano"], pretrained=True,
                              data_root="/data"):
         load()
-    assert calls == [("rs-moco-tiny", {"pretrained": True, "data_root": "/data"}),
-                     ("galileo-nano", {"pretrained": True})]
+    assert calls == [("rs-moco-tiny", {"pretrained": True, "settings": None,
+                                       "data_root": "/data"}),
+                     ("galileo-nano", {"pretrained": True, "settings": None})]
 
 
 def test_book_helpers_no_longer_patch_the_environment():

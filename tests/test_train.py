@@ -476,21 +476,21 @@ def test_chapters_pretrain_models_trains_what_a_profile_needs(monkeypatch):
     assert again["cached"].all() and again["train_s"].equals(first["train_s"])
 
 
-def test_profile_data_root_is_exposed_to_pretraining_and_restored(monkeypatch, tmp_path):
-    from slimlib import chapters, profiles
+def test_profile_data_root_reaches_pretraining_through_its_settings(monkeypatch, tmp_path):
+    """The profile's explicit data root is folded into ``profile.settings`` (what the chapter
+    helpers pass down); the environment is neither read for it nor changed."""
+    from slimlib import profiles
     from slimlib.config import DATA_ENV
 
-    monkeypatch.setenv(DATA_ENV, "/somewhere/else")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv(DATA_ENV, str(elsewhere))
     # explicit datasets: an empty data root cannot supply the default real ones
     profile = profiles.resolve("smoke", data_root=str(tmp_path), datasets=["synthetic-rgb"],
                                cv_datasets=["synthetic-rgb"])
-    with chapters._profile_data_root(profile):
-        assert os.environ[DATA_ENV] == str(tmp_path)
-    assert os.environ[DATA_ENV] == "/somewhere/else"
+    assert profile.settings.data == tmp_path.resolve()
+    assert profiles.settings_of(profile).data == tmp_path.resolve()
+    assert os.environ[DATA_ENV] == str(elsewhere)
     monkeypatch.delenv(DATA_ENV)
-    with pytest.raises(RuntimeError), chapters._profile_data_root(profile):
-        assert os.environ[DATA_ENV] == str(tmp_path)
-        raise RuntimeError("restored even when the helper fails")
+    assert profiles.settings_of(profiles.get("smoke")).data is None  # no root anywhere
     assert DATA_ENV not in os.environ
-    with chapters._profile_data_root(profiles.get("smoke")):  # no explicit root: untouched
-        assert DATA_ENV not in os.environ

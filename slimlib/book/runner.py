@@ -11,10 +11,9 @@ Ctrl-C (or SIGTERM from the CLI) ``….interrupted.ipynb``; both are marked fail
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,6 +98,12 @@ def run_chapter(path: str | os.PathLike, parameters: Mapping[str, Any] | None = 
         progress: show papermill's cell progress bar.
         env: extra environment variables for the kernel (e.g. ``{"SLIMLIB_RESULTS": ...}``).
 
+    This is an entry point: the settings (:meth:`slimlib.settings.Settings.from_env` of this
+    process's environment with ``env`` on top, relative paths taken against the current
+    folder) are resolved here, once, and the kernel gets them as absolute
+    ``SLIMLIB_*`` variables in its own environment; this process's ``os.environ`` is not
+    changed.
+
     Parameters that are profile settings (``profile``, ``models``, ``seeds``, ...) are
     validated with :func:`slimlib.profiles.check_parameters` before a kernel starts.
 
@@ -112,7 +117,7 @@ def run_chapter(path: str | os.PathLike, parameters: Mapping[str, Any] | None = 
     """
     import papermill
 
-    from slimlib.config import absolutize_env
+    from slimlib.settings import Settings
 
     path = Path(path)
     if not path.is_file():
@@ -128,30 +133,32 @@ def run_chapter(path: str | os.PathLike, parameters: Mapping[str, Any] | None = 
     if isinstance(parameters.get("data_root"), str | os.PathLike):
         # the kernel runs in ``cwd``; a relative root means "relative to where I called from"
         parameters["data_root"] = str(Path(parameters["data_root"]).expanduser().resolve())
-    with _patched_env(env or {}):
-        absolutize_env()
-        from slimlib.profiles import check_parameters
+    kernel_env = {**os.environ, **(env or {})}  # this entry point reads its environment
+    kernel_env.update(Settings.from_env(kernel_env).as_env())  # absolute, before any kernel
+    from slimlib.profiles import check_parameters
 
-        check_parameters(parameters)  # type and range errors now, not from inside the kernel
-        out = _reserve(Path(out_dir) / path.stem, _hash(parameters))
-        running = out.with_suffix(".running.ipynb")
-        try:
-            papermill.execute_notebook(
-                nb, str(running), parameters=parameters, kernel_name=KERNEL, language="python",
-                cwd=str(cwd or path.parent.resolve()), progress_bar=progress,
-                execution_timeout=timeout, log_output=False,
-            )
-        except papermill.PapermillExecutionError as err:
-            err.notebook_path = _finish(running, out, "failed", None)
-            raise
-        except BaseException as err:
-            interrupted = isinstance(err, KeyboardInterrupt)
-            reason = ("interrupted (KeyboardInterrupt)" if interrupted else
-                      f"timed out: a cell ran longer than {timeout} s" if isinstance(
-                          err, TimeoutError) else f"stopped by {type(err).__name__}: {err}")
-            err.notebook_path = _finish(running, out, "interrupted" if interrupted else "failed",
-                                        reason)
-            raise
+    # type and range errors now, not from inside the kernel
+    check_parameters(parameters, environ=kernel_env)
+    out = _reserve(Path(out_dir) / path.stem, _hash(parameters))
+    running = out.with_suffix(".running.ipynb")
+    try:
+        papermill.execute_notebook(
+            nb, str(running), parameters=parameters, kernel_name=KERNEL, language="python",
+            cwd=str(cwd or path.parent.resolve()), progress_bar=progress,
+            execution_timeout=timeout, log_output=False,
+            kernel_manager_class=_kernel_manager(kernel_env),
+        )
+    except papermill.PapermillExecutionError as err:
+        err.notebook_path = _finish(running, out, "failed", None)
+        raise
+    except BaseException as err:
+        interrupted = isinstance(err, KeyboardInterrupt)
+        reason = ("interrupted (KeyboardInterrupt)" if interrupted else
+                  f"timed out: a cell ran longer than {timeout} s" if isinstance(
+                      err, TimeoutError) else f"stopped by {type(err).__name__}: {err}")
+        err.notebook_path = _finish(running, out, "interrupted" if interrupted else "failed",
+                                    reason)
+        raise
     os.replace(running, out)
     return out
 
@@ -222,17 +229,16 @@ def _finish(running: Path, out: Path, status: str, reason: str | None) -> Path |
     return target
 
 
-@contextlib.contextmanager
-def _patched_env(overrides: Mapping[str, str]) -> Iterator[None]:
-    """Set the environment variables ``overrides`` for the duration of the block; restore
-    (or remove) each one afterwards, also when the block raises."""
-    saved = {key: os.environ.get(key) for key in overrides}
-    os.environ.update(overrides)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def _kernel_manager(env: Mapping[str, str]) -> type:
+    """A jupyter kernel manager class whose kernels start with exactly ``env`` as their
+    environment (papermill passes ``kernel_manager_class`` on to nbclient)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    fixed = dict(env)
+
+    class _Manager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            kw["env"] = {**fixed, **kw.get("env", {})}
+            await super().start_kernel(**kw)
+
+    return _Manager

@@ -3,42 +3,37 @@ for a profile, and which model can be fed which dataset.
 
 These helpers take a :class:`slimlib.profiles.Profile` and call the library
 (:func:`slimlib.sweep`, :mod:`slimlib.controls`, :mod:`slimlib.train.embedded`) with its
-settings; results land under ``results/<profile>/``.
+settings (``profile.settings``, passed down explicitly: :func:`slimlib.profiles.settings_of`);
+results land under ``<settings.results>/<profile>/``.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from typing import Any
-
-from slimlib.book.runner import _patched_env
 
 __all__ = ["embedded_models_of", "pretrain_models", "runs_on", "runs_on_name", "sweep_for",
            "controls_for"]
 
 
-def _profile_data_root(profile: Any) -> contextlib.AbstractContextManager[None]:
-    """Expose a profile's explicit ``data_root`` as ``$SLIMLIB_DATA`` while a block runs.
+def _settings(profile: Any):
+    from slimlib.profiles import settings_of
 
-    slimlib's own helpers no longer need this (they pass the root as an argument,
-    :func:`_with_data_root`); it is kept for code written against it."""
-    from slimlib.config import DATA_ENV
-
-    root = getattr(profile, "data_root", None)
-    return _patched_env({} if root is None else {DATA_ENV: str(root)})
+    return settings_of(profile)
 
 
 def _with_data_root(profile: Any, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """``models.load`` options for ``name`` under ``profile``: an embedded (slimlib-pretrained)
-    model also gets the profile's explicit ``data_root``, so it is pretrained (and its
-    checkpoint looked up) on the data root the chapter's datasets come from."""
+    """``models.load`` options for ``name`` under ``profile``: the profile's settings (so an
+    embedded, slimlib-pretrained model is pretrained and its checkpoint looked up on the data
+    root the chapter's datasets come from, in the profile's cache) and, for an embedded
+    model, the profile's explicit ``data_root``."""
     from slimlib.constants import EMBEDDED_MODEL_NAMES
 
+    out = {**options, "settings": _settings(profile)}
     root = getattr(profile, "data_root", None)
-    if root is None or name not in EMBEDDED_MODEL_NAMES:
-        return dict(options)
-    return {**options, "data_root": root}
+    if root is not None and name in EMBEDDED_MODEL_NAMES:
+        out["data_root"] = root
+    return out
 
 
 def embedded_models_of(profile: Any) -> list[str]:
@@ -66,10 +61,10 @@ def pretrain_models(profile: Any, processes: int = 2):
     from slimlib.train import embedded
 
     names = embedded_models_of(profile) if profile.pretrained else []
-    root = getattr(profile, "data_root", None)
-    cached = {n: embedded.checkpoint_path(n, root=root).exists() for n in names}
+    settings = _settings(profile)
+    cached = {n: embedded.checkpoint_path(n, settings=settings).exists() for n in names}
     start = time.perf_counter()
-    paths = embedded.pretrain_missing(names, processes=processes, root=root)
+    paths = embedded.pretrain_missing(names, processes=processes, settings=settings)
     wall = time.perf_counter() - start
     rows = []
     for name in names:
@@ -129,7 +124,8 @@ def _with_options(profile: Any, model: Any) -> Any:
     base, seed = controls.split_label(model)
     options = profile.options_for(base)
     if seed is not None:
-        return controls.random_init_models(base, (seed,), **options)[model]
+        return controls.random_init_models(base, (seed,), settings=_settings(profile),
+                                           **options)[model]
     if not options:
         return model
     return registry.load(model, pretrained=profile.pretrained,
@@ -165,9 +161,11 @@ def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = 
             raise ValueError(f"model {label!r} (bands {list(spec.bands)}) fits none of the "
                              f"datasets {list(data)}; give datasets it can be fed")
         groups.setdefault(fits, {})[label] = model
-    path = results_path(table, profile)
+    settings = _settings(profile)
+    path = results_path(table, profile, settings=settings)
     kwargs.setdefault("train_fraction", getattr(profile, "train_fraction", 1.0))
-    if getattr(profile, "data_root", None) is not None:  # embedded models pretrain on it
+    kwargs.setdefault("settings", settings)  # data root (embedded models pretrain on it), cache
+    if getattr(profile, "data_root", None) is not None:
         kwargs.setdefault("data_root", profile.data_root)
     parts = []
     for fits, group in groups.items():
@@ -219,15 +217,16 @@ def controls_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any
         rows.append(sweep_for(profile, [name], datasets, widths=widths, protocols=protocols,
                               table=table))
         options = profile.options_for(name)
-        rows.append(sweep_for(profile, controls.random_init_models(name, init_seeds, **options),
-                              datasets, widths=widths, protocols=protocols, table=table))
+        rows.append(sweep_for(profile, controls.random_init_models(
+            name, init_seeds, settings=_settings(profile), **options),
+            datasets, widths=widths, protocols=protocols, table=table))
         encoder = registry.load(name, pretrained=profile.pretrained,
                                 **_with_data_root(profile, name, options))
         fits = {k: v for k, v in data.items() if runs_on(encoder.spec, v[0])}
         floors.append(controls.floor_scores(
             encoder, fits, name=name, protocols=protocols, seeds=profile.seeds,
             batch_size=profile.batch_size, device=profile.device,
-            train_fraction=profile.train_fraction))
+            train_fraction=profile.train_fraction, settings=_settings(profile)))
     rows = pd.concat(rows, ignore_index=True)
     floor = pd.concat(floors, ignore_index=True)
     return rows, floor, controls.compare(rows, floor)

@@ -129,7 +129,9 @@ def online(host: str, port: int = 443, timeout: float = 3.0) -> bool:
 
 def require_online(host: str, what: str, how: str) -> None:
     """Fail fast (a few seconds at most) with ``ConnectionError`` when ``host`` is unreachable."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False") and "hugging" in host:
+    from slimlib.settings import env_flag
+
+    if "hugging" in host and env_flag("HF_HUB_OFFLINE"):
         raise ConnectionError(f"Cannot download {what}: HF_HUB_OFFLINE is set. {how}")
     if not online(host):
         raise ConnectionError(f"Cannot download {what}: {host} is unreachable (offline?). {how}")

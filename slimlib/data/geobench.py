@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import CACHE_ENV, DATA_ENV, data_root
+from ..settings import DATA_ENV, GEO_BENCH_ENV, Settings, or_current
 from ..specs import ImageDataset
 from ._common import (
     SkipLog,
@@ -47,7 +47,7 @@ from ._common import (
 )
 from .bands import EUROSAT_MS_BANDS, S2_BANDS, geobench_band_name, is_rgb, is_s2
 
-ENV = "GEO_BENCH_DIR"
+ENV = GEO_BENCH_ENV
 HF_REPO = "recursix/geo-bench-1.0"
 BENCHMARK_DIRS = ("classification_v1.0", "classification_v0.9.1", "classification_v0.9.0")
 SPLITS = ("train", "valid", "test")
@@ -251,22 +251,24 @@ def read_task_specs(task_dir: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- locating
 
 
-def _cache_base() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "slimlib").expanduser() \
-        / "geobench"
+def _cache_base(settings: Settings) -> Path:
+    return Path(settings.cache) / "geobench"
 
 
-def candidate_bases(root: str | os.PathLike | None) -> list[tuple[str, Path]]:
-    """Folders searched for GEO-Bench, as ``(setting, path)`` in priority order."""
+def candidate_bases(root: str | os.PathLike | None, settings: Settings | None = None
+                    ) -> list[tuple[str, Path]]:
+    """Folders searched for GEO-Bench, as ``(setting, path)`` in priority order: ``root``
+    when given, else ``settings.geobench`` (``$GEO_BENCH_DIR``), ``<settings.data>/geobench``
+    and ``<settings.cache>/geobench``."""
     if root is not None:
         return [("root=", Path(root).expanduser())]
+    settings = or_current(settings)
     bases = []
-    if os.environ.get(ENV):
-        bases.append((f"${ENV}", Path(os.environ[ENV]).expanduser()))
-    base = data_root(None, required=False)
-    if base is not None:
-        bases.append((f"${DATA_ENV}/geobench", base / "geobench"))
-    bases.append(("cache", _cache_base()))
+    if settings.geobench is not None:
+        bases.append((f"${ENV}", Path(settings.geobench)))
+    if settings.data is not None:
+        bases.append((f"${DATA_ENV}/geobench", Path(settings.data) / "geobench"))
+    bases.append(("cache", _cache_base(settings)))
     return bases
 
 
@@ -274,28 +276,34 @@ def _is_task_dir(path: Path) -> bool:
     return path.is_dir() and any(path.glob("*_partition.json"))
 
 
-def find_task_dir(name: str, root: str | os.PathLike | None) -> Path | None:
-    for _, base in candidate_bases(root):
+def find_task_dir(name: str, root: str | os.PathLike | None,
+                  settings: Settings | None = None) -> Path | None:
+    for _, base in candidate_bases(root, settings):
         for cand in [base / sub / name for sub in BENCHMARK_DIRS] + [base / name, base]:
             if _is_task_dir(cand) and cand.name == name:
                 return cand
     return None
 
 
-def _missing_error(name: str, root: str | os.PathLike | None) -> FileNotFoundError:
-    tried = "; ".join(f"{setting} → {path}" for setting, path in candidate_bases(root))
+def _missing_error(name: str, root: str | os.PathLike | None,
+                   settings: Settings | None = None) -> FileNotFoundError:
+    tried = "; ".join(f"{setting} → {path}" for setting, path in candidate_bases(root, settings))
     return FileNotFoundError(
         f"GEO-Bench task {name!r} not found (looked for <base>/classification_v1.0/{name}/ with "
         f"*_partition.json under: {tried}). {_DOWNLOAD_HOW}")
 
 
-def download_task(name: str, root: str | os.PathLike | None = None) -> Path:
+def download_task(name: str, root: str | os.PathLike | None = None, *,
+                  settings: Settings | None = None) -> Path:
     """Download and unpack one GEO-Bench v1.0 classification task from Hugging Face.
 
     Fails within seconds with ``ConnectionError`` when offline. Files go to ``root``, else
     ``$GEO_BENCH_DIR``, else ``$SLIMLIB_CACHE/geobench``; returns the task folder.
     """
-    base = Path(root or os.environ.get(ENV) or _cache_base()).expanduser()
+    if root is None:
+        settings = or_current(settings)
+    base = Path(root if root is not None else settings.geobench or _cache_base(settings)
+                ).expanduser()
     require_online("huggingface.co", f"GEO-Bench {name!r}",
                    f"Copy classification_v1.0/{name}.zip from {HF_REPO} by other means and unzip "
                    f"it under {base / 'classification_v1.0'}.")
@@ -359,7 +367,7 @@ def load_geobench(name: str, split: str, root: str | os.PathLike | None = None, 
                   limit_per_class: int | None = None, seed: int = 0, download: bool = False,
                   fix_band_order: bool = True, band_names: tuple[str, ...] | None = None,
                   registry_classes: tuple[str, ...] | Callable[[], tuple[str, ...]] = (),
-                  max_gib: float | None = 32.0
+                  max_gib: float | None = 32.0, settings: Settings | None = None
                   ) -> ImageDataset:
     """Load one split of a GEO-Bench classification task into memory.
 
@@ -375,13 +383,17 @@ def load_geobench(name: str, split: str, root: str | os.PathLike | None = None, 
         fix_band_order: relabel m-eurosat's bands to the EuroSAT file order (see docs).
         band_names: override the channel names read from the files.
         max_gib: refuse to allocate more float32 image memory than this.
+        settings: where ``root=None`` looks (:class:`slimlib.settings.Settings`; ``None``:
+            :func:`slimlib.settings.current`).
     """
     limit_per_class = check_limit(limit_per_class)
-    task_dir = find_task_dir(name, root)
+    if root is None:
+        settings = or_current(settings)
+    task_dir = find_task_dir(name, root, settings)
     if task_dir is None:
         if not download:
-            raise _missing_error(name, root)
-        task_dir = download_task(name, root)
+            raise _missing_error(name, root, settings)
+        task_dir = download_task(name, root, settings=settings)
     part_file = task_dir / f"{partition}_partition.json"
     if not part_file.is_file():
         available = sorted(p.name.removesuffix("_partition.json")

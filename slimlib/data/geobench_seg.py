@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..settings import Settings, or_current
 from ._common import SkipLog, check_memory, even_subset, parallel_map, require_online
 from ._dense import DenseDataset
 from .bands import is_s2
@@ -83,32 +84,35 @@ def how_to_get(name: str) -> str:
             f"the *.hdf5 samples, and pass root=<base> (or set ${ENV}).")
 
 
-def find_task_dir(name: str, root: str | os.PathLike | None) -> Path | None:
+def find_task_dir(name: str, root: str | os.PathLike | None,
+                  settings: Settings | None = None) -> Path | None:
     """``<base>/segmentation_v1.0/<name>`` (or an older benchmark folder) holding partitions."""
-    for _, base in candidate_bases(root):
+    for _, base in candidate_bases(root, settings):
         for cand in [base / sub / name for sub in SEG_DIRS] + [base / name, base]:
             if cand.is_dir() and cand.name == name and any(cand.glob("*_partition.json")):
                 return cand
     return None
 
 
-def problem(name: str, root: str | os.PathLike | None) -> str | None:
+def problem(name: str, root: str | os.PathLike | None,
+            settings: Settings | None = None) -> str | None:
     """Why ``name`` cannot be loaded from ``root`` (``None`` when it can be found)."""
-    if find_task_dir(name, root) is not None:
+    if find_task_dir(name, root, settings) is not None:
         return None
-    tried = "; ".join(f"{setting} → {path}" for setting, path in candidate_bases(root))
+    tried = "; ".join(f"{setting} → {path}" for setting, path in candidate_bases(root, settings))
     return (f"GEO-Bench segmentation task {name!r} not found: looked for "
             f"<base>/segmentation_v1.0/{name}/ with *_partition.json under: {tried}")
 
 
-def download_task(name: str, root: str | os.PathLike | None = None) -> Path:
+def download_task(name: str, root: str | os.PathLike | None = None, *,
+                  settings: Settings | None = None) -> Path:
     """Download and unpack one GEO-Bench v1.0 segmentation task from Hugging Face.
 
     Files go to ``root``, else the first GEO-Bench folder setting (``$GEO_BENCH_DIR``,
     ``$SLIMLIB_DATA/geobench``, the cache). Fails within seconds with ``ConnectionError`` when
     offline.
     """
-    base = Path(root).expanduser() if root is not None else candidate_bases(None)[0][1]
+    base = Path(root).expanduser() if root is not None else candidate_bases(None, settings)[0][1]
     require_online("huggingface.co", f"GEO-Bench {name!r}", how_to_get(name))
     return fetch_task(name, base / SEG_DIRS[0], partition_glob="*_partition.json")
 
@@ -154,7 +158,8 @@ def _resize(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def load_geobench_seg(name: str, split: str, root: str | os.PathLike | None = None, *,
                       partition: str = "default", limit: int | None = None,
                       download: bool = False, registry_classes: tuple[str, ...] = (),
-                      max_gib: float | None = 32.0) -> DenseDataset:
+                      max_gib: float | None = 32.0,
+                      settings: Settings | None = None) -> DenseDataset:
     """Load one split of a GEO-Bench segmentation task into memory.
 
     Args:
@@ -174,11 +179,13 @@ def load_geobench_seg(name: str, split: str, root: str | os.PathLike | None = No
     split = SPLIT_ALIASES.get(split, split)
     if split not in SPLITS:
         raise ValueError(f"{name!r} has splits {SPLITS}; got split={split!r}")
-    task_dir = find_task_dir(name, root)
+    if root is None:
+        settings = or_current(settings)
+    task_dir = find_task_dir(name, root, settings)
     if task_dir is None:
         if not download:
-            raise FileNotFoundError(f"{problem(name, root)}. {how_to_get(name)}")
-        task_dir = download_task(name, root)
+            raise FileNotFoundError(f"{problem(name, root, settings)}. {how_to_get(name)}")
+        task_dir = download_task(name, root, settings=settings)
     part_file = task_dir / f"{partition}_partition.json"
     if not part_file.is_file():
         available = sorted(p.name.removesuffix("_partition.json")

@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..settings import IMAGENET_ENV, Settings, or_current
 from ..specs import ImageDataset
 from ._common import SkipLog, check_limit, check_memory, parallel_map, stratified_subset
 from .bands import RGB_BANDS
 
-ENV = "IMAGENET_DIR"
+ENV = IMAGENET_ENV
 SPLITS = ("train", "val")
 SPLIT_ALIASES = {"valid": "val", "validation": "val", "test": "val"}
 _EXTENSIONS = {".jpeg", ".jpg", ".png"}
@@ -58,8 +59,8 @@ IMAGENET10_WNIDS: tuple[str, ...] = (
 )
 
 
-def _root(root: str | os.PathLike | None, name: str) -> Path:
-    value = root if root is not None else os.environ.get(ENV)
+def _root(root: str | os.PathLike | None, name: str, settings: Settings | None) -> Path:
+    value = root if root is not None else or_current(settings).imagenet
     if not value:
         raise FileNotFoundError(
             f"{name!r} needs a local ImageNet copy: pass root=... or set ${ENV} to a folder with "
@@ -90,12 +91,14 @@ def _load_image(path: Path, image_size: int) -> np.ndarray:
 def load_imagenet_subset(name: str, wnids: tuple[str, ...], split: str,
                          root: str | os.PathLike | None = None, *, image_size: int = 224,
                          limit_per_class: int | None = None, seed: int = 0,
-                         max_gib: float | None = 16.0) -> ImageDataset:
-    """Load ``split`` of the ImageNet classes ``wnids`` (labels follow the order of ``wnids``)."""
+                         max_gib: float | None = 16.0,
+                         settings: Settings | None = None) -> ImageDataset:
+    """Load ``split`` of the ImageNet classes ``wnids`` (labels follow the order of ``wnids``);
+    ``root=None`` means ``settings.imagenet`` (``$IMAGENET_DIR``)."""
     limit_per_class = check_limit(limit_per_class)
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"image_size must be an int >= 8; got {image_size!r}")
-    split_dir = _root(root, name) / split
+    split_dir = _root(root, name, settings) / split
     if not split_dir.is_dir():
         raise FileNotFoundError(f"{name!r}: {str(split_dir)!r} is missing; the ImageNet folder "
                                 f"needs train/ and val/ with one folder per wnid")
@@ -149,15 +152,17 @@ def load_imagenet_subset(name: str, wnids: tuple[str, ...], split: str,
 
 def load_imagenet10(split: str, root=None, *, image_size: int = 224,
                     limit_per_class: int | None = None, seed: int = 0,
-                    max_gib: float | None = 16.0) -> ImageDataset:
+                    max_gib: float | None = 16.0,
+                    settings: Settings | None = None) -> ImageDataset:
     return load_imagenet_subset("imagenet-10", IMAGENET10_WNIDS, split, root,
                                 image_size=image_size, limit_per_class=limit_per_class, seed=seed,
-                                max_gib=max_gib)
+                                max_gib=max_gib, settings=settings)
 
 
 def load_imagenet100(split: str, root=None, *, image_size: int = 224,
                      limit_per_class: int | None = None, seed: int = 0,
-                     max_gib: float | None = 16.0) -> ImageDataset:
+                     max_gib: float | None = 16.0,
+                     settings: Settings | None = None) -> ImageDataset:
     return load_imagenet_subset("imagenet-100", IMAGENET100_WNIDS, split, root,
                                 image_size=image_size, limit_per_class=limit_per_class, seed=seed,
-                                max_gib=max_gib)
+                                max_gib=max_gib, settings=settings)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import CACHE_ENV
+from ..settings import Settings, or_current
 from ..specs import ImageDataset
 from ._common import check_limit, check_memory, parallel_map, require_online, stratified_subset
 from .bands import EUROSAT_MS_BANDS
@@ -17,24 +17,25 @@ SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"valid": "val", "validation": "val"}
 
 
-def _default_root() -> Path:
-    base = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "slimlib").expanduser()
-    return base / "torchgeo" / "eurosat"
+def _default_root(settings: Settings) -> Path:
+    return Path(settings.cache) / "torchgeo" / "eurosat"
 
 
 def load_torchgeo_eurosat(split: str, root: str | os.PathLike | None = None, *,
                           download: bool = False, limit_per_class: int | None = None,
-                          seed: int = 0, max_gib: float | None = 8.0) -> ImageDataset:
+                          seed: int = 0, max_gib: float | None = 8.0,
+                          settings: Settings | None = None) -> ImageDataset:
     """torchgeo's ``EuroSAT`` (27,000 13-band images; splits 16,200/5,400/5,400).
 
-    ``root`` defaults to ``$SLIMLIB_CACHE/torchgeo/eurosat``. Without ``download=True`` a
+    ``root`` defaults to ``<settings.cache>/torchgeo/eurosat`` (``$SLIMLIB_CACHE``). Without ``download=True`` a
     missing copy raises ``FileNotFoundError``; with it, an unreachable host raises
     ``ConnectionError`` within seconds. Bands are kept in the files' order (B8A last).
     """
     limit_per_class = check_limit(limit_per_class)
     from torchgeo.datasets import DatasetNotFoundError, EuroSAT
 
-    path = Path(root).expanduser() if root is not None else _default_root()
+    path = (Path(root).expanduser() if root is not None
+            else _default_root(or_current(settings)))
     have = (path / EuroSAT.split_filenames[split]).is_file() and (
         (path / EuroSAT.base_dir).is_dir() or (path / EuroSAT.filename).is_file())
     if not have:

@@ -176,7 +176,7 @@ def tile_scene(images: np.ndarray, mask: np.ndarray, tile: int
 
 def load_oscd(split: str, root: str | os.PathLike | None = None, *, tile: int = 128,
               cities: tuple[str, ...] | None = None, download: bool = False,
-              max_gib: float | None = 16.0) -> DenseDataset:
+              max_gib: float | None = 16.0, settings: Any = None) -> DenseDataset:
     """Load OSCD ``split`` (``"train"``: 14 cities, ``"test"``: 10) as two-date tiles.
 
     Args:
@@ -197,9 +197,9 @@ def load_oscd(split: str, root: str | os.PathLike | None = None, *, tile: int = 
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < 8:
         raise ValueError(f"tile must be an int >= 8; got {tile!r}")
     if root is None:                       # the data-root convention of dense.availability
-        from ..config import data_root
+        from ..settings import or_current
 
-        base = data_root(None, required=False)
+        base = or_current(settings).data
         root = base / "oscd" if base is not None else None
     why = problem(root, split)
     if why is not None:

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from ..config import CACHE_ENV, DATA_ENV, data_root
+from ..config import DATA_ENV, data_root
 from ..constants import DEFAULT_DATASET, EMBEDDED_FOLDERS, RS_FALLBACK
+from ..settings import Settings, or_current
 from ..specs import ImageDataset
 from . import embedded, geobench, geobench_seg, imagenet, online, oscd, synthetic
 from ._common import check_split
@@ -261,9 +262,9 @@ def info(name: str) -> DatasetInfo:
 CACHE_GIB = 4.0
 CACHE_ENTRIES = 32
 _cache: OrderedDict[tuple, ImageDataset] = OrderedDict()
-#: Settings that decide where each kind of dataset is read from (part of the cache key).
-_ENVS = {"embedded": (DATA_ENV,), "local": (DATA_ENV, geobench.ENV, imagenet.ENV, CACHE_ENV),
-         "online": (CACHE_ENV,), "synthetic": ()}
+#: Settings fields that decide where each kind of dataset is read from (part of the cache key).
+_FIELDS = {"embedded": ("data",), "local": ("data", "geobench", "imagenet", "cache"),
+           "online": ("cache",), "synthetic": ()}
 
 
 def clear_cache() -> None:
@@ -285,7 +286,7 @@ def _copy(ds: ImageDataset) -> ImageDataset:
 
 
 def load(name: str, split: str = "train", *, root: str | os.PathLike | None = None,
-         cache: bool = True, **kwargs: Any) -> ImageDataset:
+         cache: bool = True, settings: Settings | None = None, **kwargs: Any) -> ImageDataset:
     """Load one split of a registered dataset as an in-memory :class:`ImageDataset`.
 
     Args:
@@ -294,6 +295,8 @@ def load(name: str, split: str = "train", *, root: str | os.PathLike | None = No
         root: where the data live; meaning per kind (data root, GEO-Bench folder, ImageNet
             folder, torchgeo folder), see ``info(name)["root"]``. Ignored for synthetic data.
         cache: reuse an earlier identical load (same tensors; do not modify them in place).
+        settings: where ``root=None`` looks (``settings.data`` for embedded data, GEO-Bench /
+            ImageNet folders, the cache); ``None``: :func:`slimlib.settings.current`.
         **kwargs: loader options, e.g. ``limit_per_class=``, ``seed=``, ``download=``.
 
     Raises:
@@ -304,16 +307,22 @@ def load(name: str, split: str = "train", *, root: str | os.PathLike | None = No
     split = check_split(name, split, d.splits, d.split_aliases)
     params = inspect.signature(d.loader).parameters
     allowed = sorted(p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY
-                     and p != "registry_classes")
+                     and p not in ("registry_classes", "settings"))
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ValueError(f"load({name!r}) got unknown option(s) {unknown}; allowed: {allowed}")
+    where: Settings | None = None
+    if d.kind != "synthetic" and (root is None or d.kind != "embedded"):
+        where = or_current(settings)
+    if d.kind == "embedded" and root is None:
+        root = where.data  # type: ignore[union-attr]
     key = (name, split, None if root is None else str(root), _freeze(kwargs),
-           tuple(os.environ.get(e) for e in _ENVS[d.kind]))
+           tuple(str(getattr(where, f)) for f in _FIELDS[d.kind]) if where is not None else ())
     if cache and key in _cache:
         _cache.move_to_end(key)
         return _copy(_cache[key])
-    dataset = d.loader(split, root, **kwargs)
+    extra = {"settings": where} if "settings" in params else {}
+    dataset = d.loader(split, root, **kwargs, **extra)
     if cache and _nbytes(dataset) <= CACHE_GIB * 2**30:
         _cache[key] = dataset
         while len(_cache) > CACHE_ENTRIES or \
@@ -334,8 +343,9 @@ def datasets_for_root(root: str | os.PathLike | None, real: tuple[str, ...] | li
                       synthetic: str) -> tuple[str, ...]:
     """The one rule for "which data does a run without explicit datasets use".
 
-    * No data root at all (``root`` is ``None`` and ``$SLIMLIB_DATA`` unset or empty):
-      ``(synthetic,)``, the clearly labelled synthetic fallback.
+    * No data root at all (``root`` is ``None``: the caller's ``Settings.data`` is already
+      folded in, e.g. ``$SLIMLIB_DATA`` unset or empty): ``(synthetic,)``, the clearly
+      labelled synthetic fallback.
     * A data root is given: ``tuple(real)``, and it must hold every folder of those embedded
       datasets (:data:`EMBEDDED_FOLDERS`, each with its ``manifest.csv``). A root that lacks
       one (an empty folder, a root one level too deep such as ``.../eurosat_rgb``) raises;
@@ -354,7 +364,7 @@ def datasets_for_root(root: str | os.PathLike | None, real: tuple[str, ...] | li
                for folder in EMBEDDED_FOLDERS.get(name, (name,))
                if not (base / folder / "manifest.csv").is_file()]
     if missing:
-        source = "root=" if root is not None else f"${DATA_ENV}"
+        source = f"root= or ${DATA_ENV}"
         hint = ""
         if (base / "manifest.csv").is_file():
             hint = (f" {str(base)!r} holds a manifest.csv itself, so it looks like one dataset's "
@@ -369,8 +379,12 @@ def datasets_for_root(root: str | os.PathLike | None, real: tuple[str, ...] | li
     return tuple(real)
 
 
-def default_dataset(root: str | os.PathLike | None = None) -> str:
-    """``"eurosat-rgb"`` when a data root is given, ``"synthetic-ms"`` when none is
-    (:data:`slimlib.constants.DEFAULT_DATASET` / ``RS_FALLBACK`` through
-    :func:`datasets_for_root`: a given root that lacks ``eurosat_rgb/`` raises)."""
+def default_dataset(root: str | os.PathLike | None = None, *,
+                    settings: Settings | None = None) -> str:
+    """``"eurosat-rgb"`` when a data root is given (``root``, else ``settings.data``),
+    ``"synthetic-ms"`` when none is (:data:`slimlib.constants.DEFAULT_DATASET` /
+    ``RS_FALLBACK`` through :func:`datasets_for_root`: a given root that lacks
+    ``eurosat_rgb/`` raises)."""
+    if root is None:
+        root = or_current(settings).data
     return datasets_for_root(root, (DEFAULT_DATASET,), RS_FALLBACK)[0]

@@ -4,8 +4,8 @@ Resolution order for a :class:`Checkpoint` (shared by every registered model wit
 
 1. ``checkpoint=`` given by the user (must exist; used as is);
 2. the **weights root** ``<weights_root>/<file name>`` (``slimlib.models.load(weights=...)``,
-   default the ``SLIMLIB_WEIGHTS`` environment variable, read only by ``models.load``);
-3. ``slimlib.config.cache_dir("weights") / <file name>``;
+   default ``Settings.weights``, i.e. ``$SLIMLIB_WEIGHTS`` read by :mod:`slimlib.settings`);
+3. ``<cache>/weights/<file name>`` (``Settings.cache``, passed by ``models.load``);
 4. torch hub's checkpoint folder (``torch.hub.get_dir()/checkpoints/<file name>``), where
    torchgeo/torchvision put their downloads;
 5. the Hugging Face cache (``huggingface_hub.try_to_load_from_cache``) for hub-hosted files;
@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 import torch
 
 from slimlib import _io
-from slimlib.config import cache_dir
+from slimlib.settings import OFFLINE_ENVS
 
 __all__ = [
     "Checkpoint",
@@ -50,7 +50,6 @@ __all__ = [
     "read_state_dict",
 ]
 
-OFFLINE_ENVS = ("SLIMLIB_OFFLINE", "HF_HUB_OFFLINE")
 PROBE_TIMEOUT_S = 3.0
 
 
@@ -108,8 +107,9 @@ class Checkpoint:
 
 
 def _offline_by_env() -> bool:
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-               for k in OFFLINE_ENVS)
+    from slimlib.settings import env_flag
+
+    return env_flag(*OFFLINE_ENVS)
 
 
 def is_online(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
@@ -154,18 +154,41 @@ _WEIGHTS_ROOT: contextvars.ContextVar[str | os.PathLike | None] = contextvars.Co
     "slimlib_weights_root", default=None)
 
 
-@contextlib.contextmanager
-def weights_root(root: str | os.PathLike | None) -> Iterator[None]:
-    """Within the block, :func:`resolve` searches ``root`` first (``None``: no weights root).
+#: The cache folder of the current :func:`slimlib.models.load` call (``<cache>/weights``).
+_CACHE_ROOT: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "slimlib_cache_root", default=None)
 
-    :func:`slimlib.models.load` wraps every loader in it, so the setting reaches each model's
+
+@contextlib.contextmanager
+def weights_root(root: str | os.PathLike | None, *,
+                 cache: str | os.PathLike | None = None) -> Iterator[None]:
+    """Within the block, :func:`resolve` searches ``root`` first (``None``: no weights root)
+    and uses ``<cache>/weights`` as its cache (``None``: the caller's settings).
+
+    :func:`slimlib.models.load` wraps every loader in it, so the settings reach each model's
     own resolution without a global and without reading the environment here.
     """
     token = _WEIGHTS_ROOT.set(root)
+    cache_token = _CACHE_ROOT.set(None if cache is None else Path(cache))
     try:
         yield
     finally:
+        _CACHE_ROOT.reset(cache_token)
         _WEIGHTS_ROOT.reset(token)
+
+
+def weights_cache() -> Path:
+    """``<cache>/weights`` (created on demand): the cache of the enclosing
+    :func:`weights_root` block, else of :func:`slimlib.settings.current` (a direct call of
+    :func:`resolve` / :func:`local_candidates` from user code is an entry point)."""
+    base = _CACHE_ROOT.get()
+    if base is None:
+        from slimlib.settings import current
+
+        base = current().cache
+    path = Path(base) / "weights"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _check_root(weights_root: str | os.PathLike | None) -> Path | None:
@@ -186,7 +209,7 @@ def local_candidates(ckpt: Checkpoint, weights_root: str | os.PathLike | None = 
     """Paths checked, in order, before any download (the weights root first, when given)."""
     root = _check_root(weights_root)
     paths = [root / ckpt.filename] if root is not None else []
-    paths += [cache_dir("weights") / ckpt.filename,
+    paths += [weights_cache() / ckpt.filename,
               Path(torch.hub.get_dir()) / "checkpoints" / ckpt.filename]
     if ckpt.hf_repo and ckpt.hf_filename:
         try:
@@ -203,7 +226,7 @@ def local_candidates(ckpt: Checkpoint, weights_root: str | os.PathLike | None = 
 
 def _unavailable(name: str, ckpt: Checkpoint, why: str,
                  weights_root: Path | None = None) -> WeightsUnavailableError:
-    target = cache_dir("weights") / ckpt.filename
+    target = weights_cache() / ckpt.filename
     root_hint = (f"{weights_root / ckpt.filename} (the weights root) or "
                  if weights_root is not None else
                  f"<weights root>/{ckpt.filename} (pass weights= or set SLIMLIB_WEIGHTS) or ")
@@ -270,7 +293,7 @@ def resolve(name: str, ckpt: Checkpoint, checkpoint: str | os.PathLike | None = 
         reason = ("offline mode is set (" + "/".join(OFFLINE_ENVS) + ")" if _offline_by_env()
                   else f"no local copy and {host} is unreachable")
         raise _unavailable(name, ckpt, reason, root)
-    target = cache_dir("weights") / ckpt.filename
+    target = weights_cache() / ckpt.filename
     with _io.atomic_path(target, suffix=".part", fsync=False) as tmp:
         try:
             torch.hub.download_url_to_file(ckpt.url, str(tmp), progress=progress)

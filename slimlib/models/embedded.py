@@ -10,6 +10,7 @@ training module is imported (normally, inside the functions that need it) only t
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from slimlib.constants import EMBEDDED_MODEL_NAMES
 from slimlib.models.download import read_state_dict
@@ -38,12 +39,13 @@ def spec(name: str) -> ModelSpec:
 
 def load(name: str, *, pretrained: bool = True, checkpoint: str | os.PathLike | None = None,
          train_if_missing: bool = True, init_seed: int | None = None,
-         data_root: str | os.PathLike | None = None) -> Encoder:
+         data_root: str | os.PathLike | None = None, settings: Any = None) -> Encoder:
     """The embedded encoder ``name`` wrapped as an :class:`Encoder`.
 
     ``pretrained`` uses slimlib's cached checkpoint (trained first when missing and
-    ``train_if_missing``, on ``data_root``, default ``$SLIMLIB_DATA``); ``checkpoint=`` loads
-    a state dict saved from ``build_encoder``.
+    ``train_if_missing``, on ``data_root``, default ``settings.data``); ``checkpoint=`` loads
+    a state dict saved from ``build_encoder``. ``settings`` (:class:`slimlib.settings.Settings`)
+    also says where the checkpoint cache is.
     """
     from slimlib.train import embedded as trained
 
@@ -53,7 +55,7 @@ def load(name: str, *, pretrained: bool = True, checkpoint: str | os.PathLike | 
         backbone.load_state_dict(read_state_dict(checkpoint), strict=True)
     elif pretrained:
         backbone = trained.pretrained_encoder(name, train_if_missing=train_if_missing,
-                                              root=data_root)
+                                              root=data_root, settings=settings)
     else:
         backbone = trained.build_encoder(name, seed=init_seed)
     return ModuleEncoder(backbone, model_spec,

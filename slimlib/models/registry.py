@@ -12,11 +12,11 @@ import difflib
 import os
 
 from slimlib._validation import check_choice
-from slimlib.config import WEIGHTS_ENV
 from slimlib.models import embedded as _embedded_models
 from slimlib.models.download import Checkpoint, weights_root
 from slimlib.models.encoder import Encoder
 from slimlib.models.entry import _REGISTRY, FAMILIES, ModelEntry, register
+from slimlib.settings import Settings, or_current
 from slimlib.specs import ModelSpec
 
 __all__ = ["FAMILIES", "ModelEntry", "register", "list_models", "spec", "load", "checkpoint_info"]
@@ -85,7 +85,8 @@ def checkpoint_info(name: str) -> Checkpoint | None:
 
 
 def load(name: str, *, pretrained: bool = True, checkpoint: str | os.PathLike | None = None,
-         weights: str | os.PathLike | None = None, **kwargs) -> Encoder:
+         weights: str | os.PathLike | None = None, settings: Settings | None = None,
+         **kwargs) -> Encoder:
     """Build a registered encoder.
 
     Args:
@@ -96,8 +97,11 @@ def load(name: str, *, pretrained: bool = True, checkpoint: str | os.PathLike | 
         checkpoint: a local checkpoint file to load instead of the published one.
         weights: a weights root searched first for the published file, as
             ``<weights>/<file name>`` (e.g. ``<weights>/galileo-nano/encoder.pt``); default
-            the ``SLIMLIB_WEIGHTS`` environment variable. Then the cache, then a download
+            ``settings.weights`` (``$SLIMLIB_WEIGHTS``). Then the cache, then a download
             (see :mod:`slimlib.models.download`); files with a published sha256 are verified.
+        settings: weights root, cache (``<cache>/weights``, the embedded models'
+            checkpoints) and data root (the embedded models' pretraining data); ``None``:
+            :func:`slimlib.settings.current`.
         **kwargs: per-model options, e.g. ``bands=`` (DOFA, Copernicus-FM, Panopticon),
             ``res=`` (Scale-MAE), ``backend=`` (TerraTorch models), ``train_if_missing=``, ``data_root=``
             (embedded models).
@@ -121,12 +125,14 @@ def load(name: str, *, pretrained: bool = True, checkpoint: str | os.PathLike | 
     if unknown:
         allowed = ", ".join(options) if options else "none"
         raise ValueError(f"{name}: unknown option(s) {unknown}; allowed options: {allowed}")
+    settings = or_current(settings)
     if weights is None:
-        weights = os.environ.get(WEIGHTS_ENV) or None  # the one place this variable is read
-    with weights_root(weights):  # every loader's download.resolve() searches it first
+        weights = settings.weights
+    # every loader's download.resolve() searches the weights root first, then <cache>/weights
+    with weights_root(weights, cache=settings.cache):
         if entry is None:
             encoder = _embedded_models.load(name, pretrained=pretrained, checkpoint=checkpoint,
-                                       **kwargs)
+                                            settings=settings, **kwargs)
         else:
             encoder = entry.loader(entry.spec, pretrained=pretrained, checkpoint=checkpoint,
                                    **kwargs)

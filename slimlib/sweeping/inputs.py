@@ -65,12 +65,14 @@ class SweepData:
 
     @classmethod
     def from_registry(cls, dataset: str, *, name: str | None = None, train_split: str = "train",
-                      test_split: str = "test", data_root: Any = None) -> SweepData:
+                      test_split: str = "test", data_root: Any = None,
+                      settings: Any = None) -> SweepData:
         """Load a :func:`slimlib.data.load` dataset's two splits."""
         from slimlib import data as _data
 
-        return cls(name or dataset, _data.load(dataset, train_split, root=data_root),
-                   _data.load(dataset, test_split, root=data_root))
+        return cls(name or dataset,
+                   _data.load(dataset, train_split, root=data_root, settings=settings),
+                   _data.load(dataset, test_split, root=data_root, settings=settings))
 
     @classmethod
     def from_splits(cls, train: ImageDataset, test: ImageDataset, *,
@@ -103,7 +105,7 @@ def _is_prepared_pair(obj: Any) -> bool:
 
 
 def as_datasets(datasets: Any, *, train_split: str = "train", test_split: str = "test",
-                data_root: Any = None) -> list[SweepData]:
+                data_root: Any = None, settings: Any = None) -> list[SweepData]:
     """The canonical list of :class:`SweepData` for what :func:`slimlib.sweep` accepts.
 
     Accepted: a :class:`SweepData` (or a list of them), a registry name, a ``(train, test)``
@@ -123,7 +125,8 @@ def as_datasets(datasets: Any, *, train_split: str = "train", test_split: str = 
             out.append(ds)
         elif isinstance(ds, str):
             out.append(SweepData.from_registry(ds, name=name, train_split=train_split,
-                                               test_split=test_split, data_root=data_root))
+                                               test_split=test_split, data_root=data_root,
+                                               settings=settings))
         elif _is_pair(ds):
             out.append(SweepData.from_splits(*ds, name=name))
         elif _is_prepared_pair(ds):
@@ -137,8 +140,8 @@ def as_datasets(datasets: Any, *, train_split: str = "train", test_split: str = 
     return out
 
 
-def as_models(models: Any, *, pretrained: Any = True, data_root: Any = None
-              ) -> list[tuple[str, Callable[[], nn.Module]]]:
+def as_models(models: Any, *, pretrained: Any = True, data_root: Any = None,
+              settings: Any = None) -> list[tuple[str, Callable[[], nn.Module]]]:
     """The canonical ``[(name, loader)]`` for what :func:`slimlib.sweep` accepts: a registry
     name (loaded with :func:`slimlib.models.load`), a module with a ``.spec``, a list of
     those, or a dict name -> module / name. ``loader()`` returns the module. ``data_root``
@@ -157,7 +160,7 @@ def as_models(models: Any, *, pretrained: Any = True, data_root: Any = None
 
                 extra = ({"data_root": data_root}
                          if data_root is not None and ident in EMBEDDED_MODEL_NAMES else {})
-                return _models.load(ident, pretrained=pretrained, **extra)
+                return _models.load(ident, pretrained=pretrained, settings=settings, **extra)
             out.append((name or m, load))
         elif isinstance(m, nn.Module):
             spec = getattr(m, "spec", None)

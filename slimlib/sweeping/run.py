@@ -25,7 +25,6 @@ from torch import nn
 
 from slimlib import features as _features
 from slimlib._validation import check_choice, check_int
-from slimlib.config import results_dir
 from slimlib.constants import FEATURE_METRICS, ORDERS, REDUNDANCY_METRICS, SCALES, WIDTHS
 from slimlib.specs import ImageDataset, ModelSpec
 from slimlib.sweeping.inputs import (
@@ -129,6 +128,7 @@ class _Settings:
     device: torch.device
     precision: str
     progress: bool
+    paths: Any  # where the feature cache is (a slimlib.settings.Settings)
 
     @property
     def parts_label(self) -> str:
@@ -202,14 +202,16 @@ class _Job:
             data=self.data.fp_train if split == "train" else self.data.fp_test,
             preprocessing=self.prep_id, precision=self.cfg.precision)
         hit = _features.load_cached(
-            key, labels=_labels_of(self.data.train if split == "train" else self.data.test))
+            key, labels=_labels_of(self.data.train if split == "train" else self.data.test),
+            cache_root=self.cfg.paths.cache)
         if hit is not None:
             return hit[0], hit[1], 0.0
         inputs = self.inputs(split)
         start = time.perf_counter()
         feats, labels = _features.extract(
             slimmed, inputs, batch_size=self.cfg.batch_size, device=self.cfg.device,
-            cache_key=key, progress=self.cfg.progress, name=self.name, width=width)
+            cache_key=key, progress=self.cfg.progress, name=self.name, width=width,
+            settings=self.cfg.paths)
         return feats, labels, self.timer.add("extract", start)
 
     def reference(self) -> np.ndarray:
@@ -329,6 +331,7 @@ def sweep(
     progress: bool = True,
     data_root: str | os.PathLike | None = None,
     train_fraction: float = 1.0,
+    settings: Any = None,
 ) -> pd.DataFrame:
     """Slim every model to every width and score frozen features on every dataset.
 
@@ -345,14 +348,16 @@ def sweep(
         parts, order, scale: passed to :func:`slimlib.slimming.slim`.
         pretrained: passed to :func:`slimlib.models.load` for registry names.
         train_split, test_split: split names for registry datasets.
-        out: CSV path; default ``slimlib.config.results_dir() / "sweep.csv"``.
+        out: CSV path; default ``<settings.results>/sweep.csv``.
         metrics: also write ``protocol="features"`` rows (:data:`FEATURE_METRICS` on the test
             features; ``cka_full`` compares with the width-1 test features).
         batch_size, device, progress: feature extraction settings (see
             :func:`slimlib.features.extract`).
         data_root: data root for registry datasets and for the embedded models'
-            pretraining (default ``$SLIMLIB_DATA``).
+            pretraining (default ``settings.data``, i.e. ``$SLIMLIB_DATA``).
         train_fraction: fraction of the training features the probes use (seeded subsets).
+        settings: data root, feature cache, results folder and weights
+            (:class:`slimlib.settings.Settings`); ``None``: :func:`slimlib.settings.current`.
 
     Returns:
         The requested rows (columns :data:`COLUMNS`), read back from ``out``; rows already in
@@ -364,7 +369,11 @@ def sweep(
             features (names model and width).
     """
     from slimlib.probes import metric_name
+    from slimlib.settings import or_current
 
+    settings = or_current(settings)
+    if data_root is not None:
+        settings = settings.replace(data=data_root)
     widths = _dedupe_widths(WIDTHS if widths is None else widths)
     seeds = _check_seeds(seeds)
     protocols = _check_protocols(protocols)
@@ -377,21 +386,23 @@ def sweep(
     device = _features.resolve_device(device)
     cfg = _Settings(parts=parts_t, order=order, scale=scale,
                     train_fraction=float(train_fraction), batch_size=batch_size, device=device,
-                    precision=_features.precision(device), progress=progress)
+                    precision=_features.precision(device), progress=progress,
+                    paths=settings)
 
     timer = _Timer()
     start = time.perf_counter()
     data_items = as_datasets(datasets, train_split=train_split, test_split=test_split,
-                             data_root=data_root)
+                             data_root=data_root, settings=settings)
     for d in data_items:
         d.fp_train = _features.data_fingerprint(d.train)
         d.fp_test = _features.data_fingerprint(d.test)
         d.fp = _short(d.fp_train, d.fp_test)
         d.metric = metric_name(_labels_of(d.train))
-    model_items = as_models(models, pretrained=pretrained, data_root=data_root)
+    model_items = as_models(models, pretrained=pretrained, data_root=data_root,
+                            settings=settings)
     timer.add("load_data", start)
 
-    path = Path(out) if out is not None else results_dir() / "sweep.csv"
+    path = Path(out) if out is not None else settings.results_dir() / "sweep.csv"
     table = _ResultFile(path)
     requested: list[tuple] = []
     for model_name, load in model_items:

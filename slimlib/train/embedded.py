@@ -23,7 +23,7 @@ Contract used by :mod:`slimlib.models`:
 * :func:`build_encoder` ``(name) -> TinyViTEncoder`` with random weights (``.spec`` set);
 * :func:`pretrained_encoder` ``(name, train_if_missing=True, progress=True) -> TinyViTEncoder``.
 
-Checkpoints live in ``slimlib.config.cache_dir("checkpoints")/<name>-<hash>.pt`` with the
+Checkpoints live in ``<Settings.cache>/checkpoints/<name>-<hash>.pt`` with the
 loss curve in ``<name>-<hash>.csv``; ``<hash>`` covers the full training config and a
 fingerprint of the training data (the dataset's ``manifest.csv`` bytes, or the image
 tensor for synthetic data). A missing checkpoint is trained (deterministically: fixed
@@ -49,7 +49,7 @@ from typing import Any
 import torch
 
 from slimlib import _io
-from slimlib.config import cache_dir, data_root
+from slimlib.config import data_root
 from slimlib.constants import (
     CV_DATASETS,
     CV_FALLBACK,
@@ -57,6 +57,7 @@ from slimlib.constants import (
     EMBEDDED_FOLDERS,
     EMBEDDED_MODELS,
 )
+from slimlib.settings import Settings, or_current
 from slimlib.specs import ModelSpec
 from slimlib.train.configs import (
     AugmentConfig,
@@ -214,15 +215,17 @@ def snapshot_steps(name: str) -> tuple[int, ...]:
     return tuple(sorted({int(round(f * total)) for f in SNAPSHOT_FRACTIONS}))
 
 
-def snapshot_dir(name: str) -> Path:
+def snapshot_dir(name: str, *, root: str | os.PathLike | None = None,
+                 settings: Settings | None = None) -> Path:
     """Folder of the snapshots kept beside the checkpoint of ``name``."""
-    return checkpoint_path(name).with_suffix(".snapshots")
+    return checkpoint_path(name, root=root, settings=settings).with_suffix(".snapshots")
 
 
-def snapshot_paths(name: str) -> dict[int, Path]:
+def snapshot_paths(name: str, *, root: str | os.PathLike | None = None,
+                   settings: Settings | None = None) -> dict[int, Path]:
     """``{step: encoder snapshot file}`` of ``name`` that exist (empty when the checkpoint
     was trained before snapshots were kept; chapter 10 then retrains them)."""
-    folder = snapshot_dir(name)
+    folder = snapshot_dir(name, root=root, settings=settings)
     found = {s: folder / f"encoder-step{s:06d}.pt" for s in snapshot_steps(name)}
     return {s: p for s, p in found.items() if p.is_file()}
 
@@ -266,40 +269,49 @@ def _has_real_data(domain: str, root: str | os.PathLike | None = None) -> Path |
     return data_root(root, required=True) / EMBEDDED_DATA[domain]["folder"] / "manifest.csv"
 
 
-def training_data(name: str, *, root: str | os.PathLike | None = None):
+def training_data(name: str, *, root: str | os.PathLike | None = None,
+                  settings: Settings | None = None):
     """The :class:`~slimlib.specs.ImageDataset` model ``name`` is pretrained on.
 
-    The embedded train split when the data root (``root``, default ``$SLIMLIB_DATA``) holds
-    it, else ``synthetic-rgb`` when no root is given.
+    The embedded train split when the data root (``root``, default ``settings.data``, i.e.
+    ``$SLIMLIB_DATA``) holds it, else ``synthetic-rgb`` when no root is given.
     """
     from slimlib import data as sdata
 
     _check_name(name)
+    if root is None:
+        root = or_current(settings).data
     domain = _NAMES[name][0]
     if _has_real_data(domain, root) is not None:
         return sdata.load(EMBEDDED_DATA[domain]["dataset"], "train", root=root)
     return sdata.load(SYNTHETIC_DATASET, "train")
 
 
-def _fingerprint(name: str, root: str | os.PathLike | None = None) -> tuple[str, bool]:
-    """(fingerprint of the training data, synthetic?) without decoding real images."""
+def _fingerprint(name: str, root: str | os.PathLike | None) -> tuple[str, bool]:
+    """(fingerprint of the training data, synthetic?) without decoding real images; ``root``
+    is the effective data root (``None``: none)."""
     manifest = _has_real_data(_NAMES[name][0], root)
     if manifest is not None:
         digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
         return f"{EMBEDDED_DATA[_NAMES[name][0]]['dataset']}:train:{digest}", False
+    from slimlib import data as sdata
     from slimlib.train.loop import data_fingerprint
 
-    return f"{SYNTHETIC_DATASET}:train:{data_fingerprint(training_data(name))}", True
+    synthetic = sdata.load(SYNTHETIC_DATASET, "train")
+    return f"{SYNTHETIC_DATASET}:train:{data_fingerprint(synthetic)}", True
 
 
-def checkpoint_path(name: str, *, root: str | os.PathLike | None = None) -> Path:
-    """Where the pretrained checkpoint of ``name`` is (or will be) cached; ``root`` is the
-    data root it is trained from (default ``$SLIMLIB_DATA``)."""
+def checkpoint_path(name: str, *, root: str | os.PathLike | None = None,
+                    settings: Settings | None = None) -> Path:
+    """Where the pretrained checkpoint of ``name`` is (or will be) cached, under
+    ``<settings.cache>/checkpoints/``; ``root`` is the data root it is trained from (default
+    ``settings.data``). ``settings=None``: :func:`slimlib.settings.current`."""
     _check_name(name)
-    fingerprint, _ = _fingerprint(name, root)
+    settings = or_current(settings)
+    fingerprint, _ = _fingerprint(name, settings.data_root(root))
     key = EMBEDDED_CONFIGS[name].hash(fingerprint, f"recipe={RECIPE_VERSION}",
                                       f"torch={torch.__version__.split('+')[0]}")
-    return cache_dir("checkpoints") / f"{name}-{key}.pt"
+    return settings.cache_dir("checkpoints") / f"{name}-{key}.pt"
 
 
 @contextlib.contextmanager
@@ -335,7 +347,8 @@ def _load(name: str, path: Path) -> TinyViTEncoder:
 
 
 def pretrained_encoder(name: str, *, train_if_missing: bool = True, progress: bool = True,
-                       root: str | os.PathLike | None = None) -> TinyViTEncoder:
+                       root: str | os.PathLike | None = None,
+                       settings: Settings | None = None) -> TinyViTEncoder:
     """The pretrained embedded model ``name``: from the cache, or trained now.
 
     Args:
@@ -343,14 +356,17 @@ def pretrained_encoder(name: str, *, train_if_missing: bool = True, progress: bo
         train_if_missing: train (45-240 s on one CPU core) when no checkpoint is cached;
             with ``False`` a missing checkpoint raises ``FileNotFoundError``.
         progress: show a tqdm bar while training.
-        root: the data root to pretrain from (default ``$SLIMLIB_DATA``; none: synthetic).
+        root: the data root to pretrain from (default ``settings.data``; none: synthetic).
+        settings: data root and cache (``None``: :func:`slimlib.settings.current`).
 
     Returns:
         :class:`TinyViTEncoder` in eval mode; ``.spec.source`` names the checkpoint file.
     """
     from slimlib.train.loop import pretrain, save_atomic
 
-    path = checkpoint_path(name, root=root)
+    settings = or_current(settings)
+    root = settings.data_root(root)
+    path = checkpoint_path(name, root=root, settings=settings)
     if path.exists():
         return _load(name, path)
     if not train_if_missing:
@@ -359,7 +375,7 @@ def pretrained_encoder(name: str, *, train_if_missing: bool = True, progress: bo
     with _lock(path.with_suffix(".lock")):
         if path.exists():  # another process finished it while we waited
             return _load(name, path)
-        data = training_data(name, root=root)
+        data = training_data(name, root=root, settings=settings)
         fingerprint, synthetic = _fingerprint(name, root)
         run_dir = path.with_suffix(".run")
         start = time.perf_counter()
@@ -373,7 +389,7 @@ def pretrained_encoder(name: str, *, train_if_missing: bool = True, progress: bo
                      "step": result.step, "elapsed_s": result.elapsed_s,
                      "wall_s": time.perf_counter() - start,
                      "final_loss": float(result.losses["loss_full"].iloc[-1])}, path)
-        _keep_snapshots(run_dir, snapshot_dir(name))
+        _keep_snapshots(run_dir, path.with_suffix(".snapshots"))
         shutil.rmtree(run_dir, ignore_errors=True)
     return _load(name, path)
 
@@ -405,40 +421,45 @@ def estimated_cost(name: str) -> float:
     return cost * (_SLIMMABLE_COST[config.method] if config.slimmable.enabled else 1.0)
 
 
-def _train_one(name: str, root: str | None = None) -> str:
-    pretrained_encoder(name, train_if_missing=True, progress=False, root=root)
-    return str(checkpoint_path(name, root=root))
+def _train_one(name: str, root: str | None, settings: Settings) -> str:
+    pretrained_encoder(name, train_if_missing=True, progress=False, root=root, settings=settings)
+    return str(checkpoint_path(name, root=root, settings=settings))
 
 
 def pretrain_missing(names: list[str] | tuple[str, ...] | None = None, *,
-                     processes: int = 2, root: str | os.PathLike | None = None
-                     ) -> dict[str, Path]:
+                     processes: int = 2, root: str | os.PathLike | None = None,
+                     settings: Settings | None = None) -> dict[str, Path]:
     """Train every embedded model whose checkpoint is missing, ``processes`` at a time.
 
     Each model trains single-threaded (its recipe), so two processes use both cores of a
     2-core machine and halve the wall time of a cold cache; results are identical to
     training them one by one. ``root`` is the data root to pretrain from (default
-    ``$SLIMLIB_DATA``; a relative path is taken against the current folder here, before the
-    worker processes start). Returns ``{name: checkpoint path}``.
+    ``settings.data``; a relative path is taken against the current folder here, before the
+    worker processes start, which receive ``settings`` explicitly). Returns
+    ``{name: checkpoint path}``.
     """
     names = list(EMBEDDED_SPECS) if names is None else list(names)
     for name in names:
         _check_name(name)
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"processes must be a positive int; got {processes!r}")
+    settings = or_current(settings)
     if root is not None:
         root = str(data_root(root, required=True).resolve())
-    missing = [n for n in names if not checkpoint_path(n, root=root).exists()]
+    elif settings.data is not None:
+        root = str(settings.data)
+    missing = [n for n in names if not checkpoint_path(n, root=root, settings=settings).exists()]
     # longest first, so the pool finishes together (greedy longest-processing-time order)
     missing.sort(key=estimated_cost, reverse=True)
     if processes == 1 or len(missing) <= 1:
         for name in missing:
-            _train_one(name, root)
+            _train_one(name, root, settings)
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=min(processes, len(missing)),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            list(pool.map(_train_one, missing, [root] * len(missing)))
-    return {name: checkpoint_path(name, root=root) for name in names}
+            list(pool.map(_train_one, missing, [root] * len(missing),
+                          [settings] * len(missing)))
+    return {name: checkpoint_path(name, root=root, settings=settings) for name in names}
