@@ -161,10 +161,11 @@ with torch.inference_mode():
     ref = small(xc)
     diff_st = float((reloaded(xc) - ref).abs().max())
 diff_onnx = float(abs(session.run(None, {"x": xc.numpy()})[0] - ref.numpy()).max())
+assert diff_st <= 1e-5 and diff_onnx <= 1e-4, (
+    f"an exported model does not match: safetensors {diff_st:.1e}, ONNX {diff_onnx:.1e}")
 print(f"s = {chosen}: safetensors {sizes['safetensors']:.2f} MB, max |diff| after "
       f"load_slimmed {diff_st:.1e}; ONNX {sizes['onnx']:.2f} MB, max |diff| in ONNX Runtime "
       f"{diff_onnx:.1e}")
-assert diff_st <= 1e-5 and diff_onnx <= 1e-4, "an exported model does not match"
 speed = slimlib.compute.time_alternated(
     {"PyTorch (eager)": small,
      "ONNX Runtime": lambda t: session.run(None, {"x": t.numpy()})},

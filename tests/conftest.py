@@ -12,6 +12,14 @@ import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+# The test session is an entry point (slimlib.settings): relative SLIMLIB_* paths mean "relative
+# to where pytest was launched" (CI: SLIMLIB_DATA=../shared/data from the repository root).
+# Tests start CLIs, books and kernels in other folders and hand them this environment, so the
+# paths are made absolute once, here, as slimlib's own entry points do for their children.
+for _key in ("SLIMLIB_DATA", "SLIMLIB_CACHE", "SLIMLIB_RESULTS", "SLIMLIB_WEIGHTS"):
+    if os.environ.get(_key) and not Path(os.environ[_key]).expanduser().is_absolute():
+        os.environ[_key] = str(Path(os.environ[_key]).expanduser().resolve())
+
 
 @pytest.fixture(autouse=True)
 def _seed_everything() -> None:

@@ -156,7 +156,8 @@ def test_papermill_rerun_with_another_model_lands_under_runs(tmp_path, smoke_env
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and 'models = ["cv-moco-tiny"]' in injected[0].source
     text = json.dumps([c.get("outputs", []) for c in nb.cells])
-    assert "cv-moco-tiny" in text and "identical: True" in text
+    # chapter 08 asserts both exports match before it prints this line
+    assert "cv-moco-tiny" in text and "max |diff| after load_slimmed" in text
 
 
 def test_run_chapter_refuses_unknown_parameters_and_parses_values(tmp_path):
