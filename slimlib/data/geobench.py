@@ -223,6 +223,24 @@ def _stack_bands(bands: list[tuple[str, np.ndarray, str | None]]
     return out, names, resampled
 
 
+def partition_samples(task_dir: Path, name: str, partition: str, split: str) -> list[str]:
+    """The sample names of ``split`` in ``<task_dir>/<partition>_partition.json`` (GEO-Bench's
+    partition files, shared by the classification and segmentation loaders).
+
+    Raises:
+        ValueError: no such partition file (the available ones are named) or no such split.
+    """
+    part_file = task_dir / f"{partition}_partition.json"
+    if not part_file.is_file():
+        available = sorted(p.name.removesuffix("_partition.json")
+                           for p in task_dir.glob("*_partition.json"))
+        raise ValueError(f"{name}: no partition {partition!r} in {task_dir}; available: {available}")
+    parts = json.loads(part_file.read_text())
+    if split not in parts:
+        raise ValueError(f"{name}: partition {partition!r} has splits {sorted(parts)}; got {split!r}")
+    return list(parts[split])
+
+
 def read_task_specs(task_dir: Path) -> dict[str, Any]:
     """Class names and label kind from ``task_specs.pkl`` (``{}`` when absent or unreadable)."""
     path = task_dir / "task_specs.pkl"
@@ -394,15 +412,7 @@ def load_geobench(name: str, split: str, root: str | os.PathLike | None = None, 
         if not download:
             raise _missing_error(name, root, settings)
         task_dir = download_task(name, root, settings=settings)
-    part_file = task_dir / f"{partition}_partition.json"
-    if not part_file.is_file():
-        available = sorted(p.name.removesuffix("_partition.json")
-                           for p in task_dir.glob("*_partition.json"))
-        raise ValueError(f"{name}: no partition {partition!r} in {task_dir}; available: {available}")
-    parts = json.loads(part_file.read_text())
-    if split not in parts:
-        raise ValueError(f"{name}: partition {partition!r} has splits {sorted(parts)}; got {split!r}")
-    sample_names = list(parts[split])
+    sample_names = partition_samples(task_dir, name, partition, split)
     specs = read_task_specs(task_dir)
 
     log = SkipLog(name)

@@ -16,7 +16,6 @@ unpickler of :mod:`slimlib.data.geobench` (no code can run from a tampered file)
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from .geobench import (
     _stack_bands,
     candidate_bases,
     fetch_task,
+    partition_samples,
     read_task_specs,
 )
 
@@ -186,15 +186,8 @@ def load_geobench_seg(name: str, split: str, root: str | os.PathLike | None = No
         if not download:
             raise FileNotFoundError(f"{problem(name, root, settings)}. {how_to_get(name)}")
         task_dir = download_task(name, root, settings=settings)
-    part_file = task_dir / f"{partition}_partition.json"
-    if not part_file.is_file():
-        available = sorted(p.name.removesuffix("_partition.json")
-                           for p in task_dir.glob("*_partition.json"))
-        raise ValueError(f"{name}: no partition {partition!r} in {task_dir}; available: {available}")
-    parts = json.loads(part_file.read_text())
-    if split not in parts:
-        raise ValueError(f"{name}: partition {partition!r} has splits {sorted(parts)}; got {split!r}")
-    samples = [parts[split][i] for i in even_subset(len(parts[split]), limit)]
+    names = partition_samples(task_dir, name, partition, split)
+    samples = [names[i] for i in even_subset(len(names), limit)]
     if not samples:
         raise ValueError(f"{name}/{split}: the partition lists no samples")
     specs = read_task_specs(task_dir)
