@@ -20,6 +20,15 @@
 # units; the patch embedding, norms and the residual width $d$ are untouched. The figure
 # below is drawn by `slimlib.plotting.architecture_diagram` for the paper's SSL4EO ViT-S/16
 # (the paper's Fig. 2 shows the same block).
+#
+# **What it shows**: what one width keeps, FLOPs and parameters per width of this build's
+# models under both FLOP conventions (attention products counted, and the paper's: no
+# attention matmuls, norms counted), the compute floor of the paper's architectures (built
+# with random weights: compute depends on the architecture only, so these are exact), the
+# attention-only / FFN-only floors, and our relative compute against the paper's published
+# values with the differences. **What it cannot show**: nothing on this page is about
+# accuracy; where our count of a paper model does not match the published one, the table
+# shows the difference but not its cause.
 
 # %% tags=["parameters"]
 # Parameters (papermill / `python -m slimlib run ... -p NAME VALUE`); None = from the profile.

@@ -25,6 +25,10 @@
 # 2. **Layer type**: slim attention only, the FFN only, or both. The paper: attention-only
 #    floors at ~65–69 % of compute, FFN-only at ~34–37 %; both are needed to reach 1–6 %.
 # 3. **Probe**: k-NN ($k=5$) vs a linear probe on the same frozen features.
+#
+# **What it cannot show in this profile**: the paper's models (one RS model of this build
+# stands in); the random order here is one draw per seed, not the paper's 20 draws (chapter
+# *Robustness* runs 20 draws with a 2σ band).
 
 # %% tags=["parameters"]
 # Parameters (papermill / `python -m slimlib run ... -p NAME VALUE`); None = from the profile.

@@ -17,6 +17,11 @@
 # All result tables of this build (read from the resumable result files, so nothing is
 # recomputed here) and the paper's published numbers, side by side where the quantities are
 # comparable, with the differences computed.
+#
+# **What it cannot show**: the paper's accuracy and retention numbers are for ViT-B/L models
+# on GEO-Bench, which this profile does not run; A5 lists them as published, and differences
+# are computed only where this build measured the same quantity (A6: the Fig. 1a bins of our
+# RS models, A7: relative compute of the same architectures).
 
 # %% tags=["parameters"]
 # Parameters (papermill / `python -m slimlib run ... -p NAME VALUE`); None = from the profile.
