@@ -103,7 +103,8 @@ plt.show()
 #
 # Pick the smallest width whose k-NN retention on the target data stays above a threshold
 # (here 95 %), from the sweep of the chapter on RS slimmability (read from the result table,
-# not recomputed).
+# not recomputed); `std` is the spread of the k-NN accuracy over the probe seeds (each seed a
+# class-stratified subsample of the bank).
 
 # %%
 target = 0.95
@@ -111,13 +112,14 @@ sweep_rows = chapters.sweep_for(cfg, [model_name])
 ret = slimlib.retention(sweep_rows[sweep_rows["protocol"] == "knn"])
 ok = ret[ret["retention"] >= target]
 choice = comparison.at_smallest_width(ok, by=["dataset"])[
-    ["dataset", "width", "rel_compute", "mean", "retention"]]
+    ["dataset", "width", "rel_compute", "mean", "std", "n_seeds", "retention"]]
 display(choice)
 
 # %% [markdown]
 # A width is only worth deploying if the slimmed model still beats what the architecture gives
 # for free: the same rule applied at the control widths, now also requiring accuracy above the
-# random-init control by more than 2 SE (`slimlib.chapters.controls_for`).
+# random-init control by more than 2 SE (`slimlib.chapters.controls_for`; `above_random_se`
+# is the SE of that difference).
 
 # %%
 _, _, cmp = chapters.controls_for(cfg, [model_name])
@@ -125,7 +127,8 @@ knn_cmp = cmp[cmp["protocol"] == "knn"]
 safe = knn_cmp[(knn_cmp["retention"] >= target)
                & (knn_cmp["above_random"] > 2 * knn_cmp["above_random_se"])]
 safe_choice = comparison.at_smallest_width(safe, by=["dataset"])[
-    ["dataset", "width", "rel_compute", "value", "retention", "random_mean", "above_random"]]
+    ["dataset", "width", "rel_compute", "value", "retention", "random_mean", "above_random",
+     "above_random_se"]]
 display(safe_choice)
 chosen = float(max(choice["width"].max(), safe_choice["width"].max())) if len(safe_choice) \
     else float(choice["width"].max())

@@ -1,11 +1,14 @@
 """Chapter 10's geographic-shift, fine-tuning and training-dynamics sections (the settings,
 helpers and the other sections are in :mod:`slimlib.robustness_chapter`). Each function takes
 the resolved profile and :class:`~slimlib.robustness_chapter.RobustnessSettings` and returns
-its tables and verdict row(s)."""
+its tables and verdict row(s). :func:`verdict_table` runs every section of the chapter and
+returns their verdict rows only (what chapter 1's claims table shows)."""
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,6 +17,7 @@ import pandas as pd
 from slimlib import robustness as rb
 from slimlib.profiles import settings_of
 from slimlib.robustness_chapter import (
+    VERDICT_COLUMNS,
     RobustnessSettings,
     _example,
     _load,
@@ -26,7 +30,7 @@ from slimlib.robustness_chapter import (
     rgb_dataset,
 )
 
-__all__ = ["geographic", "finetuning", "dynamics"]
+__all__ = ["geographic", "finetuning", "dynamics", "sections", "verdict_rows", "verdict_table"]
 
 
 # ------------------------------------------------------------------------------ geography
@@ -205,3 +209,63 @@ def dynamics(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
                              "why": "regular training: the baseline the slimmable run is "
                              "read against"})
     return {"rows": rows, "spread": spread, "verdicts": verdicts}
+
+
+# ------------------------------------------------------------------------------ all verdicts
+def sections() -> tuple[tuple[str, Callable[[Any, RobustnessSettings], dict[str, Any]]], ...]:
+    """Chapter 10's sections in page order, ``(name, function)``; every function takes the
+    resolved profile and the settings and returns a dict with ``"verdict"`` (one row) or
+    ``"verdicts"`` (a list of rows)."""
+    from slimlib import robustness_chapter as rc
+
+    return (("class imbalance", rc.imbalance), ("class-wise", rc.classwise),
+            ("implicit order", rc.implicit_order), ("geographic shift", geographic),
+            ("fine-tuning", finetuning), ("training dynamics", dynamics))
+
+
+#: The reason a random-weights profile gives for every verdict (as the claims table does).
+RANDOM_WEIGHTS = "this profile uses random weights (a pipeline check)"
+
+
+def verdict_rows(result: dict[str, Any], *, pretrained: bool = True) -> list[dict[str, Any]]:
+    """The verdict row(s) of one section's result, each with the :data:`VERDICT_COLUMNS`.
+
+    With ``pretrained=False`` (a random-weights profile) every row keeps its statistic and
+    interval but its verdict is "not testable": the paper's claims are about pretrained
+    models.
+    """
+    if ("verdict" in result) == ("verdicts" in result):
+        raise ValueError("a section result has exactly one of 'verdict' and 'verdicts'; got "
+                         f"keys {sorted(result)}")
+    rows = list(result["verdicts"]) if "verdicts" in result else [result["verdict"]]
+    for row in rows:
+        missing = [c for c in VERDICT_COLUMNS if c not in row]
+        if missing:
+            raise ValueError(f"verdict row {row!r} lacks column(s) {missing}")
+    if not pretrained:
+        rows = [{**row, "verdict": rb.NOT_TESTABLE, "why": RANDOM_WEIGHTS} for row in rows]
+    return rows
+
+
+def verdict_table(profile: Any, st: RobustnessSettings, *,
+                  progress: bool = True) -> pd.DataFrame:
+    """Every verdict row of chapter 10, in page order: the same section functions with the
+    same settings as the chapter, so each row here is the row of its section there (the
+    features and fine-tuning runs are cached, so the chapter then reads them back).
+
+    Returns a frame with :data:`VERDICT_COLUMNS`; ``.attrs["seconds"]`` is
+    ``{section name: wall seconds in this call}``.
+    """
+    from tqdm.auto import tqdm
+
+    rows, seconds = [], {}
+    bar = tqdm(sections(), desc="robustness verdicts", disable=not progress, leave=False)
+    for name, function in bar:
+        bar.set_postfix_str(name)
+        t0 = time.perf_counter()
+        result = function(profile, st)
+        seconds[name] = time.perf_counter() - t0
+        rows += verdict_rows(result, pretrained=profile.pretrained)
+    table = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    table.attrs["seconds"] = seconds
+    return table

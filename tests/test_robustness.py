@@ -278,3 +278,67 @@ def test_gap_change_bootstrap_is_zero_for_the_same_snapshot_and_seeded():
     one = dyn.gap_change_bootstrap("m", a, b, (1, 2), train, test, smallest=0.1, n_boot=20)
     again = dyn.gap_change_bootstrap("m", a, b, (1, 2), train, test, smallest=0.1, n_boot=20)
     assert one == again and one[1] <= one[0] <= one[2]
+
+
+# ------------------------------------------------------------------------------ verdict table
+def _verdict(analysis: str, verdict: str) -> dict:
+    from slimlib.robustness_chapter import VERDICT_COLUMNS
+
+    return {**dict.fromkeys(VERDICT_COLUMNS, "x"), "analysis": analysis, "verdict": verdict}
+
+
+def test_verdict_rows_take_one_or_many_and_reject_both_or_neither():
+    from slimlib import robustness_sections as rs
+
+    one, two = _verdict("a", rb.HOLDS), _verdict("b", rb.FAILS)
+    assert rs.verdict_rows({"verdict": one, "table": None}) == [one]
+    assert rs.verdict_rows({"verdicts": [one, two]}) == [one, two]
+    with pytest.raises(ValueError, match="exactly one"):
+        rs.verdict_rows({"verdict": one, "verdicts": [two]})
+    with pytest.raises(ValueError, match="exactly one"):
+        rs.verdict_rows({"table": None})
+    with pytest.raises(ValueError, match="lacks column"):
+        rs.verdict_rows({"verdict": {"analysis": "a", "verdict": rb.HOLDS}})
+
+
+def test_random_weights_make_every_robustness_verdict_untestable():
+    from slimlib import robustness_sections as rs
+
+    rows = rs.verdict_rows({"verdicts": [_verdict("a", rb.HOLDS), _verdict("b", rb.FAILS)]},
+                           pretrained=False)
+    assert [r["verdict"] for r in rows] == [rb.NOT_TESTABLE] * 2
+    assert all(r["why"] == rs.RANDOM_WEIGHTS for r in rows)
+    assert [r["analysis"] for r in rows] == ["a", "b"]  # statistic and order are kept
+
+
+def test_verdict_table_runs_every_section_of_the_chapter_in_page_order(monkeypatch):
+    """The introduction's table is the chapter's rows: every section function runs once with
+    the same profile and settings, and its rows come out in page order."""
+    from types import SimpleNamespace
+
+    from slimlib import robustness_chapter as rc
+    from slimlib import robustness_sections as rs
+
+    calls = []
+
+    def fake(name, many):
+        def section(profile, st):
+            calls.append((name, profile, st))
+            rows = [_verdict(name, rb.HOLDS), _verdict(name, rb.INCONCLUSIVE)]
+            return {"verdicts": rows} if many else {"verdict": rows[0]}
+        return section
+
+    for attr, many in [("imbalance", False), ("classwise", True), ("implicit_order", False)]:
+        monkeypatch.setattr(rc, attr, fake(attr, many))
+    for attr, many in [("geographic", False), ("finetuning", False), ("dynamics", True)]:
+        monkeypatch.setattr(rs, attr, fake(attr, many))
+    profile, st = SimpleNamespace(pretrained=True), object()
+    table = rs.verdict_table(profile, st, progress=False)
+    order = ["imbalance", "classwise", "implicit_order", "geographic", "finetuning", "dynamics"]
+    assert [c[0] for c in calls] == order
+    assert all(c[1] is profile and c[2] is st for c in calls)
+    assert list(table["analysis"]) == ["imbalance", "classwise", "classwise", "implicit_order",
+                                       "geographic", "finetuning", "dynamics", "dynamics"]
+    assert list(table.columns) == rc.VERDICT_COLUMNS
+    assert list(table.attrs["seconds"]) == [name for name, _ in rs.sections()]
+    assert all(t >= 0 for t in table.attrs["seconds"].values())
