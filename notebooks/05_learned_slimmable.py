@@ -65,19 +65,46 @@ ret.groupby(["model", "training"]).size().rename("widths").to_frame()
 # Our curves (solid) over the paper's four ViT-B curves on m-eurosat (dashed), k-NN, against
 # relative compute in the paper's FLOP convention. Architectures, pretraining data and
 # evaluation data differ; the figure places the miniatures next to the published curves.
+# **Controls**: the four miniatures share one architecture and one random-init network per
+# init seed (checked by `slimlib.chapters.shared_controls_for`), so one grey band (min–max
+# over init seeds, dashed: their mean) is that control at the control widths; each model's
+# embedding-only floor (no block run) is a dotted line in its colour.
 
 # %% tags=["hide-input"]
 native = reference.posthoc("native")
 native_eu = native[native["dataset"] == "m-eurosat"]
+_, _, controls = chapters.shared_controls_for(cfg, names, sorted(ret["dataset"].unique()),
+                                              protocols=("knn",))
+controls = comparison.with_paper_axis(controls, profile=cfg)
+run_of = {m: f"{m} ({kind[m]})" for m in names}
 for dataset, part in ret.groupby("dataset"):
-    part = part.assign(run=part["model"] + " (" + part["training"] + ")")
+    part = part.assign(run=part["model"].map(run_of))
+    ctrl = controls[controls["dataset"] == dataset]
+    floors = ctrl.groupby("model")["floor"].first()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    plotting.control_band(ctrl[ctrl["model"] == names[0]], axes[0], x="rel_compute_paper",
+                          floor=False, label=f"random init ({names[0]}'s architecture)")
+    plotting.control_band(ctrl[ctrl["model"] == names[0]], axes[1], x="rel_compute_paper",
+                          retention=True, floor=False, label="random init")
     plotting.ours_vs_paper(part, native_eu, y="mean", paper_y="y", hue="run", ax=axes[0],
-                           ylabel="k-NN accuracy (macro)", title=f"this build: {dataset}")
-    plotting.ours_vs_paper(part, native_eu, hue="run", ax=axes[1], title="retention")
+                           ylabel="k-NN accuracy (macro)", title=f"this build: {dataset}",
+                           floors={run_of[m]: v for m, v in floors.items()})
+    plotting.ours_vs_paper(part, native_eu, hue="run", ax=axes[1], title="retention",
+                           floors={run_of[m]: v / ctrl.loc[ctrl["model"] == m, "full"].iloc[0]
+                                   for m, v in floors.items()})
     axes[0].get_legend().remove()
     plt.tight_layout()
     plt.show()
+
+# %% [markdown]
+# The same controls as numbers at each control width: accuracy above the random-init mean
+# (± 2 SE) and the share of the pretrained gain over the floor that the slimmed model keeps,
+# $(\mathrm{acc}(s) - \mathrm{floor}) / (\mathrm{acc}(1) - \mathrm{floor})$.
+
+# %%
+controls.assign(**{"± 2 SE": 2 * controls["above_random_se"]})[
+    ["model", "dataset", "width", "value", "random_mean", "above_random", "± 2 SE", "floor",
+     "gain_kept"]].round(3)
 
 # %% [markdown]
 # ## Gain of slimmable over regular training, per width

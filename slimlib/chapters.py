@@ -27,12 +27,14 @@ from slimlib.book.runs import (
     pretrain_models,
     runs_on,
     runs_on_name,
+    shared_controls_for,
     sweep_for,
 )
 from slimlib.compute import _random_init, compute_table_cached, time_forward
 
 __all__ = ["run_chapter", "list_chapters", "parse_value", "chapter_parameters", "setup_page",
-           "pretrain_models", "sweep_for", "runs_on", "controls_for", "compute_table_cached",
+           "pretrain_models", "sweep_for", "runs_on", "controls_for", "shared_controls_for",
+           "compute_table_cached",
            "time_forward"]
 
 # importable from here for code written against the single module

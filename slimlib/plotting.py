@@ -30,7 +30,7 @@ from slimlib.plot_tables import (
 __all__ = ["PAPER_LABEL", "compute_bins", "bin_stats", "per_run_retention", "retention_vs_compute",
            "metric_vs_compute", "fig1a", "paper_overlay", "architecture_diagram",
            "compute_curves", "band_over_seeds", "paper_fig_parts", "with_controls",
-           "ours_vs_paper", "difference_plot", "fig1b", "PAPER_AXIS_LABEL"]
+           "ours_vs_paper", "difference_plot", "fig1b", "PAPER_AXIS_LABEL", "control_band"]
 
 #: Legend label of every published value drawn in the book.
 PAPER_LABEL = "paper (Hackel et al. 2026)"
@@ -255,11 +255,48 @@ def with_controls(cmp: pd.DataFrame, *, title: str | None = None,
     return fig
 
 
+def control_band(cmp: pd.DataFrame, ax: Axes, *, x: str = "rel_compute",
+                 retention: bool = False, floor: bool = True,
+                 label: str = "random init") -> Axes:
+    """Draw both controls on an existing axis: the random-init networks of the same
+    architecture (band: min–max over init seeds, dashed: their mean) and the embedding-only
+    floor (dotted horizontal line).
+
+    Args:
+        cmp: :func:`slimlib.controls.compare` rows of ONE model, dataset and protocol.
+        x: the axis's x column (``"rel_compute_paper"`` after
+            :func:`slimlib.comparison.with_paper_axis`).
+        retention: draw retention (random init over its own width-1 value; the floor over
+            the pretrained width-1 value) instead of the metric.
+        floor: also draw the floor (``False`` where several models share one axis and
+            :func:`ours_vs_paper` draws each model's floor).
+    """
+    check_columns(cmp, [x, "random_mean", "random_min", "random_max", "full"], "control_band")
+    groups = cmp.groupby(["model", "dataset", "protocol"]).ngroups
+    if groups != 1:
+        raise ValueError(f"control_band draws one model/dataset/protocol; got {groups}")
+    cmp = cmp.sort_values(x)
+    scale = 1.0
+    if retention:
+        check_columns(cmp, ["random_full"], "control_band")
+        scale = 1.0 / cmp["random_full"].to_numpy()
+    ax.fill_between(cmp[x], cmp["random_min"] * scale, cmp["random_max"] * scale, color="0.5",
+                    alpha=0.2, label=f"{label} (min–max over init seeds)")
+    ax.plot(cmp[x], cmp["random_mean"] * scale, color="0.35", ls="--", lw=1.0)
+    if floor and "floor" in cmp and cmp["floor"].notna().any():
+        level = float(cmp["floor"].iloc[0])
+        if retention:
+            level /= float(cmp["full"].iloc[0])
+        ax.axhline(level, color="tab:red", ls=":", lw=1.2, label="embedding-only floor")
+    return ax
+
+
 def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_compute_paper",
                   y: str = "retention", hue: str = "model", paper_x: str = "x",
                   paper_y: str | None = None, paper_hue: str = "series", z: float = 2.0,
                   ax: Axes | None = None, logx: bool = True, ylabel: str | None = None,
-                  title: str | None = None, paper_alpha: float = 0.7) -> Axes:
+                  title: str | None = None, paper_alpha: float = 0.7,
+                  floors: Mapping[str, float] | None = None) -> Axes:
     """Our curves (solid, ± z SE error bars where our side has a spread) over the published
     ones (dashed, labelled :data:`PAPER_LABEL`) on one axis.
 
@@ -271,6 +308,8 @@ def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_comp
             :func:`slimlib.reference.posthoc`, whose ``x`` is in the paper's FLOP convention).
         x: our x column; use ``"rel_compute_paper"``
             (:func:`slimlib.comparison.with_paper_axis`) so both sides share one convention.
+        floors: ``{hue value: embedding-only floor}`` (in ``y``'s units), each drawn as a
+            dotted horizontal line in its curve's colour.
     """
     from slimlib.comparison import standard_error
 
@@ -280,13 +319,21 @@ def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_comp
     ax = _new_ax(ax)
     se, _ = standard_error(ours)
     data = ours.assign(_se=se.fillna(0.0).to_numpy())
+    floors = dict(floors or {})
+    unknown = sorted(set(map(str, floors)) - set(map(str, data[hue].unique())))
+    if unknown:
+        raise ValueError(f"floors for {unknown}, which are not curves of {hue!r}")
     for name, part in data.groupby(hue, sort=True):
         part = part.sort_values(x)
         if (part["_se"] > 0).any():
-            ax.errorbar(part[x], part[y], yerr=z * part["_se"], marker="o", ms=3, lw=1.6,
-                        capsize=2, label=f"{name} (this build, ± {z:g} SE)")
+            line = ax.errorbar(part[x], part[y], yerr=z * part["_se"], marker="o", ms=3,
+                               lw=1.6, capsize=2, label=f"{name} (this build, ± {z:g} SE)")[0]
         else:
-            ax.plot(part[x], part[y], marker="o", ms=3, lw=1.6, label=f"{name} (this build)")
+            (line,) = ax.plot(part[x], part[y], marker="o", ms=3, lw=1.6,
+                              label=f"{name} (this build)")
+        if name in floors:
+            ax.axhline(floors[name], color=line.get_color(), ls=":", lw=1.1,
+                       label=f"{name}: embedding-only floor")
     for name, part in paper.groupby(paper_hue, sort=True):
         part = part.sort_values(paper_x)
         ax.plot(part[paper_x].astype(float), part[paper_y].astype(float), ls="--", lw=1.0,

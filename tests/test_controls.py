@@ -120,6 +120,70 @@ def test_controls_for_runs_model_controls_and_floor_on_real_data(data_root):
     assert np.isfinite(cmp["gain_kept"]).all()
 
 
+@pytest.mark.data
+def test_shared_controls_run_the_random_init_once_and_stand_for_every_model(data_root):
+    from slimlib import chapters, profiles
+
+    cfg = profiles.resolve("smoke", data_root=str(data_root), datasets=["eurosat-rgb"],
+                           limit_per_class=4, test_limit_per_class=2)
+    names = ["rs-moco-tiny", "rs-mae-tiny"]
+    rows, floor, cmp = chapters.shared_controls_for(cfg, names, protocols=("knn",))
+    ctrl = {m: rows[rows["model"].map(lambda s, m=m: controls.split_label(s) == (m, 0))]
+            for m in names}
+    assert len(ctrl["rs-mae-tiny"]) == len(ctrl["rs-moco-tiny"]) > 0
+    assert ctrl["rs-mae-tiny"]["value"].tolist() == ctrl["rs-moco-tiny"]["value"].tolist()
+    assert set(floor["model"]) == set(names)  # each model's own floor
+    assert set(cmp["model"]) == set(names)
+    by = cmp.set_index(["model", "width"])["random_mean"]
+    assert by["rs-mae-tiny"].tolist() == by["rs-moco-tiny"].tolist()
+    pre = cmp.set_index(["model", "width"])["value"]
+    assert pre["rs-mae-tiny"].tolist() != pre["rs-moco-tiny"].tolist()  # own pretrained rows
+
+
+def test_shared_controls_refuse_models_with_different_random_init():
+    from slimlib import chapters, profiles
+
+    cfg = profiles.resolve("smoke")
+    with pytest.raises(ValueError, match="different random-init"):
+        chapters.shared_controls_for(cfg, ["rs-moco-tiny", "galileo-nano-rgb"])
+    with pytest.raises(ValueError, match="at least one"):
+        chapters.shared_controls_for(cfg, [])
+
+
+def test_control_band_and_per_curve_floors_on_one_axis():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from slimlib import plotting
+
+    rows = [_rows("m", 1.0, 0.8), _rows("m", 0.1, 0.6)]
+    for s in (0, 1):
+        rows += [_rows(controls.control_label("m", s), 1.0, 0.5 + 0.1 * s),
+                 _rows(controls.control_label("m", s), 0.1, 0.45)]
+    floor = pd.DataFrame([{"model": "m", "dataset": "d", "protocol": "knn", "seed": 0,
+                           "value": 0.4, "n_test": 100}])
+    cmp = controls.compare(pd.DataFrame(rows), floor)
+    fig, ax = plt.subplots()
+    plotting.control_band(cmp, ax, retention=True)
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    # random init over its own width-1 mean (0.55): 0.45 / 0.55 at s = 0.1, 1.0 at s = 1
+    assert band.min() == pytest.approx(0.45 / 0.55, abs=1e-9)
+    assert band.max() == pytest.approx(0.6 / 0.55, abs=1e-9)
+    assert [ln.get_ydata()[0] for ln in ax.lines if ln.get_linestyle() == ":"] == \
+        pytest.approx([0.4 / 0.8])
+    ours = cmp.assign(run="m", rel_compute_paper=cmp["rel_compute"])
+    paper = pd.DataFrame({"series": ["p", "p"], "x": [0.1, 1.0], "retention": [0.5, 1.0]})
+    fig, ax = plt.subplots()
+    plotting.ours_vs_paper(ours, paper, hue="run", floors={"m": 0.3}, ax=ax)
+    floors = [ln for ln in ax.lines if ln.get_label() == "m: embedding-only floor"]
+    assert len(floors) == 1 and floors[0].get_ydata()[0] == 0.3
+    with pytest.raises(ValueError, match="not curves"):
+        plotting.ours_vs_paper(ours, paper, hue="run", floors={"other": 0.3})
+    plt.close("all")
+
+
 def test_at_smallest_reads_differences_against_their_se():
     rows = [_rows("m", 1.0, 0.8, n_test=400), _rows("m", 0.01, 0.6, n_test=400),
             _rows("m", 0.5, 0.7, n_test=400)]

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["embedded_models_of", "pretrain_models", "runs_on", "runs_on_name", "sweep_for",
-           "controls_for"]
+           "controls_for", "shared_controls_for"]
 
 
 def _settings(profile: Any):
@@ -189,6 +189,20 @@ def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = 
     return out
 
 
+def _floor_of(profile: Any, name: str, data: Mapping[str, Any], protocols: tuple[str, ...]):
+    """The embedding-only floor of ``name`` on every dataset of ``data`` it can be fed."""
+    from slimlib import controls
+    from slimlib import models as registry
+
+    encoder = registry.load(name, pretrained=profile.pretrained,
+                            **_with_data_root(profile, name, profile.options_for(name)))
+    fits = {k: v for k, v in data.items() if runs_on(encoder.spec, v[0])}
+    return controls.floor_scores(
+        encoder, fits, name=name, protocols=protocols, seeds=profile.seeds,
+        batch_size=profile.batch_size, device=profile.device,
+        train_fraction=profile.train_fraction, settings=_settings(profile))
+
+
 def controls_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = None,
                  protocols: Any = None, init_seeds: Any = None, table: str = "sweep.csv"):
     """Every model of ``models`` with both controls, through the same sweep machinery.
@@ -205,7 +219,6 @@ def controls_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any
     import pandas as pd
 
     from slimlib import controls
-    from slimlib import models as registry
     from slimlib.profiles import load_datasets
 
     widths = list(widths if widths is not None else profile.control_widths)
@@ -216,17 +229,66 @@ def controls_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any
     for name in models:
         rows.append(sweep_for(profile, [name], datasets, widths=widths, protocols=protocols,
                               table=table))
-        options = profile.options_for(name)
         rows.append(sweep_for(profile, controls.random_init_models(
-            name, init_seeds, settings=_settings(profile), **options),
+            name, init_seeds, settings=_settings(profile), **profile.options_for(name)),
             datasets, widths=widths, protocols=protocols, table=table))
-        encoder = registry.load(name, pretrained=profile.pretrained,
-                                **_with_data_root(profile, name, options))
-        fits = {k: v for k, v in data.items() if runs_on(encoder.spec, v[0])}
-        floors.append(controls.floor_scores(
-            encoder, fits, name=name, protocols=protocols, seeds=profile.seeds,
-            batch_size=profile.batch_size, device=profile.device,
-            train_fraction=profile.train_fraction, settings=_settings(profile)))
+        floors.append(_floor_of(profile, name, data, protocols))
     rows = pd.concat(rows, ignore_index=True)
+    floor = pd.concat(floors, ignore_index=True)
+    return rows, floor, controls.compare(rows, floor)
+
+
+def shared_controls_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = None,
+                        protocols: Any = None, init_seeds: Any = None,
+                        table: str = "sweep.csv"):
+    """:func:`controls_for` of models that share one architecture and so one random-init
+    network per init seed (e.g. slimlib's regular and slimmable tiny MoCo/MAE): the
+    random-init sweep runs once, for the first model, and its rows stand for every model;
+    each model still gets its own pretrained rows and embedding-only floor.
+
+    Raises:
+        ValueError: a model's random-init network differs from the first model's (then the
+            controls are not shared; use :func:`controls_for`).
+    """
+    import pandas as pd
+    import torch
+
+    from slimlib import controls
+    from slimlib.profiles import load_datasets
+
+    models = list(models)
+    if not models:
+        raise ValueError("shared_controls_for needs at least one model")
+    init_seeds = tuple(init_seeds if init_seeds is not None else profile.init_seeds)
+    protocols = tuple(protocols if protocols is not None else profile.protocols)
+    first = models[0]
+
+    def init_state(name: str) -> dict[str, torch.Tensor]:
+        net = controls.random_init_models(name, init_seeds[:1], settings=_settings(profile),
+                                          **profile.options_for(name))
+        return next(iter(net.values())).state_dict()
+
+    ref = init_state(first)
+    for name in models[1:]:
+        other = init_state(name)
+        if other.keys() != ref.keys() or not all(
+                other[k].shape == ref[k].shape and torch.equal(other[k], ref[k]) for k in ref):
+            raise ValueError(f"{name!r} and {first!r} have different random-init networks "
+                             "(architecture or init); they cannot share controls: use "
+                             "controls_for")
+    rows, floor, _ = controls_for(profile, [first], datasets, widths=widths,
+                                  protocols=protocols, init_seeds=init_seeds, table=table)
+    seed_of = rows["model"].map(lambda m: controls.split_label(m)[1])
+    shared = rows[seed_of.notna()]
+    data = load_datasets(profile, datasets)
+    parts, floors = [rows], [floor]
+    for name in models[1:]:
+        parts.append(sweep_for(profile, [name], datasets, protocols=protocols, table=table,
+                               widths=list(widths if widths is not None
+                                           else profile.control_widths)))
+        parts.append(shared.assign(model=[controls.control_label(name, int(s))
+                                          for s in seed_of[seed_of.notna()]]))
+        floors.append(_floor_of(profile, name, data, protocols))
+    rows = pd.concat(parts, ignore_index=True)
     floor = pd.concat(floors, ignore_index=True)
     return rows, floor, controls.compare(rows, floor)
