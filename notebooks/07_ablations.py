@@ -81,7 +81,10 @@ claims.evaluate(claims.Evidence(orders=orders, pretrained=cfg.pretrained),
 # %% [markdown]
 # The paper publishes no numbers for the order and layer-type ablations (only figures;
 # `slimlib/reference_data/README.md`), so these two have no paper-vs-ours table; its
-# statements about them are the claims above and in chapter 2.
+# statements about them are the claims above and in chapter 2. The grey band in the next
+# figure is the random-init control of the same architecture with both layer types slimmed
+# (k-NN retention over its own width-1 value); attention-only and FFN-only slimming of the
+# random network is not run.
 
 # %% tags=["hide-input"]
 parts = {"attention only": ("attn",), "FFN only": ("ffn",), "both": ("attn", "ffn")}
@@ -91,6 +94,8 @@ layer = pd.concat([chapters.sweep_for(cfg, [model], [dataset], widths=aw, protoc
 lr = slimlib.retention(layer).merge(
     layer[["parts", "layers"]].drop_duplicates(), on="parts")
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+plotting.control_band(ctrl, axes[0], retention=True,
+                      label="random init, both slimmed (k-NN)")
 plotting.retention_vs_compute(lr, hue="layers", ax=axes[0], logx=False,
                               title="retention vs compute per slimmed layer type")
 plotting.compute_curves({label: part for label, part in lr.groupby("layers")}, ax=axes[1])
@@ -104,6 +109,8 @@ lr.pivot_table(index="width", columns="layers", values=["rel_compute", "retentio
 # Both probes on the same frozen features. Right: retention of both against relative
 # compute in the paper's FLOP convention, over the paper's k-NN and linear-probe retention of
 # five FMs on m-eurosat at five widths (rebuttal "newer FMs", `slimlib.reference.newfms`).
+# Grey: the k-NN random-init control of the same architecture (the linear probe's control is
+# not run in this profile).
 
 # %% tags=["hide-input"]
 probes = chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn", "linear"],
@@ -111,9 +118,12 @@ probes = chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"
 pr = comparison.with_paper_axis(slimlib.retention(probes), profile=cfg)
 nf = reference.newfms("m-eurosat")
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+plotting.control_band(ctrl, axes[0], label="random init (k-NN)")
 plotting.retention_vs_compute(pr, hue="protocol", y="mean", ax=axes[0],
                               title=f"k-NN vs linear probe: {model}")
 axes[0].set_ylabel("accuracy (macro)")
+plotting.control_band(comparison.with_paper_axis(ctrl, profile=cfg), axes[1],
+                      x="rel_compute_paper", retention=True, label="random init (k-NN)")
 plotting.ours_vs_paper(pr, nf.assign(run=nf["series"] + " (" + nf["protocol"] + ")"),
                        hue="protocol", paper_hue="run", ax=axes[1], paper_alpha=0.45)
 plt.tight_layout()
