@@ -41,7 +41,7 @@ import pandas as pd
 from IPython.display import display
 
 import slimlib
-from slimlib import chapters, comparison, pages, plotting, profiles, reference
+from slimlib import chapters, comparison, controls, pages, plotting, profiles, reference
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -123,20 +123,25 @@ reference.smallest_budget_retention(datasets=None, protocol=None).round(3)
 #
 # This build's pooled k-NN retention of its RS models per 10 % compute bin (bins on relative
 # compute in the paper's FLOP convention) minus the paper's RS-FM bin means
-# (`slimlib.comparison.paper_difference`, aligned by bin; ± 2 SE of our bin mean).
+# (`slimlib.comparison.paper_difference`, aligned by bin; ± 2 SE of our bin mean). The
+# **control** is the same difference for the random-init networks of the same architectures
+# (the controls chapters 3 and 4 ran): where it is as close to zero as ours, agreeing with
+# the paper's retention says nothing about pretraining.
 
 # %% tags=["hide-input"]
-rows = plotting.per_run_retention(probe[(probe["protocol"] == "knn")
-                                        & (probe["parts"] == "attn+ffn")
-                                        & (probe["order"] == "first")
-                                        & probe["model"].isin(cfg.models)
-                                        & probe["dataset"].isin(main["dataset"].unique())])
-ours_bins = plotting.bin_stats(comparison.with_paper_axis(rows, profile=cfg),
-                               x="rel_compute_paper")
 paper_bins = reference.fig1_bins("fig1a")
-bins_diff = comparison.paper_difference(
-    ours_bins, paper_bins[paper_bins["series"].str.startswith("RS")], on="bin", value="mean")
-plotting.difference_plot(bins_diff, on="bin", logx=False,
+base = probe[(probe["protocol"] == "knn") & (probe["parts"] == "attn+ffn")
+             & (probe["order"] == "first") & probe["dataset"].isin(main["dataset"].unique())]
+of_model = base["model"].map(lambda m: controls.split_label(m)[0])
+is_random = base["model"].map(lambda m: controls.split_label(m)[1] is not None)
+groups = {"this build's RS models": base[base["model"].isin(cfg.models)],
+          "random-init controls": base[is_random & of_model.isin(cfg.models)]}
+bins_diff = pd.concat([comparison.paper_difference(
+    plotting.bin_stats(comparison.with_paper_axis(plotting.per_run_retention(part),
+                                                  profile=cfg), x="rel_compute_paper"),
+    paper_bins[paper_bins["series"].str.startswith("RS")], on="bin", value="mean").assign(
+    runs=label) for label, part in groups.items() if len(part)], ignore_index=True)
+plotting.difference_plot(bins_diff, on="bin", hue="runs", logx=False,
                          ylabel="ours − paper (mean retention per bin)")
 plt.show()
 bins_diff.round(4)
