@@ -80,24 +80,32 @@ def test_compare_without_controls_raises():
         controls.compare(pd.DataFrame([_rows("m", 1.0, 0.8)]))
 
 
-def test_with_controls_draws_band_and_floor():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from slimlib import plotting
-
+def _two_seed_comparison() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sweep rows of model ``m`` (0.8 at s = 1, 0.6 at s = 0.1) and two random-init seeds
+    (0.5 / 0.6 at s = 1, 0.45 at s = 0.1), and their :func:`controls.compare` with a floor of
+    0.4."""
     rows = [_rows("m", 1.0, 0.8), _rows("m", 0.1, 0.6)]
     for s in (0, 1):
         rows += [_rows(controls.control_label("m", s), 1.0, 0.5 + 0.1 * s),
                  _rows(controls.control_label("m", s), 0.1, 0.45)]
     floor = pd.DataFrame([{"model": "m", "dataset": "d", "protocol": "knn", "seed": 0,
                            "value": 0.4, "n_test": 100}])
-    fig = plotting.with_controls(controls.compare(pd.DataFrame(rows), floor))
+    return pd.DataFrame(rows), controls.compare(pd.DataFrame(rows), floor)
+
+
+def test_with_controls_draws_band_and_floor():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from slimlib import plotting
+
+    _, cmp = _two_seed_comparison()
+    fig = plotting.with_controls(cmp)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert any("random init" in t for t in labels)
     assert any("embedding-only floor 0.400" in t for t in labels)
     with pytest.raises(ValueError, match="one model"):
-        two = pd.concat([controls.compare(pd.DataFrame(rows), floor)] * 2, ignore_index=True)
+        two = pd.concat([cmp] * 2, ignore_index=True)
         two.loc[two.index[:2], "model"] = "other"
         plotting.with_controls(two)
 
@@ -158,13 +166,7 @@ def test_control_band_and_per_curve_floors_on_one_axis():
 
     from slimlib import plotting
 
-    rows = [_rows("m", 1.0, 0.8), _rows("m", 0.1, 0.6)]
-    for s in (0, 1):
-        rows += [_rows(controls.control_label("m", s), 1.0, 0.5 + 0.1 * s),
-                 _rows(controls.control_label("m", s), 0.1, 0.45)]
-    floor = pd.DataFrame([{"model": "m", "dataset": "d", "protocol": "knn", "seed": 0,
-                           "value": 0.4, "n_test": 100}])
-    cmp = controls.compare(pd.DataFrame(rows), floor)
+    _, cmp = _two_seed_comparison()
     fig, ax = plt.subplots()
     plotting.control_band(cmp, ax, retention=True)
     band = ax.collections[0].get_paths()[0].vertices[:, 1]
