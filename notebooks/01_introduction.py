@@ -120,7 +120,7 @@ else:
 # statistic function in `slimlib.claims` that the owning chapter calls too. Intervals are
 # ± 2 standard errors (binomial SE of each accuracy on its test split).
 
-# %%
+# %% tags=["full-width"]
 from slimlib import claims
 
 evidence = claims.gather(cfg)
@@ -147,7 +147,7 @@ display(Markdown("In this build: " + ", ".join(f"**{n}** {v}" for v, n in counts
 # training runs the slimmable ones are read against. The features and fine-tuning runs are
 # cached, so chapter 10 reads them back.
 
-# %%
+# %% tags=["full-width"]
 from slimlib import robustness_chapter, robustness_sections
 
 robust = robustness_sections.verdict_table(cfg, robustness_chapter.settings(cfg))
