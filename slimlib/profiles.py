@@ -18,6 +18,8 @@ A chapter's ``parameters`` cell holds ``None`` for every setting and calls
 ``"default"`` when ``profile`` is ``None``) and the profile's :class:`slimlib.settings.Settings`
 (data root, cache, results, weights) from the environment (:meth:`Settings.from_env`): a
 chapter is an entry point. The chapter helpers pass ``profile.settings`` down explicitly.
+Each override is checked against its field's type and range by
+:mod:`slimlib.profile_checks`.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slimlib._validation import check_widths
 from slimlib.constants import CV_DATASETS, CV_FALLBACK, EMBEDDED_RS_DATASETS, RS_FALLBACK, WIDTHS
+from slimlib.profile_checks import _bad, _check_setting
 from slimlib.settings import PROFILE_ENV, Settings, or_current, profile_name
 
 __all__ = ["Profile", "PROFILES", "PROFILE_ENV", "get", "resolve", "check_parameters",
@@ -128,15 +130,6 @@ class Profile:
         return dict(dict(self.model_options).get(name, ()))
 
 
-def _options(value: Any) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
-    items = value.items() if isinstance(value, dict) else value
-    out = []
-    for name, opts in items:
-        opts = opts.items() if isinstance(opts, dict) else opts
-        out.append((str(name), tuple((str(k), v) for k, v in opts)))
-    return tuple(out)
-
-
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
@@ -194,14 +187,6 @@ def get(name: str | None = None, *, environ: Any = None) -> Profile:
     return PROFILES[name]
 
 
-def _tuple(value: Any, name: str) -> tuple:
-    if isinstance(value, str):
-        return (value,)
-    if not isinstance(value, Iterable):
-        raise TypeError(f"{name} must be a list (or a single name), got {type(value).__name__}")
-    return tuple(value)
-
-
 # EMBEDDED_RS_DATASETS: the embedded real RS datasets a profile uses when its ``datasets`` is
 # ``None`` and the data root holds them (each model runs on those it can be fed, see
 # ``chapters.runs_on``); RS_FALLBACK, the synthetic fallback, is 13-band, so 13-band and RGB
@@ -213,85 +198,6 @@ def _default_datasets(root: str | None, synthetic: str, real: Sequence[str]) -> 
     from slimlib.data import datasets_for_root
 
     return datasets_for_root(root, tuple(real), synthetic)
-
-
-def _bad(key: str, wanted: str, value: Any) -> ValueError:
-    return ValueError(f"profile setting {key} must be {wanted}; got {value!r} "
-                      f"({type(value).__name__})")
-
-
-def _names(key: str, value: Any) -> tuple[str, ...]:
-    names = _tuple(value, key)
-    if not names or not all(isinstance(n, str) and n for n in names):
-        raise _bad(key, "a name or a non-empty list of names (strings)", value)
-    return names
-
-
-def _integer(key: str, value: Any, low: int) -> int:
-    """``value`` as an int >= ``low``; bools and non-integral numbers (1.7) are refused
-    (integer text such as ``"8"`` is accepted)."""
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        value = int(value)
-    integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not integral or int(value) < low:
-        raise _bad(key, f"an integer >= {low}", value)
-    return int(value)
-
-
-def _check_setting(key: str, value: Any) -> Any:
-    """One override validated against the :class:`Profile` field's type and range."""
-    if key in ("models", "cv_models", "datasets", "cv_datasets"):
-        return _names(key, value)
-    if key == "protocols":
-        names = _names(key, value)
-        bad = [n for n in names if n not in ("knn", "linear")]
-        if bad:
-            raise _bad(key, "'knn' and/or 'linear'", value)
-        return names
-    if key in ("widths", "ablation_widths", "compute_widths", "control_widths"):
-        return tuple(check_widths(_tuple(value, key), key))
-    if key == "model_options":
-        if not isinstance(value, dict | tuple | list):
-            raise _bad(key, "a mapping {model: {option: value}}", value)
-        return _options(value)
-    if key == "train_fraction":
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not 0.0 < float(value) <= 1.0:
-            raise _bad(key, "a number in (0, 1]", value)
-        return float(value)
-    if key in ("seeds", "init_seeds"):
-        seeds = tuple(_integer(key, s, 0) for s in _tuple(value, key))
-        if not seeds or len(set(seeds)) != len(seeds):
-            raise _bad(key, "a non-empty list of distinct integers >= 0", value)
-        return seeds
-    if key == "slimmable_pairs":
-        pairs = tuple(tuple(p) for p in _tuple(value, key))
-        if not all(len(p) == 2 and all(isinstance(n, str) for n in p) for p in pairs):
-            raise _bad(key, "a list of [regular, slimmable] name pairs", value)
-        return pairs
-    if key in ("batch_size", "latency_repeats") or key.endswith("limit_per_class"):
-        return _integer(key, value, 1)
-    if key in ("name", "device", "data_root"):
-        if not isinstance(value, str | os.PathLike) or isinstance(value, bool) or not str(value):
-            raise _bad(key, "a string" + (" (a folder path)" if key == "data_root" else ""),
-                       value)
-        if key == "device":
-            import torch
-
-            try:
-                torch.device(str(value))
-            except (RuntimeError, ValueError):
-                raise _bad(key, "a torch device such as 'cpu' or 'cuda'", value) from None
-        return str(value)
-    if key == "pretrained":
-        if not isinstance(value, bool):
-            raise _bad(key, "true or false", value)
-        return value
-    if key == "settings":
-        if not isinstance(value, Settings):
-            raise _bad(key, "a slimlib.settings.Settings", value)
-        return value
-    return value
 
 
 def check_parameters(parameters: dict[str, Any], *, environ: Any = None) -> Profile:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from conftest import tiny_vit
 from torch import nn
 
-from slimlib import features
+from slimlib import feature_cache, features
 from slimlib.config import cache_dir
 from slimlib.specs import ImageDataset, ModelSpec
 
@@ -233,7 +233,7 @@ def test_crash_mid_write_leaves_no_entry(monkeypatch):
         f.write(b"PK\x03\x04 half an archive")
         raise KeyboardInterrupt("killed mid-write")
 
-    monkeypatch.setattr(features.np, "savez", broken_savez)
+    monkeypatch.setattr(feature_cache.np, "savez", broken_savez)
     with pytest.raises(KeyboardInterrupt):
         features.extract(enc, (x, y), cache_key="k1", progress=False)
     assert list(cache_dir("features").iterdir()) == []  # neither entry nor temp file

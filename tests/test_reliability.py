@@ -26,7 +26,7 @@ import pytest
 import torch
 from test_features import EncodeCounter, TinyEncoder, make_split, simple_prepare
 
-from slimlib import chapters, features, metrics, probes, profiles
+from slimlib import chapters, feature_cache, features, metrics, probes, profiles
 from slimlib import data as D
 from slimlib import sweeping as sweep_mod
 
@@ -449,7 +449,7 @@ def _read_only_folder(path: Path):
 
 def test_a_read_only_cache_degrades_to_uncached_with_one_warning(toy, tmp_path, monkeypatch,
                                                                  stand_in_prepare):
-    monkeypatch.setattr(features, "_UNUSABLE_CACHE", set(), raising=False)
+    monkeypatch.setattr(feature_cache, "_UNUSABLE_CACHE", set())
     reference = _sweep(toy, tmp_path / "ref.csv")
     cache = tmp_path / "ro-cache"
     monkeypatch.setenv("SLIMLIB_CACHE", str(cache))
@@ -464,7 +464,7 @@ def test_a_read_only_cache_degrades_to_uncached_with_one_warning(toy, tmp_path, 
 def test_a_full_cache_disk_degrades_to_uncached_with_one_warning(toy, tmp_path, monkeypatch,
                                                                  stand_in_prepare):
     """A real full tmpfs where mounting is allowed (root), else a simulated ENOSPC write."""
-    monkeypatch.setattr(features, "_UNUSABLE_CACHE", set(), raising=False)
+    monkeypatch.setattr(feature_cache, "_UNUSABLE_CACHE", set())
     reference = _sweep(toy, tmp_path / "ref.csv")
     cache = tmp_path / "full-cache"
     monkeypatch.setenv("SLIMLIB_CACHE", str(cache))

@@ -15,11 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "slimlib"
 #: A module longer than this is doing more than one job (#11).
 MAX_LINES = 450
-#: Modules still over MAX_LINES, allowed until they are split (#11); the settings-as-arguments
-#: work (#11 item 1) made them longer. Remove an entry when its module is split. Each entry
-#: must still exist and still be too long (a stale entry fails).
-LONG_MODULES_PENDING = {"slimlib/features.py", "slimlib/data/geobench.py",
-                        "slimlib/profiles.py", "slimlib/train/embedded.py"}
 #: The package's own PEP 562 hook: ``slimlib.<name>`` is imported on first attribute access,
 #: so ``import slimlib`` stays free of torch. It is the one dynamic import of slimlib code.
 DYNAMIC_IMPORT_ALLOWED = {"slimlib/__init__.py"}
@@ -158,14 +153,7 @@ def test_no_string_import_of_slimlib_code():
 
 
 def test_no_slimlib_module_over_the_line_limit():
-    assert set(long_modules(ROOT, PACKAGE)) - LONG_MODULES_PENDING == set()
-
-
-def test_the_long_module_allowlist_is_not_stale():
-    for rel in sorted(LONG_MODULES_PENDING):
-        assert (ROOT / rel).is_file(), f"{rel} is gone: remove it from LONG_MODULES_PENDING"
-    assert set(long_modules(ROOT, PACKAGE)) >= LONG_MODULES_PENDING, (
-        "a module in LONG_MODULES_PENDING is now within MAX_LINES: remove it from the list")
+    assert long_modules(ROOT, PACKAGE) == {}
 
 
 def test_the_guards_see_slimlib():

@@ -19,6 +19,7 @@ from slimlib.train import (
     PretrainConfig,
     build_encoder,
     build_method,
+    embedded_recipes,
     load_config,
     load_encoder,
     pretrain,
@@ -392,7 +393,7 @@ def test_embedded_specs_and_random_encoders():
     for method in ("moco", "mae"):
         rs, cv = EMBEDDED_CONFIGS[f"rs-{method}-tiny"], EMBEDDED_CONFIGS[f"cv-{method}-tiny"]
         assert rs.model == cv.model
-        overrides = emb._DOMAIN_RECIPES[("cv", method)]
+        overrides = embedded_recipes._DOMAIN_RECIPES[("cv", method)]
         assert rs.replace(mean=cv.mean, std=cv.std, **overrides) == cv
         assert cv.optim.steps > rs.optim.steps
     # the pool schedules the most expensive run first; slimmable costs more than regular

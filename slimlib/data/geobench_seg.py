@@ -11,7 +11,7 @@ listed last in ``attrs["bands_order"]``, whose ``attrs["label"]`` entry holds ba
 
 Both tasks carry 12 Sentinel-2 bands (B10 dropped by the GEO-Bench converters) plus a
 cloud-probability band; see docs/dense.md. The pickles are read with the restricted
-unpickler of :mod:`slimlib.data.geobench` (no code can run from a tampered file).
+unpickler of :mod:`slimlib.data.geobench_format` (no code can run from a tampered file).
 """
 
 from __future__ import annotations
@@ -33,13 +33,10 @@ from .geobench import (
     SPLIT_ALIASES,
     SPLITS,
     _check_s2_scale,
-    _pickle_attr,
-    _stack_bands,
     candidate_bases,
     fetch_task,
-    partition_samples,
-    read_task_specs,
 )
+from .geobench_format import _pickle_attr, _stack_bands, partition_samples, read_task_specs
 
 SEG_DIRS = ("segmentation_v1.0", "segmentation_v0.9.1", "segmentation_v0.9.0")
 HF_URL = f"https://huggingface.co/datasets/{HF_REPO}"
