@@ -53,6 +53,24 @@ def _new_ax(ax: Axes | None, size: tuple[float, float] = (6.0, 4.0)) -> Axes:
     return ax
 
 
+def _finish(ax: Axes, *, xlabel: str, ylabel: str, logx: bool = False, unit_line: bool = False,
+            title: str | None = None, legend: float = 7, xlabel_size: float | None = None
+            ) -> Axes:
+    """The decoration every curve axis shares: log x (optional), labels, a dotted line at 1
+    (retention), grid, title and legend."""
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel, fontsize=xlabel_size)
+    ax.set_ylabel(ylabel)
+    if unit_line:
+        ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=legend)
+    return ax
+
+
 def retention_vs_compute(table: pd.DataFrame, *, hue: str = "model", y: str = "retention",
                          ax: Axes | None = None, logx: bool = True, marker: str = "o",
                          title: str | None = None) -> Axes:
@@ -65,17 +83,9 @@ def retention_vs_compute(table: pd.DataFrame, *, hue: str = "model", y: str = "r
     for name, part in table.groupby(hue, sort=True):
         part = part.sort_values("rel_compute")
         ax.plot(part["rel_compute"], part[y], marker=marker, ms=3, lw=1.4, label=str(name))
-    if logx:
-        ax.set_xscale("log")
-    ax.set_xlabel("relative compute FLOPs(s) / FLOPs(1)")
-    ax.set_ylabel(y.replace("_", " "))
-    if y == "retention":
-        ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=7)
-    return ax
+    return _finish(ax, xlabel="relative compute FLOPs(s) / FLOPs(1)",
+                   ylabel=y.replace("_", " "), logx=logx, unit_line=y == "retention",
+                   title=title)
 
 
 def metric_vs_compute(table: pd.DataFrame, metric: str, *, hue: str = "model",
@@ -93,13 +103,7 @@ def metric_vs_compute(table: pd.DataFrame, metric: str, *, hue: str = "model",
     for name, part in mean.groupby(hue, sort=True):
         part = part.sort_values("rel_compute")
         ax.plot(part["rel_compute"], part["value"], marker="o", ms=3, label=str(name))
-    if logx:
-        ax.set_xscale("log")
-    ax.set_xlabel("relative compute")
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return ax
+    return _finish(ax, xlabel="relative compute", ylabel=metric.replace("_", " "), logx=logx)
 
 
 def band_over_seeds(table: pd.DataFrame, *, hue: str, y: str = "value",
@@ -113,13 +117,7 @@ def band_over_seeds(table: pd.DataFrame, *, hue: str, y: str = "value",
     for name, part in stats.groupby(hue, sort=True):
         (line,) = ax.plot(part["x"], part["mean"], marker="o", ms=3, label=str(name))
         ax.fill_between(part["x"], part["lo"], part["hi"], color=line.get_color(), alpha=0.2)
-    if logx:
-        ax.set_xscale("log")
-    ax.set_xlabel("relative compute")
-    ax.set_ylabel(y)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return ax
+    return _finish(ax, xlabel="relative compute", ylabel=y, logx=logx)
 
 
 def paper_overlay(paper: pd.DataFrame, *, x: str = "x", y: str = "retention",
@@ -133,13 +131,7 @@ def paper_overlay(paper: pd.DataFrame, *, x: str = "x", y: str = "retention",
         part = part.sort_values(x)
         ax.plot(part[x].astype(float), part[y].astype(float), ls=ls, lw=1.2,
                 label=f"{name} — {PAPER_LABEL}")
-    if logx:
-        ax.set_xscale("log")
-    ax.set_xlabel("relative compute")
-    ax.set_ylabel(y)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
-    return ax
+    return _finish(ax, xlabel="relative compute", ylabel=y, logx=logx, legend=6)
 
 
 def _draw_bins(ax: plt.Axes, ours: dict, name: str) -> None:
@@ -338,17 +330,9 @@ def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_comp
         part = part.sort_values(paper_x)
         ax.plot(part[paper_x].astype(float), part[paper_y].astype(float), ls="--", lw=1.0,
                 marker="s", ms=2, alpha=paper_alpha, label=f"{name} — {PAPER_LABEL}")
-    if logx:
-        ax.set_xscale("log")
-    ax.set_xlabel(_AXIS_LABELS.get(x, x.replace("_", " ")), fontsize=8)
-    ax.set_ylabel(ylabel or y.replace("_", " "))
-    if y == "retention":
-        ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=6)
-    return ax
+    return _finish(ax, xlabel=_AXIS_LABELS.get(x, x.replace("_", " ")), xlabel_size=8,
+                   ylabel=ylabel or y.replace("_", " "), logx=logx, unit_line=y == "retention",
+                   title=title, legend=6)
 
 
 def difference_plot(diff: pd.DataFrame, *, on: str = "width", hue: str | None = None,
@@ -366,15 +350,8 @@ def difference_plot(diff: pd.DataFrame, *, on: str = "width", hue: str | None = 
         ax.errorbar(part[on].astype(float), part["difference"], yerr=[lo, hi], marker="o",
                     ms=3, capsize=2, label=str(name))
     ax.axhline(0.0, color="0.4", lw=0.8)
-    if logx:
-        ax.set_xscale("log")
-    ax.set_xlabel(_AXIS_LABELS.get(on, on.replace("_", " ")), fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=6)
-    return ax
+    return _finish(ax, xlabel=_AXIS_LABELS.get(on, on.replace("_", " ")), xlabel_size=8,
+                   ylabel=ylabel, logx=logx, title=title, legend=6)
 
 
 def fig1b(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *,
