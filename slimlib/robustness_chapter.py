@@ -253,18 +253,23 @@ def classwise(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
     """Per-class recall and one-vs-rest AP under slimming on EuroSAT RGB and UC Merced.
 
     Returns ``{"table", "extremes", "verdict"}``: ``table`` has ``dataset, width, class,
-    recall, ap, ap_lo, ap_hi`` (bootstrap 95 % interval over test images).
+    recall, ap, ap_lo, ap_hi`` (bootstrap 95 % interval over test images), and the control
+    ``random_ap`` (the same class's AP from the random-init network of the same architecture,
+    init seed 0, at the same width) and ``prevalence`` (the AP of a constant score).
     """
     names = [d for d in ("eurosat-rgb", "ucmerced") if d in profile.datasets] \
         or [profile.datasets[0]]
     model = _load(profile, st.model)
+    control = _load(profile, st.model, init_seed=0)
     rows, extremes, deltas = [], [], []
     for dataset in names:
         train, test = _pair(profile, dataset)
-        feats = rb.width_features(model, {"train": train, "test": test}, st.widths,
-                                  name=st.model, batch_size=profile.batch_size,
-                                  device=profile.device,
-        settings=settings_of(profile))
+        splits = {"train": train, "test": test}
+        common = dict(batch_size=profile.batch_size, device=profile.device,
+                      settings=settings_of(profile))
+        feats = rb.width_features(model, splits, st.widths, name=st.model, **common)
+        rfeats = rb.width_features(control, splits, st.widths,
+                                   name=f"{st.model} [random init 0]", **common)
         y_tr, y_te = train.labels.numpy(), test.labels.numpy()
         k = len(test.classes)
         scores = {w: rb.knn_class_scores(f["train"], y_tr, f["test"], n_classes=k)
@@ -272,13 +277,16 @@ def classwise(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
         for w, sc in scores.items():
             per = rb.classwise_scores(feats[w]["train"], y_tr, feats[w]["test"], y_te,
                                       classes=test.classes)
-            for c, row in per.iterrows():
+            rand = rb.classwise_scores(rfeats[w]["train"], y_tr, rfeats[w]["test"], y_te,
+                                       classes=test.classes)
+            for c, row in per.iterrows():  # the index is the class id
                 _, lo, hi = rb.bootstrap(
                     lambda idx, c=c, sc=sc, y=y_te: rb.average_precision(y[idx] == c,
                                                                          sc[idx, c]),
                     len(y_te), n_boot=st.n_boot)
                 rows.append({"dataset": test.display_name, "width": w, **row.to_dict(),
-                             "ap_lo": lo, "ap_hi": hi})
+                             "ap_lo": lo, "ap_hi": hi, "random_ap": float(rand.loc[c, "ap"]),
+                             "prevalence": float((y_te == c).mean())})
         part = pd.DataFrame([r for r in rows if r["dataset"] == test.display_name])
         mean_ap = part.groupby("class")["ap"].mean()
         hardest, easiest = mean_ap.idxmin(), mean_ap.idxmax()

@@ -58,7 +58,9 @@ def paper_overlay(paper: pd.DataFrame, *, hue: str, ax: Any, y: str = "retention
 def classwise_bars(table: pd.DataFrame, *, width_col: str = "width", value: str = "ap",
                    ax: Any = None, title: str = "") -> Any:
     """Per-class ``value`` at each width as grouped bars (classes sorted by the full-width
-    value; error bars from ``<value>_lo`` / ``<value>_hi`` when present)."""
+    value; error bars from ``<value>_lo`` / ``<value>_hi`` when present). The controls, when
+    the table has them: ``random_<value>`` (the random-init network at the same width) as a
+    black tick on each bar, ``prevalence`` (the AP of a constant score) as a red cross."""
     ax = _axes(ax, (9, 3.8))
     widths = sorted(table[width_col].unique())
     full = table[np.isclose(table[width_col], max(widths))].set_index("class")[value]
@@ -73,12 +75,19 @@ def classwise_bars(table: pd.DataFrame, *, width_col: str = "width", value: str 
                              part[f"{value}_hi"] - part[value]]).clip(min=0)
         ax.bar(pos, part[value], width=step, yerr=err, capsize=1.5, label=f"s = {w:g}",
                error_kw={"lw": 0.6})
+        if f"random_{value}" in part:
+            ax.scatter(pos, part[f"random_{value}"], marker="_", color="k", s=25, lw=1.2,
+                       zorder=3, label="random init, same width" if i == 0 else None)
+    if "prevalence" in table and value == "ap":
+        prev = table[np.isclose(table[width_col], max(widths))].set_index("class")
+        ax.scatter(np.arange(len(classes)), prev.loc[classes, "prevalence"], marker="x",
+                   color="tab:red", s=14, lw=0.8, zorder=3, label="chance (class prevalence)")
     ax.set_xticks(np.arange(len(classes)))
     ax.set_xticklabels(classes, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel(value)
     ax.set_ylim(0, 1.05)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncol=len(widths))
+    ax.legend(fontsize=7, ncol=min(len(widths) + 2, 7))
     if title:
         ax.set_title(title, fontsize=9)
     return ax

@@ -342,3 +342,28 @@ def test_verdict_table_runs_every_section_of_the_chapter_in_page_order(monkeypat
     assert list(table.columns) == rc.VERDICT_COLUMNS
     assert list(table.attrs["seconds"]) == [name for name, _ in rs.sections()]
     assert all(t >= 0 for t in table.attrs["seconds"].values())
+
+
+def test_classwise_bars_draw_the_random_init_tick_and_chance_per_class():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from slimlib import robustness_plots as rplot
+
+    table = pd.DataFrame([
+        {"class": c, "width": w, "ap": ap, "random_ap": rap, "prevalence": 0.5}
+        for c, w, ap, rap in [("a", 0.1, 0.6, 0.55), ("a", 1.0, 0.9, 0.6),
+                              ("b", 0.1, 0.7, 0.5), ("b", 1.0, 0.8, 0.52)]])
+    fig, ax = plt.subplots()
+    rplot.classwise_bars(table, ax=ax)
+    small, full, chance = ax.collections  # random-init ticks per width, then chance
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels.count("random init, same width") == 1
+    assert "chance (class prevalence)" in labels
+    # classes sorted by full-width AP: b (0.8) then a (0.9)
+    assert small.get_offsets()[:, 1].tolist() == pytest.approx([0.5, 0.55])
+    assert full.get_offsets()[:, 1].tolist() == pytest.approx([0.52, 0.6])
+    assert chance.get_offsets()[:, 1].tolist() == pytest.approx([0.5, 0.5])
+    plt.close(fig)

@@ -18,9 +18,10 @@ from slimlib.book.runs import (
     pretrain_models,
     runs_on,
     runs_on_name,
+    shared_controls_for,
     sweep_for,
 )
 
 __all__ = ["KERNEL", "run_chapter", "list_chapters", "parse_value", "chapter_parameters",
            "setup_page", "embedded_models_of", "pretrain_models", "runs_on", "runs_on_name",
-           "sweep_for", "controls_for"]
+           "sweep_for", "controls_for", "shared_controls_for"]
