@@ -114,7 +114,7 @@ worst = ref[ref["imbalance_ratio"].astype(float) == ref["imbalance_ratio"].astyp
 rplot.paper_overlay(worst, hue="series", ax=axes[0])
 plt.tight_layout()
 plt.show()
-verdicts += rs.verdict_rows(imb, pretrained=cfg.pretrained)
+verdicts += rs.verdict_rows(imb)
 tab.pivot_table(index=["model", "width"], columns="ratio", values="mean").round(3)
 
 # %%
@@ -143,7 +143,7 @@ for dataset, part in cw["table"].groupby("dataset", sort=False):
                          "(error bars: 95 % bootstrap)")
     plt.tight_layout()
     plt.show()
-verdicts += rs.verdict_rows(cw, pretrained=cfg.pretrained)
+verdicts += rs.verdict_rows(cw)
 cw["extremes"].round(3)
 
 # %%
@@ -164,7 +164,7 @@ pd.DataFrame(cw["verdicts"])
 t0 = time.perf_counter()
 order = rc.implicit_order(cfg, st)
 timings["order"] = time.perf_counter() - t0
-verdicts += rs.verdict_rows(order, pretrained=cfg.pretrained)
+verdicts += rs.verdict_rows(order)
 display(order["table"].round(4))
 pd.DataFrame([order["verdict"]])
 
@@ -184,7 +184,7 @@ pd.DataFrame([order["verdict"]])
 t0 = time.perf_counter()
 geo = rs.geographic(cfg, st)
 timings["geographic"] = time.perf_counter() - t0
-verdicts += rs.verdict_rows(geo, pretrained=cfg.pretrained)
+verdicts += rs.verdict_rows(geo)
 if not geo["table"].empty:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     loc = geo["locations"]
@@ -218,7 +218,7 @@ pd.DataFrame([geo["verdict"]])
 t0 = time.perf_counter()
 ft = rs.finetuning(cfg, st)
 timings["fine-tuning"] = time.perf_counter() - t0
-verdicts += rs.verdict_rows(ft, pretrained=cfg.pretrained)
+verdicts += rs.verdict_rows(ft)
 summary = ft["summary"].assign(lo=lambda d: d["mean"] - 2 * d["sd"],
                                hi=lambda d: d["mean"] + 2 * d["sd"])
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -249,7 +249,7 @@ pd.DataFrame([ft["verdict"]])
 t0 = time.perf_counter()
 dyn = rs.dynamics(cfg, st)
 timings["dynamics"] = time.perf_counter() - t0
-verdicts += rs.verdict_rows(dyn, pretrained=cfg.pretrained)
+verdicts += rs.verdict_rows(dyn)
 rplot.dynamics_grid(dyn["rows"], title="k-NN accuracy vs relative compute per snapshot "
                     f"({rc.rgb_dataset(cfg)})")
 plt.show()

@@ -22,12 +22,16 @@ import numpy as np
 import pandas as pd
 
 from slimlib import robustness as rb
+from slimlib.controls import control_label
 from slimlib.profiles import settings_of
 
-__all__ = ["RobustnessSettings", "SETTINGS", "settings", "VERDICT_COLUMNS", "rgb_dataset",
+__all__ = ["RobustnessSettings", "SETTINGS", "settings", "VERDICT_COLUMNS", "RANDOM_WEIGHTS",
+           "rgb_dataset",
            "imbalance", "classwise", "implicit_order"]
 
 VERDICT_COLUMNS = ["analysis", "statistic", "paper", "this build", "interval", "verdict", "why"]
+#: Why every comparison of a random-weights profile is "not testable".
+RANDOM_WEIGHTS = "random weights (smoke profile)"
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,7 @@ def imbalance(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
     train, test = _pair(profile, dataset)
     y_tr, y_te = train.labels.numpy(), test.labels.numpy()
     rows, preds = [], {}
-    for label, init in ((st.model, None), (f"{st.model} [random init 0]", 0)):
+    for label, init in ((st.model, None), (control_label(st.model, 0), 0)):
         model = _load(profile, st.model, init_seed=init)
         feats = rb.width_features(model, {"train": train, "test": test}, st.widths,
                                   name=label, batch_size=profile.batch_size,
@@ -243,7 +247,7 @@ def imbalance(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
                    value, lo, hi, f"bootstrap over {len(y_te)} test images, {len(st.seeds)} "
                    "subsampling seeds; paper: range over its 3 models",
                    untestable=None if ok and profile.pretrained else
-                   ("random weights (smoke profile)" if ok else "needs ratio 1 and one < 1"))
+                   (RANDOM_WEIGHTS if ok else "needs ratio 1 and one < 1"))
     return {"table": table, "verdict": verdict, "paper": ref}
 
 
@@ -269,7 +273,7 @@ def classwise(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
                       settings=settings_of(profile))
         feats = rb.width_features(model, splits, st.widths, name=st.model, **common)
         rfeats = rb.width_features(control, splits, st.widths,
-                                   name=f"{st.model} [random init 0]", **common)
+                                   name=control_label(st.model, 0), **common)
         y_tr, y_te = train.labels.numpy(), test.labels.numpy()
         k = len(test.classes)
         scores = {w: rb.knn_class_scores(f["train"], y_tr, f["test"], n_classes=k)
@@ -324,7 +328,7 @@ def classwise(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
                    v, lo, hi, "bootstrap over test images; paper: m-bigearthnet, range over "
                    "its 3 models (a different dataset)", max_width=0.5,
                    untestable=problem if problem or profile.pretrained
-                   else "random weights (smoke profile)")
+                   else RANDOM_WEIGHTS)
               for d, v, lo, hi, problem in deltas]
     return {"table": pd.DataFrame(rows), "extremes": pd.DataFrame(extremes),
             "verdicts": rows_v, "paper": ref}
@@ -377,5 +381,5 @@ def implicit_order(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
     verdict = _row("implicit order", f"|first − mean of {st.draws} random draws| at s = "
                    f"{worst:g} ({st.model} on {dataset})", (0.0, 0.028), value, lo, hi,
                    "bootstrap over test images; paper: at most 2.8 points",
-                   untestable=None if profile.pretrained else "random weights (smoke profile)")
+                   untestable=None if profile.pretrained else RANDOM_WEIGHTS)
     return {"table": table, "verdict": verdict}

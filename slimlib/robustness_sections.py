@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from slimlib import robustness as rb
+from slimlib.controls import control_label
 from slimlib.profiles import settings_of
 from slimlib.robustness_chapter import (
+    RANDOM_WEIGHTS,
     VERDICT_COLUMNS,
     RobustnessSettings,
     _example,
@@ -63,7 +65,7 @@ def geographic(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
     blocks = geo.spatial_blocks(loc["lon"], loc["lat"], block_deg=st.block_deg)
     y = everything.labels.numpy()
     parts = []
-    for label, init in ((st.geo_model, None), (f"{st.geo_model} [random init 0]", 0)):
+    for label, init in ((st.geo_model, None), (control_label(st.geo_model, 0), 0)):
         model = _load(profile, st.geo_model, init_seed=init)
         feats = rb.width_features(model, {"all": everything}, st.widths, name=label,
                                   batch_size=profile.batch_size, device=profile.device,
@@ -92,7 +94,7 @@ def geographic(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
                    f"mean ± 2 SE over {diff.size} split seeds ({st.block_deg:g}° blocks, "
                    f"{int(own['n_test'].mean())} test tiles); paper: m-so2sat Cultural-10 vs "
                    "random, range over its 3 models",
-                   untestable=None if profile.pretrained else "random weights (smoke profile)")
+                   untestable=None if profile.pretrained else RANDOM_WEIGHTS)
     return {"table": table, "retention": ret, "verdict": verdict, "paper": ref,
             "locations": loc.assign(block=blocks)}
 
@@ -140,7 +142,7 @@ def finetuning(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
     ret_p = piv[piv.columns.min()] / piv[1.0]
     paper = ret_p.xs("finetune", level="protocol") - ret_p.xs("linear", level="protocol")
     reason = None if works and profile.pretrained else (
-        why if not works else "random weights (smoke profile)")
+        why if not works else RANDOM_WEIGHTS)
     verdict = _row("fine-tuning", f"retention at s = {w0:g}, fine-tuned minus linear probe "
                    f"({st.finetune_model} on {dataset})", (float(paper.min()),
                                                            float(paper.max())),
@@ -223,16 +225,11 @@ def sections() -> tuple[tuple[str, Callable[[Any, RobustnessSettings], dict[str,
             ("fine-tuning", finetuning), ("training dynamics", dynamics))
 
 
-#: The reason a random-weights profile gives for every verdict (as the claims table does).
-RANDOM_WEIGHTS = "this profile uses random weights (a pipeline check)"
-
-
-def verdict_rows(result: dict[str, Any], *, pretrained: bool = True) -> list[dict[str, Any]]:
+def verdict_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The verdict row(s) of one section's result, each with the :data:`VERDICT_COLUMNS`.
 
-    With ``pretrained=False`` (a random-weights profile) every row keeps its statistic and
-    interval but its verdict is "not testable": the paper's claims are about pretrained
-    models.
+    (Each section makes its own verdicts "not testable" in a random-weights profile, with
+    :data:`~slimlib.robustness_chapter.RANDOM_WEIGHTS` or a more specific reason.)
     """
     if ("verdict" in result) == ("verdicts" in result):
         raise ValueError("a section result has exactly one of 'verdict' and 'verdicts'; got "
@@ -242,8 +239,6 @@ def verdict_rows(result: dict[str, Any], *, pretrained: bool = True) -> list[dic
         missing = [c for c in VERDICT_COLUMNS if c not in row]
         if missing:
             raise ValueError(f"verdict row {row!r} lacks column(s) {missing}")
-    if not pretrained:
-        rows = [{**row, "verdict": rb.NOT_TESTABLE, "why": RANDOM_WEIGHTS} for row in rows]
     return rows
 
 
@@ -265,7 +260,7 @@ def verdict_table(profile: Any, st: RobustnessSettings, *,
         t0 = time.perf_counter()
         result = function(profile, st)
         seconds[name] = time.perf_counter() - t0
-        rows += verdict_rows(result, pretrained=profile.pretrained)
+        rows += verdict_rows(result)
     table = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
     table.attrs["seconds"] = seconds
     return table

@@ -301,14 +301,24 @@ def test_verdict_rows_take_one_or_many_and_reject_both_or_neither():
         rs.verdict_rows({"verdict": {"analysis": "a", "verdict": rb.HOLDS}})
 
 
-def test_random_weights_make_every_robustness_verdict_untestable():
+@pytest.mark.data
+def test_every_robustness_verdict_is_untestable_with_random_weights(data_root):
+    """The smoke profile's random weights: each section makes its own verdicts "not
+    testable" (so chapter 1 and chapter 10 show the same rows)."""
+    from slimlib import profiles
+    from slimlib import robustness_chapter as rc
     from slimlib import robustness_sections as rs
 
-    rows = rs.verdict_rows({"verdicts": [_verdict("a", rb.HOLDS), _verdict("b", rb.FAILS)]},
-                           pretrained=False)
-    assert [r["verdict"] for r in rows] == [rb.NOT_TESTABLE] * 2
-    assert all(r["why"] == rs.RANDOM_WEIGHTS for r in rows)
-    assert [r["analysis"] for r in rows] == ["a", "b"]  # statistic and order are kept
+    cfg = profiles.resolve("smoke", data_root=str(data_root),
+                           datasets=["eurosat-rgb", "eurosat-ms"], limit_per_class=4,
+                           test_limit_per_class=2)
+    assert not cfg.pretrained
+    table = rs.verdict_table(cfg, rc.settings(cfg), progress=False)
+    assert set(table["analysis"]) == {"class imbalance", "class-wise AP", "implicit order",
+                                      "geographic shift", "fine-tuning", "training dynamics"}
+    assert (table["verdict"] == rb.NOT_TESTABLE).all(), table[["analysis", "verdict", "why"]]
+    assert table["why"].str.len().gt(0).all()  # each with its reason
+    assert rc.RANDOM_WEIGHTS in set(table["why"])
 
 
 def test_verdict_table_runs_every_section_of_the_chapter_in_page_order(monkeypatch):
