@@ -259,35 +259,33 @@ def shared_controls_for(profile: Any, models: Any, datasets: Any = None, *, widt
     models = list(models)
     if not models:
         raise ValueError("shared_controls_for needs at least one model")
-    init_seeds = tuple(init_seeds if init_seeds is not None else profile.init_seeds)
+    widths = list(widths if widths is not None else profile.control_widths)
     protocols = tuple(protocols if protocols is not None else profile.protocols)
+    init_seeds = tuple(init_seeds if init_seeds is not None else profile.init_seeds)
     first = models[0]
 
-    def init_state(name: str) -> dict[str, torch.Tensor]:
-        net = controls.random_init_models(name, init_seeds[:1], settings=_settings(profile),
-                                          **profile.options_for(name))
-        return next(iter(net.values())).state_dict()
+    def random_init(name: str, seeds: tuple[int, ...]) -> dict[str, Any]:
+        return controls.random_init_models(name, seeds, settings=_settings(profile),
+                                           **profile.options_for(name))
 
-    ref = init_state(first)
+    nets = random_init(first, init_seeds)
+    ref = next(iter(nets.values())).state_dict()
     for name in models[1:]:
-        other = init_state(name)
+        other = next(iter(random_init(name, init_seeds[:1]).values())).state_dict()
         if other.keys() != ref.keys() or not all(
                 other[k].shape == ref[k].shape and torch.equal(other[k], ref[k]) for k in ref):
             raise ValueError(f"{name!r} and {first!r} have different random-init networks "
                              "(architecture or init); they cannot share controls: use "
                              "controls_for")
-    rows, floor, _ = controls_for(profile, [first], datasets, widths=widths,
-                                  protocols=protocols, init_seeds=init_seeds, table=table)
-    seed_of = rows["model"].map(lambda m: controls.split_label(m)[1])
-    shared = rows[seed_of.notna()]
+    shared = sweep_for(profile, nets, datasets, widths=widths, protocols=protocols,
+                       table=table)
+    seeds = [controls.split_label(m)[1] for m in shared["model"]]
     data = load_datasets(profile, datasets)
-    parts, floors = [rows], [floor]
-    for name in models[1:]:
-        parts.append(sweep_for(profile, [name], datasets, protocols=protocols, table=table,
-                               widths=list(widths if widths is not None
-                                           else profile.control_widths)))
-        parts.append(shared.assign(model=[controls.control_label(name, int(s))
-                                          for s in seed_of[seed_of.notna()]]))
+    parts, floors = [], []
+    for name in models:
+        parts.append(sweep_for(profile, [name], datasets, widths=widths, protocols=protocols,
+                               table=table))
+        parts.append(shared.assign(model=[controls.control_label(name, s) for s in seeds]))
         floors.append(_floor_of(profile, name, data, protocols))
     rows = pd.concat(parts, ignore_index=True)
     floor = pd.concat(floors, ignore_index=True)
