@@ -55,7 +55,7 @@ rs = chapters.sweep_for(cfg, cfg.models)  # RS models on RS data (shared with ch
 cv_own = chapters.sweep_for(cfg, cfg.cv_models, cfg.cv_datasets)  # CV models on natural images
 cv_rs = chapters.sweep_for(cfg, cfg.cv_models)  # CV models on the RS data (Fig. 1b)
 ctrl_rows, _, ctrl_cmp = chapters.controls_for(cfg, cfg.models)
-ctrl = ctrl_rows[ctrl_rows["model"].map(lambda m: controls.split_label(m)[1] is not None)]
+ctrl = ctrl_rows[controls.is_control(ctrl_rows["model"])]
 knn = {name: t[t["protocol"] == "knn"] for name, t in
        (("rs", rs), ("cv_own", cv_own), ("cv_rs", cv_rs), ("rs_random", ctrl))}
 rs_label = "RS FM (Galileo-nano)" if claims.is_real_rs(cfg.models) else "RS tiny models"

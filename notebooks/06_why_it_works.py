@@ -67,7 +67,7 @@ feats.pivot_table(index="width", columns=["model", "metric"], values="value").ta
 # %% tags=["hide-input"]
 ctrl_rows, _, _ = chapters.controls_for(cfg, cfg.models)
 ctrl_feats = ctrl_rows[(ctrl_rows["protocol"] == "features")
-                       & ctrl_rows["model"].map(lambda m: controls.split_label(m)[1] is not None)]
+                       & controls.is_control(ctrl_rows["model"])]
 fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
 for ax, metric in zip(axes.flat, ("mean_feature_correlation", "evr_slope",
                                   "participation_ratio", "cka_full"), strict=True):

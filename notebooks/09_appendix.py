@@ -132,10 +132,8 @@ reference.smallest_budget_retention(datasets=None, protocol=None).round(3)
 paper_bins = reference.fig1_bins("fig1a")
 base = probe[(probe["protocol"] == "knn") & (probe["parts"] == "attn+ffn")
              & (probe["order"] == "first") & probe["dataset"].isin(main["dataset"].unique())]
-of_model = base["model"].map(lambda m: controls.split_label(m)[0])
-is_random = base["model"].map(lambda m: controls.split_label(m)[1] is not None)
 groups = {"this build's RS models": base[base["model"].isin(cfg.models)],
-          "random-init controls": base[is_random & of_model.isin(cfg.models)]}
+          "random-init controls": base[controls.is_control(base["model"], of=cfg.models)]}
 bins_diff = pd.concat([comparison.paper_difference(
     plotting.bin_stats(comparison.with_paper_axis(plotting.per_run_retention(part),
                                                   profile=cfg), x="rel_compute_paper"),

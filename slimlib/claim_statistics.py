@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from slimlib.controls import binomial_se, split_label
+from slimlib.controls import binomial_se, is_control
 
 __all__ = ["HOLDS", "FAILS", "UNTESTABLE", "VERDICTS", "Evidence", "Result",
            "smallest_width_retention", "slimmable_gain", "order_deviation", "parts_floor",
@@ -100,7 +100,7 @@ def _overlaps(mean: float, se: float, lo: float, hi: float) -> str:
 
 
 def _no_controls(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[[split_label(m)[1] is None for m in rows["model"]]]
+    return rows[~is_control(rows["model"])]
 
 
 def rs_85(ev: Evidence) -> Result:

@@ -29,6 +29,7 @@ from torch import nn
 
 __all__ = [
     "RANDOM_TAG", "embedding_only", "random_init_models", "control_label", "split_label",
+    "is_control",
     "floor_scores", "compare", "binomial_se", "at_smallest", "distinguishable",
 ]
 
@@ -80,6 +81,15 @@ def split_label(label: str) -> tuple[str, int | None]:
     """``("galileo-nano", 1)`` for ``"galileo-nano [random init 1]"``; ``(label, None)`` else."""
     match = _LABEL.match(str(label))
     return (match["base"], int(match["seed"])) if match else (str(label), None)
+
+
+def is_control(labels: Iterable[str], *, of: Iterable[str] | None = None) -> np.ndarray:
+    """Boolean mask: which sweep-table model labels are random-init controls (of one of the
+    models ``of``, when given)."""
+    bases = None if of is None else set(of)
+    split = [split_label(m) for m in labels]
+    return np.array([seed is not None and (bases is None or base in bases)
+                     for base, seed in split], dtype=bool)
 
 
 def random_init_models(name: str, seeds: Iterable[int] = (0, 1, 2), **load_options: Any

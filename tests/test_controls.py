@@ -40,6 +40,9 @@ def test_labels_round_trip():
     assert label == "galileo-nano [random init 2]"
     assert controls.split_label(label) == ("galileo-nano", 2)
     assert controls.split_label("rs-moco-tiny") == ("rs-moco-tiny", None)
+    labels = ["a", controls.control_label("a", 0), controls.control_label("b", 1), "b"]
+    assert controls.is_control(labels).tolist() == [False, True, True, False]
+    assert controls.is_control(labels, of=["b"]).tolist() == [False, False, True, False]
 
 
 def test_random_init_models_are_seeded_and_differ():
