@@ -13,16 +13,25 @@ from slimlib.sweeping.outcomes import encode
 
 
 def _score(protocol: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-           seed: int, train_fraction: float) -> tuple[float, list[str], str]:
+           seed: int, train_fraction: float, *, folds: np.ndarray | None = None
+           ) -> tuple[float, list[str], str]:
     """One probe score, the warning messages it raised (e.g. a class absent from a split) and
-    its ``outcomes`` cell (:func:`slimlib.sweeping.outcomes.encode`; empty for multi-label)."""
-    from slimlib import probes
+    its ``outcomes`` cell (:func:`slimlib.sweeping.outcomes.encode`; empty for multi-label).
+
+    ``folds`` (the fold of each image): cross-fitted, ``test`` holds every image and ``train``
+    is ignored (:func:`slimlib.crossfit.crossfit_outcomes`).
+    """
+    from slimlib import crossfit, probes
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        value, labels, preds = probes.score_outcomes(
-            protocol, train[0], train[1], test[0], test[1], seed=seed,
-            train_fraction=train_fraction)
+        if folds is not None:
+            value, labels, preds = crossfit.crossfit_outcomes(
+                protocol, test[0], test[1], folds, seed=seed, train_fraction=train_fraction)
+        else:
+            value, labels, preds = probes.score_outcomes(
+                protocol, train[0], train[1], test[0], test[1], seed=seed,
+                train_fraction=train_fraction)
     notes = list(dict.fromkeys(f"{type(w.message).__name__}: {w.message}" for w in caught))
     return float(value), notes, _outcomes_cell(labels, preds)
 

@@ -124,6 +124,7 @@ class _Job:
         if image_data:
             self.notes += _features.preparation_notes(data.train, spec)
         self._inputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.fold_ids = data.fold_ids() if data.folds else None
         self._reference: np.ndarray | None = None
 
     # -------------------------------------------------------------- helpers
@@ -241,9 +242,10 @@ class _Job:
         start = time.perf_counter()
         fingerprint = _features.module_fingerprint(slimmed)
         timer.add("slim", start)
-        train = self.features("train", slimmed, fingerprint, width)
         test = self.features("test", slimmed, fingerprint, width)
-        common["extract_s"] = train[2] + test[2]
+        # cross-fitted data: one extraction of every image serves as both banks
+        train = test if self.data.folds else self.features("train", slimmed, fingerprint, width)
+        common["extract_s"] = test[2] + (0.0 if self.data.folds else train[2])
 
         shared: dict[str, tuple[float, list[str], float, str]] = {}
         feature_values: dict[str, tuple[float, str]] | None = None
@@ -267,7 +269,8 @@ class _Job:
             else:
                 start = time.perf_counter()
                 value, probe_notes, outcomes = _score(row["protocol"], train[:2], test[:2],
-                                                      row["seed"], cfg.train_fraction)
+                                                      row["seed"], cfg.train_fraction,
+                                                      folds=self.fold_ids)
                 runtime = timer.add("probe", start)
                 shared[row["protocol"]] = (value, probe_notes, runtime, outcomes)
                 notes += probe_notes
@@ -363,7 +366,8 @@ def sweep(
     for d in data_items:
         d.fp_train = _features.data_fingerprint(d.train)
         d.fp_test = _features.data_fingerprint(d.test)
-        d.fp = _short(d.fp_train, d.fp_test)
+        d.fp = _short(d.fp_train, d.fp_test,
+                      *([f"crossfit:{d.folds}:{d.fold_seed}"] if d.folds else []))
         d.metric = metric_name(_labels_of(d.train))
     model_items = as_models(models, pretrained=pretrained, data_root=data_root,
                             settings=settings)
