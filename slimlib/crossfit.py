@@ -54,6 +54,11 @@ def fold_ids(labels: Any, *, folds: int = FOLDS, seed: int = 0) -> np.ndarray:
                          "data on their fixed train/test split")
     if y.size < folds:
         raise ValueError(f"{y.size} images cannot be split into {folds} folds; lower folds=")
+    counts = np.unique(y, return_counts=True)[1]
+    if counts.max() < folds:
+        raise ValueError(f"every class has fewer than {folds} images (at most {counts.max()}): "
+                         "too few for stratified folds; lower folds= or use more images per "
+                         "class")
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     out = np.empty(y.size, dtype=np.int64)
     for fold, (_, test) in enumerate(splitter.split(np.zeros(y.size), y)):

@@ -110,3 +110,8 @@ def test_crossfitted_pair_is_still_a_fixed_split():
     assert a is train and b is test and pair.crossfit.dataset is every
     [data] = sweep_mod.as_datasets({"x": pair})
     assert data.folds == 3 and data.n_test == len(every) and data.test is every
+
+
+def test_too_few_images_per_class_say_what_to_do():
+    with pytest.raises(ValueError, match="lower folds="):
+        crossfit.fold_ids(np.repeat(np.arange(3), 2), folds=5)

@@ -310,7 +310,9 @@ def sweep(
             or a dict name -> module.
         datasets: registry name(s) for :func:`slimlib.data.load`, ``(train, test)`` pairs of
             :class:`ImageDataset`, or a dict name -> such a pair (or -> prepared
-            ``((x_train, y_train), (x_test, y_test))`` tensors).
+            ``((x_train, y_train), (x_test, y_test))`` tensors), or a
+            :class:`~slimlib.crossfit.CrossFit` / :meth:`SweepData.crossfitted` dataset,
+            evaluated by k-fold cross-fitting over all its images (``docs/evaluation.md``).
         widths: width factors in (0, 1]; default :data:`slimlib.compute.WIDTHS` (31).
         seeds: probe seeds (they pick the training subset when ``train_fraction < 1``; with
             ``order="random"`` each seed also draws its own kept indices).
