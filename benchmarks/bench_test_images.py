@@ -5,7 +5,8 @@ widths, 3 probe seeds, k-NN, ``train_fraction=0.8``) on EuroSAT RGB twice, each 
 feature cache and results folder: with the previous test subset (``--old-test`` per class,
 30) and with the new one (``--new-test``, 160 = all of the manifest's test images), the
 training bank unchanged (the profile's ``limit_per_class``). Prints both wall times, the
-seconds spent extracting features, and their ratio (docs/book.md, "Test images and build
+CPU seconds of the process (less sensitive to other jobs on a shared machine than wall
+time), the seconds spent extracting features, and the ratios (docs/book.md, "Test images and build
 time").
 
     SLIMLIB_DATA=../shared/data SLIMLIB_WEIGHTS=../shared/weights \\
@@ -27,16 +28,17 @@ from slimlib import chapters, profiles
 from slimlib.settings import Settings
 
 
-def cold_sweep(test_per_class: int, model: str) -> tuple[float, float, int]:
+def cold_sweep(test_per_class: int, model: str) -> tuple[float, float, float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = dataclasses.replace(Settings.from_env(), cache=Path(tmp) / "cache",
                                        results=Path(tmp) / "results")
         profile = profiles.resolve("default", models=[model], datasets=["eurosat-rgb"],
                                    test_limit_per_class=test_per_class, settings=settings)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         table = chapters.sweep_for(profile, [model])
-        wall = time.perf_counter() - start
-        return wall, table.attrs["timings"].get("extract", 0.0), int(table["n_test"].iloc[0])
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        return (wall, cpu, table.attrs["timings"].get("extract", 0.0),
+                int(table["n_test"].iloc[0]))
 
 
 def main() -> None:
@@ -48,11 +50,12 @@ def main() -> None:
     runs = {}
     for label, n in (("old", args.old_test), ("new", args.new_test)):
         runs[label] = cold_sweep(n, args.model)
-        wall, extract, n_test = runs[label]
-        print(f"{label}: {n_test} test images: sweep {wall:.1f} s, of which extraction "
-              f"{extract:.1f} s", flush=True)
-    print(f"new / old: sweep {runs['new'][0] / runs['old'][0]:.2f}x, extraction "
-          f"{runs['new'][1] / runs['old'][1]:.2f}x")
+        wall, cpu, extract, n_test = runs[label]
+        print(f"{label}: {n_test} test images: sweep {wall:.1f} s wall ({cpu:.1f} s CPU), of "
+              f"which extraction {extract:.1f} s wall", flush=True)
+    print(f"new / old: sweep {runs['new'][0] / runs['old'][0]:.2f}x wall, "
+          f"{runs['new'][1] / runs['old'][1]:.2f}x CPU; extraction "
+          f"{runs['new'][2] / runs['old'][2]:.2f}x wall")
 
 
 if __name__ == "__main__":
