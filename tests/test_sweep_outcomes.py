@@ -112,3 +112,17 @@ def test_table_without_the_outcomes_column_still_reads_and_resumes(tmp_path):
     assert table.width.tolist() == [0.25, 0.5, 1.0]
     assert table.outcomes.tolist()[1:] == ["", ""]  # old rows: no outcomes, kept as they were
     assert decode(table.outcomes.iloc[0]).n == len(test)
+
+
+def test_random_init_controls_carry_outcomes(tmp_path):
+    """The random-init controls are sweep rows too (chapters.controls_for sweeps them)."""
+    from slimlib import controls
+
+    nets = controls.random_init_models("rs-moco-tiny", (0,))
+    train, test = make_split("train", 6), make_split("test", 3)
+    table = sweep_mod.sweep(nets, [(train, test)], widths=(0.5, 1.0), seeds=(0,),
+                            out=tmp_path / "s.csv", metrics=False, progress=False)
+    assert list(table.model.unique()) == list(nets)
+    for row in table.itertuples():
+        out = decode(row.outcomes)
+        assert out.n == len(test) and row.value == _macro(out)
