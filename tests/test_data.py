@@ -669,3 +669,25 @@ def test_default_profile_uses_the_test_images_we_have(data_root):
         ids = d.fold_ids()
         assert np.bincount(ids).min() >= n // 5 - 1  # every fold holds its share
     assert "cross-fitted" in profiles.data_note(profile)
+
+
+def test_crossfitted_sweep_on_real_ucmerced(data_root, tmp_path):
+    """Every UC Merced image is a test image once: 168 outcomes in dataset order."""
+    import numpy as np
+
+    from slimlib import controls, profiles
+    from slimlib.probe_inputs import macro_accuracy
+    from slimlib.sweeping import decode, sweep
+
+    profile = profiles.resolve("smoke", data_root=str(data_root), datasets=["ucmerced"])
+    pair = profiles.load_datasets(profile)["ucmerced"]
+    nets = controls.random_init_models("rs-moco-tiny", (0,))
+    table = sweep(nets, {"ucmerced": pair}, widths=(1.0,), seeds=(0,),
+                  out=tmp_path / "s.csv", metrics=False, progress=False, train_fraction=0.8)
+    [row] = table.itertuples()
+    assert row.n_test == 168 and row.n_train == 134
+    out = decode(row.outcomes)
+    np.testing.assert_array_equal(out.labels, pair.crossfit.dataset.labels.numpy())
+    assert row.value == macro_accuracy(out.labels, out.preds)
+    assert "cross-fitted: 5 stratified folds" in row.notes
+    assert "first 6 train" not in row.notes  # the fixed split's note is not about these rows
