@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimlib._imageio import IMAGE_SUFFIXES, TIFF_SUFFIXES, read_image_chw
+from slimlib._imageio import IMAGE_SUFFIXES, TIFF_SUFFIXES, read_image
 from slimlib.models.bands import IMAGENET_MEAN, IMAGENET_STD
 from slimlib.models.encoder import Encoder, ModuleEncoder, TimmViTEncoder
 from slimlib.specs import ImageDataset, ModelSpec
 
 __all__ = ["ResolvedModel", "resolve_model", "resolve_data", "random_control", "check_data",
-           "IMAGE_SUFFIXES", "TIFF_SUFFIXES"]
+           "IMAGE_SUFFIXES", "TIFF_SUFFIXES", "REGISTRY_PREFIX"]
 
 
 
@@ -259,49 +259,46 @@ def _files(folder: Path) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + TIFF_SUFFIXES)
 
 
-def _read(path: Path, bands: tuple[str, ...] | None) -> tuple[np.ndarray, str]:
-    """One image as float32 (C, H, W) and its units."""
-    arr, _ = read_image_chw(path)
-    if path.suffix.lower() in TIFF_SUFFIXES:
-        if bands is None:
-            raise ValueError(f"{path}: multi-band TIFFs need bands= (one name per channel, e.g. "
-                             "B01 … B12, B8A for Sentinel-2)")
-        if arr.shape[0] != len(bands):
-            raise ValueError(f"{path} has {arr.shape[0]} channels but bands= names {len(bands)} "
-                             f"({', '.join(bands)}); give one band name per channel")
-        return arr / 10000.0 if arr.max() > 2.0 else arr, "reflectance"
-    arr = arr / 255.0
-    if bands is not None and tuple(bands) != ("R", "G", "B"):
-        raise ValueError(f"{path}: 8-bit images hold the bands R, G, B; got bands= {bands}")
-    return arr, "rgb01"
+def _read(path: Path, bands: tuple[str, ...] | None, scale: str | None = None
+          ) -> tuple[np.ndarray, str, tuple[str, ...]]:
+    """One image as float32 (C, H, W), its units and its band names: the one reader
+    (:func:`slimlib._imageio.read_image`; units from the stored data type and the band names)."""
+    return read_image(path, bands=bands, scale=scale)
 
 
 def _stack(paths: list[Path], labels: list[int], classes: tuple[str, ...], name: str, split: str,
-           bands: tuple[str, ...] | None, progress: bool) -> ImageDataset:
+           bands: tuple[str, ...] | None, progress: bool, scale: str | None = None
+           ) -> ImageDataset:
     from tqdm.auto import tqdm
 
-    arrays, units = [], set()
+    arrays, units, names = [], set(), set()
     for p in tqdm(paths, desc=f"reading {split}", unit="img", disable=not progress, leave=False):
-        arr, unit = _read(p, bands)
+        arr, unit, band_names = _read(p, bands, scale)
         arrays.append(arr)
         units.add(unit)
-    if len(units) > 1:
-        raise ValueError(f"{name}: mixes 8-bit images and TIFFs; use one kind per dataset")
+        names.add(band_names)
+    if len(units) > 1 or len(names) > 1:
+        raise ValueError(f"{name}: mixes kinds of images (units {sorted(units)}, bands "
+                         f"{sorted(names)}); use one kind per dataset")
     shapes = Counter(a.shape for a in arrays)
     if len(shapes) > 1:
         common = shapes.most_common(1)[0][0]
         odd = next(p for p, a in zip(paths, arrays, strict=True) if a.shape != common)
         raise ValueError(f"{name}: images differ in size ({len(shapes)} shapes, e.g. {common} "
                          f"and {odd} with another); resize them to one size first")
+    if not arrays:
+        raise ValueError(f"{name}: the {split} split has no images; put at least two images in "
+                         "every class folder (one for train, one for test) or give train/ and "
+                         "test/ folders")
     unit = units.pop()
-    band_names = tuple(bands) if bands is not None else ("R", "G", "B")
+    band_names = names.pop()
     return ImageDataset(name=name, split=split, images=torch.from_numpy(np.stack(arrays)),
                         labels=torch.tensor(labels, dtype=torch.int64), classes=classes,
                         bands=band_names, units=unit, paths=tuple(map(str, paths)))
 
 
 def _load_folder(root: Path, bands: tuple[str, ...] | None, limit_per_class: int | None,
-                 test_fraction: float, seed: int, progress: bool
+                 test_fraction: float, seed: int, progress: bool, scale: str | None = None
                  ) -> tuple[ImageDataset, ImageDataset]:
     if not root.is_dir():
         raise FileNotFoundError(f"data folder {str(root)!r} does not exist; pass a registry "
@@ -338,7 +335,8 @@ def _load_folder(root: Path, bands: tuple[str, ...] | None, limit_per_class: int
                 per_split[s][0].extend(fs)
                 per_split[s][1].extend([label] * len(fs))
     name = root.name or str(root)
-    return tuple(_stack(*per_split[s], classes, name, s, bands, progress)  # type: ignore[return-value]
+    return tuple(_stack(*per_split[s], classes, name, s, bands, progress,  # type: ignore[return-value]
+                        scale)
                  for s in ("train", "test"))
 
 
@@ -375,11 +373,22 @@ def _load_registry(name: str, split: str, limit: int | None, seed: int,
                                else None, notes=list(ds.notes))
 
 
+#: Prefix that picks the registry dataset when a local folder has the same name.
+REGISTRY_PREFIX = "registry:"
+
+
 def resolve_data(data: str | os.PathLike | tuple, *, bands: tuple[str, ...] | None = None,
                  limit_per_class: int | None = None, test_fraction: float = 0.25, seed: int = 0,
                  data_root: str | os.PathLike | None = None, progress: bool = True,
-                 settings: Any = None) -> tuple[str, ImageDataset, ImageDataset]:
-    """``(name, train, test)`` from a registry name, an ImageFolder folder or a pair."""
+                 scale: str | None = None, settings: Any = None
+                 ) -> tuple[str, ImageDataset, ImageDataset]:
+    """``(name, train, test)`` from a registry name, an ImageFolder folder or a pair.
+
+    A bare name that is both a registry dataset and a folder in the working directory is an
+    error: write ``./name`` for the folder or ``registry:name`` for the registry dataset.
+    ``scale`` says how folder images that are not 8-bit become model units
+    (:data:`slimlib._imageio.SCALES`).
+    """
     if isinstance(data, tuple | list) and len(data) == 2 and \
             all(isinstance(d, ImageDataset) for d in data):
         train, test = data
@@ -387,18 +396,33 @@ def resolve_data(data: str | os.PathLike | tuple, *, bands: tuple[str, ...] | No
     elif isinstance(data, str | os.PathLike):
         from slimlib import data as _data
 
-        if isinstance(data, str) and data in _data.list_datasets():
-            train, test = (_load_registry(data, split, limit_per_class, seed, data_root,
+        registry = _data.list_datasets()
+        text = os.fspath(data)
+        explicit = isinstance(data, str) and text.startswith(REGISTRY_PREFIX)
+        if explicit:
+            text = text[len(REGISTRY_PREFIX):]
+            if text not in registry:
+                raise ValueError(f"unknown registry dataset {text!r}; the registry holds "
+                                 f"{', '.join(registry)}")
+        if isinstance(data, str) and text in registry:
+            if not explicit and Path(text).exists():
+                raise ValueError(f"{text!r} is both a registry dataset and the local folder "
+                                 f"{Path(text).resolve()}; write ./{text} for the folder or "
+                                 f"{REGISTRY_PREFIX}{text} for the registry dataset")
+            if scale is not None:
+                raise ValueError(f"scale= applies to image folders; registry dataset {text!r} "
+                                 "has its own documented units")
+            train, test = (_load_registry(text, split, limit_per_class, seed, data_root,
                                           settings)
                            for split in ("train", "test"))
-            name = data
+            name = text
         else:
             path = Path(data)
             if not path.exists() and isinstance(data, str) and os.sep not in data:
                 raise ValueError(f"unknown dataset {data!r}: not a registry name "
-                                 f"({', '.join(_data.list_datasets())}) and no such folder")
+                                 f"({', '.join(registry)}) and no such folder")
             train, test = _load_folder(path, bands, limit_per_class, test_fraction, seed,
-                                       progress)
+                                       progress, scale)
             return path.name or str(path), train, test
     else:
         raise TypeError(f"data must be a registry name, a folder or a (train, test) pair of "
