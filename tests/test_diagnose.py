@@ -222,7 +222,7 @@ def test_tiff_folder_bands(tmp_path):
                 tifffile.imwrite(d / f"{i}.tif", (rng.random((32, 32, 2)) * 3000 + c * 2000)
                                  .astype(np.uint16))
     folder = str(tmp_path / "tif")
-    with pytest.raises(ValueError, match="multi-band TIFFs need bands="):
+    with pytest.raises(ValueError, match="2-band uint16 data need bands="):
         slimlib.diagnose("tests.tiny_models:build", folder, out=tmp_path / "r", **FAST)
     with pytest.raises(ValueError, match="has 2 channels but bands= names 3"):
         slimlib.diagnose("tests.tiny_models:build", folder, bands=("B02", "B03", "B04"),
