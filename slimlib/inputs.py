@@ -76,6 +76,41 @@ def _load_state(module: nn.Module, path: str | os.PathLike) -> None:
         raise ValueError(f"weights file {path} does not fit the model: {err}") from err
 
 
+def _existing(path: str | os.PathLike) -> Path:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
+    return Path(path)
+
+
+def _timm_weights_offline(name: str) -> dict[str, Any]:
+    """``{}`` when timm can fetch ``name``'s pretrained weights; the cached file when this
+    machine is offline (a fast probe, or ``HF_HUB_OFFLINE``/``SLIMLIB_OFFLINE``) but the
+    Hugging Face cache holds it; otherwise a ``ValueError`` at once saying which file to place
+    where (timm itself retries for about a minute before failing)."""
+    import timm
+
+    from slimlib.models.download import is_online
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    repo = getattr(cfg, "hf_hub_id", None)
+    url = "https://huggingface.co" if repo else getattr(cfg, "url", None)
+    if not url or is_online(url):
+        return {}
+    if repo:
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in ("model.safetensors", "pytorch_model.bin"):
+            hit = try_to_load_from_cache(repo, filename)
+            if isinstance(hit, str):
+                return {"pretrained_cfg_overlay": {"file": hit}}
+    source = f"https://huggingface.co/{repo} (model.safetensors)" if repo else url
+    raise ValueError(f"weights='pretrained' for timm model {name!r}: this machine is offline "
+                     f"({url} does not answer) and the weights are not in the Hugging Face "
+                     f"cache. Download {source} where there is internet and pass the file as "
+                     "weights= (CLI --weights /path/to/model.safetensors), or use "
+                     "weights='random'")
+
+
 def _timm_names() -> set[str]:
     import timm
 
@@ -195,14 +230,23 @@ def resolve_model(model: str | nn.Module, *, weights: str | os.PathLike | None =
         import timm
 
         pretrained = weights == "pretrained"
+        extra: dict[str, Any] = {}
+        if wfile is not None:  # timm's own loader: drops the classifier, adapts in_chans
+            extra = {"pretrained_cfg_overlay": {"file": str(_existing(wfile))}}
+        elif pretrained:
+            extra = _timm_weights_offline(model)
         try:
-            module = timm.create_model(model, pretrained=pretrained, num_classes=0,
-                                       in_chans=len(bands), dynamic_img_size=True,
+            module = timm.create_model(model, pretrained=pretrained or wfile is not None,
+                                       num_classes=0, in_chans=len(bands),
+                                       dynamic_img_size=True, **extra,
                                        **({"img_size": input_size} if input_size else {}))
         except Exception as err:  # noqa: BLE001 - timm raises many kinds (network, hub, args)
-            raise ValueError(f"timm could not build {model!r} (pretrained={pretrained}): {err}. "
-                             "Offline, use weights='random' or a local weights file.") from err
+            raise ValueError(f"timm could not build {model!r} (weights {weights}): "
+                             f"{str(err).strip().splitlines()[0] if str(err).strip() else err}."
+                             " Offline, use weights='random' or a local weights file.") from err
         kind, label = "timm", "timm pretrained" if pretrained else "random init"
+        if wfile is not None:
+            label, wfile = f"weights file {wfile}", None
         cfg = getattr(module, "pretrained_cfg", {}) or {}
         if tuple(bands) == ("R", "G", "B") and units == "rgb01" and "mean" in cfg:
             mean, std = tuple(cfg["mean"]), tuple(cfg["std"])

@@ -324,3 +324,50 @@ def test_timing_moves_the_models_and_the_input_to_the_device():
     timing = _time_widths(models, torch.zeros(1, 3, 32, 32), 2, 1, False, torch.device("meta"))
     assert set(timing) == {1.0, 0.5}
     assert all(p.device.type == "meta" for m in models.values() for p in m.parameters())
+
+
+# --------------------------------------------------------------- offline pretrained weights
+
+
+def _hf_cache_with(cache: Path, repo: str, state: dict) -> Path:
+    """A Hugging Face hub cache holding ``repo``'s ``model.safetensors`` (its real layout)."""
+    from safetensors.torch import save_file
+
+    base = cache / f"models--{repo.replace('/', '--')}"
+    (base / "refs").mkdir(parents=True)
+    (base / "refs" / "main").write_text("0" * 40)
+    snap = base / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(snap / "model.safetensors"))
+    return snap / "model.safetensors"
+
+
+def test_offline_timm_pretrained_fails_fast_or_uses_the_cache(tmp_path, monkeypatch):
+    """Before: timm retried the download for ~51 s before failing."""
+    import time
+
+    import huggingface_hub.constants as hf_constants
+    import timm
+
+    from slimlib.inputs import resolve_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    kw = dict(bands=("R", "G", "B"), units="rgb01", mean=None, std=None, input_size=32)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"offline .*not in the Hugging Face cache\. Download "
+                                         r"https://huggingface\.co/timm/vit_tiny_patch16_224\."
+                                         r".*--weights /path/to/model\.safetensors") as err:
+        resolve_model("vit_tiny_patch16_224", weights="pretrained", **kw)
+    assert time.perf_counter() - start < 3.0 and "\n" not in str(err.value)
+    # the same weights, cached (with their classifier head), are used offline
+    full = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32)
+    repo = timm.models.get_pretrained_cfg("vit_tiny_patch16_224").hf_hub_id
+    file = _hf_cache_with(tmp_path / "hub", repo, full.state_dict())
+    got = resolve_model("vit_tiny_patch16_224", weights="pretrained", **kw)
+    assert got.weights == "timm pretrained" and not got.random_weights
+    assert torch.equal(got.encoder.backbone.cls_token, full.cls_token)
+    # and a weights file given directly goes through timm's loader (classifier dropped)
+    by_file = resolve_model("vit_tiny_patch16_224", weights=str(file), **kw)
+    assert torch.equal(by_file.encoder.backbone.pos_embed, full.pos_embed)
+    assert by_file.weights == f"weights file {file}"
