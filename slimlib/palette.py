@@ -21,7 +21,8 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_hex, to_rgb
 
 __all__ = ["MODEL_COLORS", "PAPER_ALIASES", "model_of", "model_color", "kind_style",
-           "series_style", "CONTROL_LIGHTEN", "legend", "curves"]
+           "series_style", "CONTROL_LIGHTEN", "legend", "curves",
+           "ours_style", "paper_style", "style_kinds"]
 
 #: Registry model -> colour. This build's own models take the strong tab10 colours; the
 #: paper's models (built here only with random weights, drawn mostly as published curves)
@@ -117,8 +118,7 @@ def kind_style(kind: Hashable, *, index: int | None = None) -> dict:
     """Line style and marker of a kind of curve (``"knn"``/``"linear"``, a FLOP convention,
     a layer type, an order, a dataset): known kinds have fixed styles, others take
     ``index`` (their position among the kinds of the figure) or a stable hash."""
-    if index is None:
-        index = _KNOWN_KINDS.get(str(kind))
+    index = _KNOWN_KINDS.get(str(kind), index)
     if index is None:
         index = zlib.crc32(str(kind).encode()) % len(_KIND_STYLES)
     ls, marker = _KIND_STYLES[index % len(_KIND_STYLES)]
@@ -134,9 +134,12 @@ def series_style(label: str, kind: Hashable | None = None, *,
     return {"color": model_color(label), **style}
 
 
-def legend(ax: Axes, *, fontsize: float = 7, outside: bool = True) -> Axes:
-    """The legend of ``ax`` without duplicate labels, outside the axes on the right (so it
-    never covers data; long legends get two columns). ``outside=False``: best place inside."""
+def legend(ax: Axes, *, fontsize: float = 7, outside: bool = True,
+           below: bool | None = None) -> Axes:
+    """The legend of ``ax`` without duplicate labels, outside the axes so it never covers
+    data: on the right, or below the axes where labels are long (``below=None``: any label
+    over 45 characters) so side-by-side panels keep their width. ``outside=False``: the
+    best place inside."""
     handles, labels = ax.get_legend_handles_labels()
     seen: dict[str, object] = {}
     for handle, label in zip(handles, labels, strict=True):
@@ -144,12 +147,18 @@ def legend(ax: Axes, *, fontsize: float = 7, outside: bool = True) -> Axes:
             seen.setdefault(label, handle)
     if not seen:
         return ax
-    if outside:
+    if not outside:
+        ax.legend(seen.values(), seen.keys(), fontsize=fontsize)
+        return ax
+    if below is None:
+        below = max(map(len, seen)) > 45
+    if below:
+        ax.legend(seen.values(), seen.keys(), fontsize=fontsize, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.16), borderaxespad=0.0, frameon=False, ncol=1)
+    else:
         ax.legend(seen.values(), seen.keys(), fontsize=fontsize, loc="upper left",
                   bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False,
                   ncol=2 if len(seen) > 16 else 1)
-    else:
-        ax.legend(seen.values(), seen.keys(), fontsize=fontsize)
     return ax
 
 
@@ -162,3 +171,20 @@ def curves(table: pd.DataFrame, hue: str, style: str | None):
         return
     for (name, kind), part in table.groupby([hue, style], sort=True):
         yield f"{name}, {kind}", kind, part
+
+
+def ours_style(label: str, kind=None, kinds: list | None = None, **extra) -> dict:
+    """Line keywords of one curve of ours: model colour, kind style (a kind not known to
+    :func:`slimlib.palette.kind_style` takes its position in ``kinds``), small markers."""
+    index = kinds.index(kind) if kinds and kind in kinds else None
+    return {**series_style(label, kind, kind_index=index), "ms": 3, **extra}
+
+
+def style_kinds(table: pd.DataFrame, style: str | None) -> list | None:
+    """The values of a ``style`` column in drawing order (``None`` without one)."""
+    return sorted(table[style].dropna().unique(), key=str) if style else None
+
+
+def paper_style(name: str) -> dict:
+    """Line keywords of one published curve: the model's colour, dashed, square markers."""
+    return {"color": model_color(str(name)), "ls": "--", "marker": "s", "ms": 2}

@@ -23,7 +23,17 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from slimlib.diagrams import architecture_diagram
-from slimlib.palette import curves, kind_style, legend, model_color, model_of, series_style
+from slimlib.palette import (
+    curves,
+    kind_style,
+    legend,
+    model_color,
+    model_of,
+    ours_style,
+    paper_style,
+    series_style,
+    style_kinds,
+)
 from slimlib.plot_tables import (
     bin_stats,
     check_columns,
@@ -77,16 +87,6 @@ def _finish(ax: Axes, *, xlabel: str, ylabel: str, logx: bool = False, unit_line
     return legend(ax, fontsize=legend_size)
 
 
-def _ours(label: str, kind=None, **extra) -> dict:
-    """Line keywords of one curve of ours: model colour, kind style, small markers."""
-    return {**series_style(label, kind), "ms": 3, **extra}
-
-
-def _paper(name: str) -> dict:
-    """Line keywords of one published curve: the model's colour, dashed, square markers."""
-    return {"color": model_color(str(name)), "ls": "--", "marker": "s", "ms": 2}
-
-
 def retention_vs_compute(table: pd.DataFrame, *, hue: str = "model", y: str = "retention",
                          ax: Axes | None = None, logx: bool = True,
                          title: str | None = None, style: str | None = None) -> Axes:
@@ -101,7 +101,7 @@ def retention_vs_compute(table: pd.DataFrame, *, hue: str = "model", y: str = "r
     for label, kind, part in curves(table, hue, style):
         part = part.sort_values("rel_compute")
         ax.plot(part["rel_compute"], part[y], lw=1.4, label=label,
-                **_ours(label if kind is None else str(part[hue].iloc[0]), kind))
+                **ours_style(str(part[hue].iloc[0]), kind, style_kinds(table, style)))
     return _finish(ax, xlabel="relative compute FLOPs(s) / FLOPs(1)",
                    ylabel=y.replace("_", " "), logx=logx, unit_line=y == "retention",
                    title=title)
@@ -121,7 +121,7 @@ def metric_vs_compute(table: pd.DataFrame, metric: str, *, hue: str = "model",
     ax = _new_ax(ax)
     for name, part in mean.groupby(hue, sort=True):
         part = part.sort_values("rel_compute")
-        ax.plot(part["rel_compute"], part["value"], label=str(name), **_ours(str(name)))
+        ax.plot(part["rel_compute"], part["value"], label=str(name), **ours_style(str(name)))
     return _finish(ax, xlabel="relative compute", ylabel=metric.replace("_", " "), logx=logx)
 
 
@@ -138,7 +138,7 @@ def band_over_seeds(table: pd.DataFrame, *, hue: str, y: str = "value",
     ax = _new_ax(ax)
     for label, kind, part in curves(stats, hue, style):
         (line,) = ax.plot(part["x"], part["mean"], label=label,
-                          **_ours(str(part[hue].iloc[0]), kind))
+                          **ours_style(str(part[hue].iloc[0]), kind, style_kinds(stats, style)))
         ax.fill_between(part["x"], part["lo"], part["hi"], color=line.get_color(),
                         alpha=0.12)
     return _finish(ax, xlabel="relative compute", ylabel=y, logx=logx)
@@ -154,7 +154,7 @@ def paper_overlay(paper: pd.DataFrame, *, x: str = "x", y: str = "retention",
     for name, part in paper.groupby(series, sort=True):
         part = part.sort_values(x)
         ax.plot(part[x].astype(float), part[y].astype(float), lw=1.2,
-                label=f"{name} — {PAPER_LABEL}", **{**_paper(name), "ls": ls})
+                label=f"{name} — {PAPER_LABEL}", **{**paper_style(name), "ls": ls})
     return _finish(ax, xlabel="relative compute", ylabel=y, logx=logx, legend_size=6)
 
 
@@ -190,7 +190,7 @@ def fig1a(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
         for name, part in mean.groupby("series", sort=True):
             part = part.sort_values("x")
             (line,) = ax.plot(part["x"], part["y"], label=f"{name} — {PAPER_LABEL}",
-                              **_paper(name))
+                              **paper_style(name))
             band = bands.get(name)
             if band is not None:
                 ax.fill_between(band["x"], band["lo"], band["hi"], color=line.get_color(),
@@ -366,7 +366,7 @@ def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_comp
     for label, kind, part in curves(data, hue, style):
         part = part.sort_values(x)
         name = part[hue].iloc[0]
-        kw = _ours(str(name), kind, lw=1.6)
+        kw = ours_style(str(name), kind, style_kinds(data, style), lw=1.6)
         if (part["_se"] > 0).any():
             line = ax.errorbar(part[x], part[y], yerr=z * part["_se"], capsize=2,
                                label=f"{label} (this build, ± {z:g} SE)", **kw)[0]
@@ -379,7 +379,7 @@ def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_comp
     for name, part in paper.groupby(paper_hue, sort=True):
         part = part.sort_values(paper_x)
         ax.plot(part[paper_x].astype(float), part[paper_y].astype(float), lw=1.0,
-                alpha=paper_alpha, **_paper(name),
+                alpha=paper_alpha, **paper_style(name),
                 label=f"{name} — {PAPER_LABEL}" if paper_legend == "each" else "_paper")
     if paper_legend == "one" and n_paper:  # one grey proxy entry for all published curves
         ax.plot([], [], color="0.45", ls="--", marker="s", ms=2,
@@ -413,7 +413,8 @@ def difference_plot(diff: pd.DataFrame, *, on: str = "width", hue: str | None = 
         lo = (part["difference"] - part["diff_lo"]).fillna(0.0)
         hi = (part["diff_hi"] - part["difference"]).fillna(0.0)
         ax.errorbar(part[on].astype(float), part["difference"], yerr=[lo, hi], capsize=2,
-                    label=label, **_ours(str(part[hue or "_all"].iloc[0]), kind))
+                    label=label, **ours_style(str(part[hue or "_all"].iloc[0]), kind,
+                                             style_kinds(data, style)))
     ax.axhline(0.0, color="0.4", lw=0.8)
     return _finish(ax, xlabel=_AXIS_LABELS.get(on, on.replace("_", " ")), xlabel_size=8,
                    ylabel=ylabel, logx=logx, title=title, legend_size=6)
@@ -438,7 +439,7 @@ def fig1b(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
         for name, part in paper.groupby("series", sort=True):
             part = part.sort_values("bin")
             ax.plot(part["bin"], part["mean"], label=f"{name} — {PAPER_LABEL}",
-                    **_paper(name))
+                    **paper_style(name))
     if refs is not None:
         for _, r in refs.iterrows():
             ax.axhline(float(r["y"]), color=model_color(str(r["series"])), ls=(0, (1, 3)),

@@ -95,8 +95,12 @@ def test_legends_sit_outside_the_axes():
     ax = plotting.ours_vs_paper(_curve("galileo-nano"), paper)
     fig = ax.figure
     fig.canvas.draw()
-    box = ax.get_legend().get_window_extent()
-    assert box.x0 >= ax.get_window_extent().x1  # right of the axes, covering nothing
+    box, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert box.y1 <= axes.y0  # long labels: below the axes, covering nothing
+    ax3 = plotting.retention_vs_compute(pd.concat([_curve("galileo-nano"),
+                                                   _curve("rs-mae-tiny", shift=0.1)]))
+    ax3.figure.canvas.draw()
+    assert ax3.get_legend().get_window_extent().x0 >= ax3.get_window_extent().x1  # right
     ax2 = plotting.ours_vs_paper(_curve("galileo-nano"), paper, paper_legend="one")
     texts = [t.get_text() for t in ax2.get_legend().get_texts()]
     assert len(texts) == 2 and "10 published curves" in texts[1]
