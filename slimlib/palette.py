@@ -71,7 +71,10 @@ _CONTROL = re.compile(r"\[random init -?\d+\]|random init|random-init", re.IGNOR
 _KIND_STYLES = (("-", "o"), ("-.", "^"), (":", "D"), ((0, (6, 2, 1, 2, 1, 2)), "v"),
                 ((0, (1, 1)), "s"), ("-", "P"), ("-.", "X"))
 _KNOWN_KINDS = {"knn": 0, "linear": 1, "attention counted": 0, "paper convention": 1,
-                "no attention products": 2, "both": 0, "attention only": 1, "FFN only": 2,
+                "no attention products": 2, "attention products counted": 0,
+                "paper convention (no attention products, norms counted)": 1,
+                "no attention products, norms not counted": 2,
+                "both": 0, "attention only": 1, "FFN only": 2,
                 "first": 0, "random": 1, "last": 2, "regular": 0, "slimmable": 1}
 
 

@@ -22,18 +22,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from slimlib import palette
 from slimlib.diagrams import architecture_diagram
-from slimlib.palette import (
-    curves,
-    kind_style,
-    legend,
-    model_color,
-    model_of,
-    ours_style,
-    paper_style,
-    series_style,
-    style_kinds,
-)
+from slimlib.palette import kind_style, legend, model_color, model_of, series_style
 from slimlib.plot_tables import (
     bin_stats,
     check_columns,
@@ -98,30 +89,35 @@ def retention_vs_compute(table: pd.DataFrame, *, hue: str = "model", y: str = "r
     check_columns(table, ["rel_compute", y, hue, *([style] if style else [])],
                   "retention_vs_compute")
     ax = _new_ax(ax)
-    for label, kind, part in curves(table, hue, style):
+    for label, kind, part in palette.curves(table, hue, style):
         part = part.sort_values("rel_compute")
         ax.plot(part["rel_compute"], part[y], lw=1.4, label=label,
-                **ours_style(str(part[hue].iloc[0]), kind, style_kinds(table, style)))
+                **palette.ours_style(str(part[hue].iloc[0]), kind,
+                                     palette.style_kinds(table, style)))
     return _finish(ax, xlabel="relative compute FLOPs(s) / FLOPs(1)",
                    ylabel=y.replace("_", " "), logx=logx, unit_line=y == "retention",
                    title=title)
 
 
 def metric_vs_compute(table: pd.DataFrame, metric: str, *, hue: str = "model",
-                      ax: Axes | None = None, logx: bool = True) -> Axes:
-    """A redundancy metric (``protocol="features"`` rows of a sweep) against relative compute.
+                      ax: Axes | None = None, logx: bool = True, style: str | None = None) -> Axes:
+    """A redundancy metric (``protocol="features"`` rows of a sweep) against relative compute,
+    one line per ``hue`` (model colour) and ``style`` (e.g. dataset) value.
 
     Values are averaged over seeds per width (features rows usually have one seed).
     """
-    check_columns(table, ["metric", "value", "rel_compute", hue], "metric_vs_compute")
+    keys = [hue, *([style] if style else [])]
+    check_columns(table, ["metric", "value", "rel_compute", *keys], "metric_vs_compute")
     rows = table[table["metric"] == metric]
     if rows.empty:
         raise ValueError(f"no rows with metric={metric!r}; have {sorted(table['metric'].unique())}")
-    mean = rows.groupby([hue, "rel_compute"], as_index=False)["value"].mean()
+    mean = rows.groupby([*keys, "rel_compute"], as_index=False)["value"].mean()
     ax = _new_ax(ax)
-    for name, part in mean.groupby(hue, sort=True):
+    for label, kind, part in palette.curves(mean, hue, style):
         part = part.sort_values("rel_compute")
-        ax.plot(part["rel_compute"], part["value"], label=str(name), **ours_style(str(name)))
+        ax.plot(part["rel_compute"], part["value"], label=label,
+                **palette.ours_style(str(part[hue].iloc[0]), kind,
+                                     palette.style_kinds(mean, style)))
     return _finish(ax, xlabel="relative compute", ylabel=metric.replace("_", " "), logx=logx)
 
 
@@ -136,9 +132,10 @@ def band_over_seeds(table: pd.DataFrame, *, hue: str, y: str = "value",
              .agg(x=("rel_compute", "mean"), mean=(y, "mean"), lo=(y, "min"), hi=(y, "max"))
              .reset_index().sort_values("x"))
     ax = _new_ax(ax)
-    for label, kind, part in curves(stats, hue, style):
+    for label, kind, part in palette.curves(stats, hue, style):
         (line,) = ax.plot(part["x"], part["mean"], label=label,
-                          **ours_style(str(part[hue].iloc[0]), kind, style_kinds(stats, style)))
+                          **palette.ours_style(str(part[hue].iloc[0]), kind,
+                                               palette.style_kinds(stats, style)))
         ax.fill_between(part["x"], part["lo"], part["hi"], color=line.get_color(),
                         alpha=0.12)
     return _finish(ax, xlabel="relative compute", ylabel=y, logx=logx)
@@ -154,7 +151,7 @@ def paper_overlay(paper: pd.DataFrame, *, x: str = "x", y: str = "retention",
     for name, part in paper.groupby(series, sort=True):
         part = part.sort_values(x)
         ax.plot(part[x].astype(float), part[y].astype(float), lw=1.2,
-                label=f"{name} — {PAPER_LABEL}", **{**paper_style(name), "ls": ls})
+                label=f"{name} — {PAPER_LABEL}", **{**palette.paper_style(name), "ls": ls})
     return _finish(ax, xlabel="relative compute", ylabel=y, logx=logx, legend_size=6)
 
 
@@ -190,7 +187,7 @@ def fig1a(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
         for name, part in mean.groupby("series", sort=True):
             part = part.sort_values("x")
             (line,) = ax.plot(part["x"], part["y"], label=f"{name} — {PAPER_LABEL}",
-                              **paper_style(name))
+                              **palette.paper_style(name))
             band = bands.get(name)
             if band is not None:
                 ax.fill_between(band["x"], band["lo"], band["hi"], color=line.get_color(),
@@ -363,10 +360,10 @@ def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_comp
         raise ValueError(f"floors for {unknown}, which are not curves of {hue!r}")
     if paper_legend not in ("each", "one"):
         raise ValueError(f"paper_legend must be 'each' or 'one', got {paper_legend!r}")
-    for label, kind, part in curves(data, hue, style):
+    for label, kind, part in palette.curves(data, hue, style):
         part = part.sort_values(x)
         name = part[hue].iloc[0]
-        kw = ours_style(str(name), kind, style_kinds(data, style), lw=1.6)
+        kw = palette.ours_style(str(name), kind, palette.style_kinds(data, style), lw=1.6)
         if (part["_se"] > 0).any():
             line = ax.errorbar(part[x], part[y], yerr=z * part["_se"], capsize=2,
                                label=f"{label} (this build, ± {z:g} SE)", **kw)[0]
@@ -379,7 +376,7 @@ def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_comp
     for name, part in paper.groupby(paper_hue, sort=True):
         part = part.sort_values(paper_x)
         ax.plot(part[paper_x].astype(float), part[paper_y].astype(float), lw=1.0,
-                alpha=paper_alpha, **paper_style(name),
+                alpha=paper_alpha, **palette.paper_style(name),
                 label=f"{name} — {PAPER_LABEL}" if paper_legend == "each" else "_paper")
     if paper_legend == "one" and n_paper:  # one grey proxy entry for all published curves
         ax.plot([], [], color="0.45", ls="--", marker="s", ms=2,
@@ -405,7 +402,7 @@ def difference_plot(diff: pd.DataFrame, *, on: str = "width", hue: str | None = 
                          *[c for c in (hue, style) if c]], "difference_plot")
     ax = _new_ax(ax)
     data = diff.assign(_all="ours − paper")
-    for label, kind, part in curves(data, hue or "_all", style):
+    for label, kind, part in palette.curves(data, hue or "_all", style):
         if part[on].duplicated().any():
             raise ValueError(f"series {label!r} has several rows per {on!r} value; pass the "
                              "column that separates them as hue= or style=")
@@ -413,8 +410,8 @@ def difference_plot(diff: pd.DataFrame, *, on: str = "width", hue: str | None = 
         lo = (part["difference"] - part["diff_lo"]).fillna(0.0)
         hi = (part["diff_hi"] - part["difference"]).fillna(0.0)
         ax.errorbar(part[on].astype(float), part["difference"], yerr=[lo, hi], capsize=2,
-                    label=label, **ours_style(str(part[hue or "_all"].iloc[0]), kind,
-                                             style_kinds(data, style)))
+                    label=label, **palette.ours_style(str(part[hue or "_all"].iloc[0]),
+                                                      kind, palette.style_kinds(data, style)))
     ax.axhline(0.0, color="0.4", lw=0.8)
     return _finish(ax, xlabel=_AXIS_LABELS.get(on, on.replace("_", " ")), xlabel_size=8,
                    ylabel=ylabel, logx=logx, title=title, legend_size=6)
@@ -439,7 +436,7 @@ def fig1b(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
         for name, part in paper.groupby("series", sort=True):
             part = part.sort_values("bin")
             ax.plot(part["bin"], part["mean"], label=f"{name} — {PAPER_LABEL}",
-                    **paper_style(name))
+                    **palette.paper_style(name))
     if refs is not None:
         for _, r in refs.iterrows():
             ax.axhline(float(r["y"]), color=model_color(str(r["series"])), ls=(0, (1, 3)),
