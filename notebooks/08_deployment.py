@@ -151,8 +151,7 @@ display(Markdown(verdict))
 # ## Exporting and reloading the chosen encoder
 #
 # The encoder at the width chosen above (unslimmed where no width met the target; the output
-# below says which).
-# `slimlib.export` writes the slimmed encoder as **safetensors** (the weights plus a JSON
+# below says which). `slimlib.export` writes it as **safetensors** (the weights plus a JSON
 # config of the kept dims and the options the model was loaded with; `slimlib.load_slimmed`
 # rebuilds it, no pickled classes) and as **ONNX** (a graph with a dynamic batch axis that runs
 # in ONNX Runtime without torch or slimlib). Both are reloaded here and compared with the
