@@ -153,3 +153,15 @@ def test_width_table_cells_stay_apart():
     assert 'class="dataframe"' in html and not notes
     assert "<td>384</td>" in html and "<td>6</td>" in html and "3846" not in html
     assert view.loc[1, "width s"] == "0.2500" and view.loc[0, "d"] == "384"
+
+
+def test_classwise_bars_legend_sits_outside_the_bars():
+    from slimlib import robustness_plots as rplot
+
+    table = pd.DataFrame([
+        {"class": c, "width": w, "ap": ap, "random_ap": 0.5, "prevalence": 0.3}
+        for c, w, ap in [("a", 0.1, 0.95), ("a", 1.0, 1.0), ("b", 0.1, 0.9), ("b", 1.0, 0.99)]])
+    fig, ax = plt.subplots()
+    rplot.classwise_bars(table, ax=ax)
+    fig.canvas.draw()
+    assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
