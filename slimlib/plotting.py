@@ -369,9 +369,11 @@ def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_comp
                                label=f"{label} (this build, ± {z:g} SE)", **kw)[0]
         else:
             (line,) = ax.plot(part[x], part[y], label=f"{label} (this build)", **kw)
-        if name in floors:
-            ax.axhline(floors[name], color=line.get_color(), ls=":", lw=1.1,
-                       label=f"{name}: embedding-only floor")
+        if name in floors:  # several floors: one legend entry for all (compact legend)
+            ax.axhline(floors[name], color=line.get_color(), ls=":", lw=1.1, label=(
+                f"{name}: embedding-only floor" if len(floors) == 1 else "_floor"))
+    if len(floors) > 1:
+        ax.plot([], [], color="0.3", ls=":", label="embedding-only floors (dotted, model colour)")
     n_paper = paper[paper_hue].nunique()
     for name, part in paper.groupby(paper_hue, sort=True):
         part = part.sort_values(paper_x)
