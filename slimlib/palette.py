@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_hex, to_rgb
 
 __all__ = ["MODEL_COLORS", "PAPER_ALIASES", "model_of", "model_color", "kind_style",
-           "series_style", "CONTROL_LIGHTEN", "legend", "curves",
+           "series_style", "CONTROL_LIGHTEN", "GROUP_COLORS", "paper_styles", "legend", "curves",
            "ours_style", "paper_style", "style_kinds"]
 
 #: Registry model -> colour. This build's own models take the strong tab10 colours; the
@@ -40,8 +40,8 @@ MODEL_COLORS: dict[str, str] = {
     "panopticon-vitb14": "#bd9e39", "copernicusfm-base": "#e7ba52",
     "scalemae-large": "#843c39", "terramind-v1-base": "#ad494a",
     "terramind-v1-large": "#d6616b", "prithvi-eo-2-300m": "#7b4173",
-    "prithvi-eo-2-600m": "#a55194", "mae-vitb16-imagenet": "#ce6dbd",
-    "dinov2-vitb14": "#de9ed6",
+    "prithvi-eo-2-600m": "#a55194", "mae-vitb16-imagenet": "#8c2d04",
+    "dinov2-vitb14": "#01665e",
 }
 
 #: Published series (``slimlib.reference``) -> the registry model they are.
@@ -56,10 +56,15 @@ PAPER_ALIASES: dict[str, str] = {
     "CV MAE": "mae-vitb16-imagenet", "CV DINOv2": "dinov2-vitb14",
 }
 
-#: Colours of labels that name no model (a stable hash picks one, so a label keeps its
-#: colour from page to page); none of them is a model's colour.
-_OTHER = ("#000000", "#4d4d4d", "#a6761d", "#1b9e77", "#e6ab02", "#66a61e", "#7570b3",
-          "#d95f02")
+#: Curves of a group of models (the book's pooled curves), by a phrase of their label.
+GROUP_COLORS: dict[str, str] = {
+    "rs fms": "#e6ab02", "rs tiny models": "#66a61e", "cv tiny models": "#e7298a",
+    "moco vit-b": "#1b9e77", "mae vit-b": "#d95f02",
+}
+
+#: Colours of other labels that name no model (a stable hash picks one, so a label keeps its
+#: colour from page to page); none of them is a model's or a group's colour.
+_OTHER = ("#000000", "#4d4d4d", "#a6761d", "#7570b3", "#b2182b", "#2166ac")
 
 #: How much of the way to white a random-init control's colour is moved.
 CONTROL_LIGHTEN = 0.5
@@ -108,8 +113,11 @@ def model_color(label: str, *, control: bool | None = None) -> str:
             (``"[random init N]"``, ``"random init"``).
     """
     model = model_of(label)
+    groups = [c for phrase, c in GROUP_COLORS.items() if phrase in str(label).lower()]
     if model is not None:
         color = MODEL_COLORS[model]
+    elif groups:
+        color = groups[0]
     else:
         color = _OTHER[zlib.crc32(str(label).encode()) % len(_OTHER)]
     if control is None:
@@ -188,6 +196,21 @@ def style_kinds(table: pd.DataFrame, style: str | None) -> list | None:
     return sorted(table[style].dropna().unique(), key=str) if style else None
 
 
-def paper_style(name: str) -> dict:
-    """Line keywords of one published curve: the model's colour, dashed, square markers."""
-    return {"color": model_color(str(name)), "ls": "--", "marker": "s", "ms": 2}
+def paper_style(name: str, repeat: int = 0) -> dict:
+    """Line keywords of one published curve: the model's colour, dashed, square markers; the
+    ``repeat``-th other curve of the same model (e.g. CV MAE on ImageNet-10 and -100) takes
+    another dash pattern and marker."""
+    dashes = ("--", (0, (1.5, 1.5)), (0, (7, 2, 1.5, 2)), (0, (10, 3)))
+    return {"color": model_color(str(name)), "ls": dashes[repeat % len(dashes)],
+            "marker": "sDv^"[repeat % 4], "ms": 2}
+
+
+def paper_styles(names) -> dict:
+    """:func:`paper_style` of each published curve name, repeats of one colour told apart."""
+    seen: dict[str, int] = {}
+    out = {}
+    for name in names:
+        color = model_color(str(name))
+        out[name] = paper_style(str(name), seen.get(color, 0))
+        seen[color] = seen.get(color, 0) + 1
+    return out

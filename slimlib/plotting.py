@@ -4,10 +4,8 @@ Every helper draws on a given :class:`matplotlib.axes.Axes` (or makes a figure) 
 it, so chapters stay narrative + calls and tests can inspect the artists. Wherever the paper
 publishes the same quantity, its values are drawn with :data:`PAPER_LABEL` in the legend.
 
-The tables they draw (Fig. 1 bins, per-run retention, the published Fig. 1 parts) are
-computed in :mod:`slimlib.plot_tables` and the block schematic is
-:mod:`slimlib.diagrams`; both are re-exported here under their old names.
-
+Tables (Fig. 1 bins, per-run retention, :func:`show_table`) come from
+:mod:`slimlib.plot_tables`, the schematic from :mod:`slimlib.diagrams` (re-exported here).
 Every curve takes its model's colour from :mod:`slimlib.palette` (the same on every page; a
 random-init control a lighter variant); ``style`` columns separate kinds of curve of one
 model by line style; published curves are dashed; legends sit outside the axes.
@@ -184,10 +182,11 @@ def fig1a(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
     _draw_bins(ax, ours, "fig1a")
     if paper is not None and len(paper):
         mean, bands = paper_fig_parts(paper)
+        styles = palette.paper_styles(sorted(mean["series"].unique()))
         for name, part in mean.groupby("series", sort=True):
             part = part.sort_values("x")
             (line,) = ax.plot(part["x"], part["y"], label=f"{name} — {PAPER_LABEL}",
-                              **palette.paper_style(name))
+                              **styles[name])
             band = bands.get(name)
             if band is not None:
                 ax.fill_between(band["x"], band["lo"], band["hi"], color=line.get_color(),
@@ -375,10 +374,11 @@ def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_comp
     if len(floors) > 1:
         ax.plot([], [], color="0.3", ls=":", label="embedding-only floors (dotted, model colour)")
     n_paper = paper[paper_hue].nunique()
+    styles = palette.paper_styles(sorted(paper[paper_hue].unique()))
     for name, part in paper.groupby(paper_hue, sort=True):
         part = part.sort_values(paper_x)
         ax.plot(part[paper_x].astype(float), part[paper_y].astype(float), lw=1.0,
-                alpha=paper_alpha, **palette.paper_style(name),
+                alpha=paper_alpha, **styles[name],
                 label=f"{name} — {PAPER_LABEL}" if paper_legend == "each" else "_paper")
     if paper_legend == "one" and n_paper:  # one grey proxy entry for all published curves
         ax.plot([], [], color="0.45", ls="--", marker="s", ms=2,
@@ -435,10 +435,11 @@ def fig1b(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
     _draw_bins(ax, ours, "fig1b")
     if paper is not None and len(paper):
         check_columns(paper, ["series", "bin", "mean"], "fig1b (paper)")
+        styles = palette.paper_styles(sorted(paper["series"].unique()))
         for name, part in paper.groupby("series", sort=True):
             part = part.sort_values("bin")
             ax.plot(part["bin"], part["mean"], label=f"{name} — {PAPER_LABEL}",
-                    **palette.paper_style(name))
+                    **styles[name])
     if refs is not None:
         for _, r in refs.iterrows():
             ax.axhline(float(r["y"]), color=model_color(str(r["series"])), ls=(0, (1, 3)),

@@ -165,3 +165,16 @@ def test_classwise_bars_legend_sits_outside_the_bars():
     rplot.classwise_bars(table, ax=ax)
     fig.canvas.draw()
     assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+
+
+def test_published_curves_of_one_model_are_told_apart_and_groups_have_own_colours():
+    ax = plotting.fig1a({}, reference.load().query("section == 'fig1a'"))
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    ten = lines[f"CV MAE @ ImageNet-10 — {plotting.PAPER_LABEL}"]
+    hundred = lines[f"CV MAE @ ImageNet-100 — {plotting.PAPER_LABEL}"]
+    assert ten.get_color() == hundred.get_color()  # one model, one colour
+    assert ten.get_linestyle() != hundred.get_linestyle() or \
+        ten.get_marker() != hundred.get_marker()
+    groups = {palette.model_color(g) for g in ("RS tiny models", "CV tiny models (miniatures)",
+                                               "RS FMs @ m-eurosat")}
+    assert len(groups) == 3 and not groups & set(palette.MODEL_COLORS.values())
