@@ -175,7 +175,8 @@ plotting.show_table(ours_small, "03_smallest_width_retention")
 # %%
 paper_small = reference.smallest_budget_retention()
 display(Markdown(f"**{plotting.PAPER_LABEL}**: k-NN retention at each model's smallest width"))
-plotting.show_table(paper_small, "03_paper_smallest_width_retention")
+plotting.show_table(paper_small, "03_paper_smallest_width_retention",
+                    missing="the paper published no value for this model and dataset")
 
 # %% [markdown]
 # Our smallest-width retention minus the paper's headline statistic, the mean over its eight

@@ -137,7 +137,8 @@ plotting.show_table(pub.groupby(["section", "dataset"]).agg(
 
 # %%
 plotting.show_table(reference.smallest_budget_retention(datasets=None, protocol=None),
-                    "09_paper_smallest_width_retention", max_rows=60)
+                    "09_paper_smallest_width_retention", max_rows=60,
+                    missing="the paper published no value for this model and dataset")
 
 # %% [markdown]
 # ## A6. Side by side: Fig. 1a bins (this build − paper)

@@ -124,7 +124,7 @@ def _cell(value, precision: int) -> str:
 
 
 def compact_view(frame: pd.DataFrame, *, columns: Sequence[str] | None = None,
-                 missing: Mapping[str, str] | None = None, precision: int = 3,
+                 missing: Mapping[str, str] | str | None = None, precision: int = 3,
                  max_rows: int = 40) -> tuple[pd.DataFrame, list[str]]:
     """The table a page shows: every cell a string, no NaN.
 
@@ -135,7 +135,8 @@ def compact_view(frame: pd.DataFrame, *, columns: Sequence[str] | None = None,
 
     Args:
         columns: the columns to show (the compact view); ``None``: all.
-        missing: column -> why a cell of it can be empty (the footnote).
+        missing: column -> why a cell of it can be empty (the footnote); one text: the
+            reason for every column.
         precision: decimals of floats (tiny values keep 2 significant digits).
 
     Returns:
@@ -155,6 +156,8 @@ def compact_view(frame: pd.DataFrame, *, columns: Sequence[str] | None = None,
     if empty and len(data):
         notes.append(f"Not shown (no value in any row): {', '.join(empty)}.")
         data = data.drop(columns=empty)
+    if isinstance(missing, str):
+        missing = dict.fromkeys(data.columns, missing)
     missing = dict(missing or {})
     for column in data.columns:
         n = int(data[column].isna().sum())
@@ -191,7 +194,7 @@ def table_html(view: pd.DataFrame) -> str:
 
 
 def show_table(frame: pd.DataFrame, name: str, *, compact_columns: Sequence[str] | None = None,
-               missing: Mapping[str, str] | None = None, precision: int = 3,
+               missing: Mapping[str, str] | str | None = None, precision: int = 3,
                max_rows: int = 40, directory: str | os.PathLike = "tables") -> None:
     """Show a compact table on the page and offer the full one as a CSV download.
 
@@ -213,7 +216,8 @@ def show_table(frame: pd.DataFrame, name: str, *, compact_columns: Sequence[str]
     if get_ipython() is None:
         return
     display(HTML(table_html(view)))
-    shape = f"{len(frame)} rows × {len(frame.columns)} columns"
+    n_index = 0 if isinstance(frame.index, pd.RangeIndex) else frame.index.nlevels
+    shape = f"{len(frame)} rows × {len(frame.columns) + n_index} columns"
     link = Path(directory) / path.name if not Path(directory).is_absolute() else path
     lines = [*notes, f"Full table ({shape}): {{download}}`{path.name} <{link.as_posix()}>`"]
     display(Markdown("\n\n".join(lines)))
