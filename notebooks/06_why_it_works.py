@@ -78,11 +78,13 @@ for ax, metric in zip(axes.flat, ("mean_feature_correlation", "evr_slope",
         part = part.sort_values("rel_compute")
         ax.plot(part["rel_compute"], part["value"], color=plotting.model_color(name), lw=0.8,
                 ls=(0, (4, 2)), label="random-init controls (lighter colour, thin dashes)")
-    plotting.legend(ax, fontsize=6)
-    if ax is not axes[0, 1]:
-        ax.get_legend().remove()
+    ax.get_legend().remove()
 axes[1, 1].set_ylabel("linear CKA to the full width")
 plt.tight_layout()
+handles, labels = axes[0, 0].get_legend_handles_labels()
+shown = dict(zip(labels, handles, strict=True))  # one entry per label, outside the panels
+fig.legend(shown.values(), shown.keys(), fontsize=7, loc="center left",
+           bbox_to_anchor=(1.0, 0.5), frameon=False)
 plt.show()
 
 # %% [markdown]
