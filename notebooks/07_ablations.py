@@ -118,7 +118,7 @@ probes = chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"
                             metrics=False)
 pr = comparison.with_paper_axis(slimlib.retention(probes), profile=cfg)
 nf = reference.newfms("m-eurosat")
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+fig, axes = plt.subplots(1, 2, figsize=(14, 4.6))
 plotting.control_band(ctrl, axes[0], label="random init (k-NN)")
 plotting.retention_vs_compute(pr, hue="model", style="protocol", y="mean", ax=axes[0],
                               title=f"k-NN vs linear probe: {model}")

@@ -19,6 +19,8 @@ from collections.abc import Hashable
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex, to_rgb
+from matplotlib.ticker import NullFormatter
+from matplotlib.transforms import offset_copy
 
 __all__ = ["MODEL_COLORS", "PAPER_ALIASES", "model_of", "model_color", "kind_style",
            "series_style", "CONTROL_LIGHTEN", "GROUP_COLORS", "paper_styles", "legend", "curves",
@@ -148,9 +150,9 @@ def series_style(label: str, kind: Hashable | None = None, *,
 def legend(ax: Axes, *, fontsize: float = 7, outside: bool = True,
            below: bool | None = None) -> Axes:
     """The legend of ``ax`` without duplicate labels, outside the axes so it never covers
-    data: on the right, or below the axes where labels are long (``below=None``: any label
-    over 45 characters) so side-by-side panels keep their width. ``outside=False``: the
-    best place inside."""
+    data: on the right, or below the axes and its x label where labels are long
+    (``below=None``: a label over 45 characters and at most 8 entries) so side-by-side
+    panels keep their width. ``outside=False``: the best place inside."""
     handles, labels = ax.get_legend_handles_labels()
     seen: dict[str, object] = {}
     for handle, label in zip(handles, labels, strict=True):
@@ -158,14 +160,18 @@ def legend(ax: Axes, *, fontsize: float = 7, outside: bool = True,
             seen.setdefault(label, handle)
     if not seen:
         return ax
+    if ax.get_xscale() == "log":  # minor tick labels of a short log axis run together
+        ax.xaxis.set_minor_formatter(NullFormatter())
     if not outside:
         ax.legend(seen.values(), seen.keys(), fontsize=fontsize)
         return ax
     if below is None:
-        below = max(map(len, seen)) > 45
-    if below:
+        below = max(map(len, seen)) > 45 and len(seen) <= 8
+    if below:  # anchored a fixed distance under the axes: clear of tick labels and x label
+        under = offset_copy(ax.transAxes, fig=ax.figure, y=-40, units="points")
         ax.legend(seen.values(), seen.keys(), fontsize=fontsize, loc="upper center",
-                  bbox_to_anchor=(0.5, -0.16), borderaxespad=0.0, frameon=False, ncol=1)
+                  bbox_to_anchor=(0.5, 0.0), bbox_transform=under, borderaxespad=0.0,
+                  frameon=False, ncol=1)
     else:
         ax.legend(seen.values(), seen.keys(), fontsize=fontsize, loc="upper left",
                   bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False,

@@ -96,7 +96,7 @@ def test_legends_sit_outside_the_axes():
     fig = ax.figure
     fig.canvas.draw()
     box, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
-    assert box.y1 <= axes.y0  # long labels: below the axes, covering nothing
+    assert box.x0 >= axes.x1  # eleven entries: on the right, covering nothing
     ax3 = plotting.retention_vs_compute(pd.concat([_curve("galileo-nano"),
                                                    _curve("rs-mae-tiny", shift=0.1)]))
     ax3.figure.canvas.draw()
@@ -104,6 +104,9 @@ def test_legends_sit_outside_the_axes():
     ax2 = plotting.ours_vs_paper(_curve("galileo-nano"), paper, paper_legend="one")
     texts = [t.get_text() for t in ax2.get_legend().get_texts()]
     assert len(texts) == 2 and "10 published curves" in texts[1]
+    ax2.figure.canvas.draw()  # two long labels: below the axes and clear of the x label
+    label = ax2.xaxis.label.get_window_extent()
+    assert ax2.get_legend().get_window_extent().y1 <= label.y0
 
 
 def test_fig1b_draws_one_curve_per_dataset():
