@@ -44,6 +44,7 @@ data_root = None  # None: $SLIMLIB_DATA
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
+from matplotlib.ticker import NullFormatter
 
 import slimlib
 from slimlib import chapters, comparison, pages, plotting
@@ -88,14 +89,17 @@ axes[0].set_xlabel("relative compute (FLOPs)")
 axes[0].set_ylabel(f"ms per batch of {bs}")
 axes[1].plot(lat["rel_compute"], lat["speed-up"], marker="o", label="measured",
              color=plotting.model_color(model_name))
-axes[1].plot(lat["rel_compute"], 1 / lat["rel_compute"], ls="--", label="ideal 1 / rel. compute")
+axes[1].plot(lat["rel_compute"], 1 / lat["rel_compute"], ls="--", color="0.4",
+             label="ideal 1 / rel. compute")
 axes[1].set_xlabel("relative compute (FLOPs)")
 axes[1].set_ylabel("speed-up over s = 1")
 axes[1].set_yscale("log")
-plotting.legend(axes[1])
 for ax in axes:
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # no run-together minor tick labels
     ax.grid(alpha=0.3)
+axes[1].yaxis.set_minor_formatter(NullFormatter())
+plotting.legend(axes[1])  # outside the axes
 plt.tight_layout()
 plt.show()
 
