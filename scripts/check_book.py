@@ -180,7 +180,9 @@ async def check_page(browser: Browser, html: Path, shot: Path, timeout: float) -
     height = min(int(info["height"]), 16000)
     await page.call("Emulation.setDeviceMetricsOverride", width=1280, height=max(height, 600),
                     deviceScaleFactor=1, mobile=False)
-    png = await page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    await asyncio.sleep(1.0)  # let the page lay out again at the new height (else it is shifted)
+    png = await page.call("Page.captureScreenshot", format="png", clip={
+        "x": 0, "y": 0, "width": 1280, "height": max(height, 600), "scale": 1})
     shot.write_bytes(base64.b64decode(png["data"]))
     page.ws.close()
     return info

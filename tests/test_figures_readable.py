@@ -153,7 +153,7 @@ def test_width_table_cells_stay_apart():
                           "softmax scale": [0.125, 0.25]})
     view, notes = plot_tables.compact_view(frame, precision=4)
     html = plot_tables.table_html(view)
-    assert 'class="dataframe"' in html and not notes
+    assert 'class="dataframe slimlib-table"' in html and "padding" in html and not notes
     assert "<td>384</td>" in html and "<td>6</td>" in html and "3846" not in html
     assert view.loc[1, "width s"] == "0.2500" and view.loc[0, "d"] == "384"
 
