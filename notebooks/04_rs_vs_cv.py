@@ -108,10 +108,8 @@ fig1a_diff = pd.concat([comparison.paper_difference(
     ours[k], paper_bins[paper_bins["series"] == p], on="bin", value="mean").assign(
     ours_curve=k, paper_curve=p) for k, p in pairs.items()], ignore_index=True)
 plotting.show_table(fig1a_diff, "04_fig1a_difference", compact_columns=[
-    c for c in ("ours_curve", "paper_curve", "bin", "paper", "ours", "difference", "diff_lo",
-                "diff_hi", "interval") if c in fig1a_diff], missing={
-    "diff_lo": "no interval: a single run in the bin", "diff_hi": "no interval: a single run "
-    "in the bin"})
+    c for c in ("ours_curve", "paper_curve", "bin", "paper", "ours", "difference", "interval")
+    if c in fig1a_diff], missing="no interval: a single run in the bin")
 
 # %% [markdown]
 # ## Fig. 1b: RS and CV models on the same RS data
@@ -148,9 +146,7 @@ fig1b_diff = pd.concat([comparison.paper_difference(
     for (g, d), stats in acc_bins.items() if g in pairs_b], ignore_index=True)
 plotting.show_table(fig1b_diff, "04_fig1b_difference", compact_columns=[
     c for c in ("ours_curve", "dataset", "paper_curve", "bin", "paper", "ours", "difference",
-                "diff_lo", "diff_hi") if c in fig1b_diff], missing={
-    "diff_lo": "no interval: a single run in the bin", "diff_hi": "no interval: a single run "
-    "in the bin"})
+                "interval") if c in fig1b_diff], missing="no interval: a single run in the bin")
 
 # %% [markdown]
 # Retention at the smallest width, per model and evaluation data:

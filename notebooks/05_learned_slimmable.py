@@ -68,8 +68,8 @@ plotting.show_table(ret.groupby(["model", "training"]).size().rename("widths").t
 # relative compute in the paper's FLOP convention. Architectures, pretraining data and
 # evaluation data differ; the figure places the miniatures next to the published curves.
 # **Controls**: the four miniatures share one architecture and one random-init network per
-# init seed (checked by `slimlib.chapters.shared_controls_for`), so one grey band (min–max
-# over init seeds, dashed: their mean) is that control at the control widths; each model's
+# init seed (checked by `slimlib.chapters.shared_controls_for`), so one band (min–max
+# over init seeds, dash-dotted: their mean; in a lighter shade of the first model's colour) is that control at the control widths; each model's
 # embedding-only floor (no block run) is a dotted line in its colour.
 
 # %% tags=["hide-input"]

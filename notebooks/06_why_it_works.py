@@ -29,7 +29,7 @@
 # (`slimlib/reference_data/README.md`), so this page has no paper-vs-ours difference table.
 #
 # **What this page shows**: the four measures for Galileo-nano (real weights) at every width,
-# beside the same measures for its random-init controls (grey): a measure that moves the same
+# beside the same measures for its random-init controls (thin dashes, the model's colour lightened): a measure that moves the same
 # way for random weights describes the architecture and the slicing, not what pretraining
 # learned. **What it cannot show**: the paper's three regimes are three different large FMs;
 # with one RS architecture this build can only say which regime its curve resembles.

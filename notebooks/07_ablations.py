@@ -78,8 +78,8 @@ plotting.show_table(claims.evaluate(claims.Evidence(orders=orders, pretrained=cf
 # %% [markdown]
 # The paper publishes no numbers for the order and layer-type ablations (only figures;
 # `slimlib/reference_data/README.md`), so these two have no paper-vs-ours table; its
-# statements about them are the claims above and in chapter 2. The grey band in the next
-# figure is the random-init control of the same architecture with both layer types slimmed
+# statements about them are the claims above and in chapter 2. The light band in the next
+# figure (the model's colour, lightened) is the random-init control of the same architecture with both layer types slimmed
 # (k-NN retention over its own width-1 value); attention-only and FFN-only slimming of the
 # random network is not run.
 
@@ -110,7 +110,7 @@ plotting.show_table(lr.pivot_table(index="width", columns="layers",
 # Both probes on the same frozen features. Right: retention of both against relative
 # compute in the paper's FLOP convention, over the paper's k-NN and linear-probe retention of
 # five FMs on m-eurosat at five widths (rebuttal "newer FMs", `slimlib.reference.newfms`).
-# Grey: the k-NN random-init control of the same architecture (the linear probe's control is
+# Light band: the k-NN random-init control of the same architecture (the linear probe's control is
 # not run in this profile).
 
 # %% tags=["hide-input"]

@@ -147,8 +147,8 @@ def compact_view(frame: pd.DataFrame, *, columns: Sequence[str] | None = None,
         ValueError: ``columns`` names a column the table lacks.
     """
     data = frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
-    data.columns = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c)
-                    for c in data.columns]
+    data.columns = [" / ".join(str(x) for x in c if str(x) != "") if isinstance(c, tuple)
+                    else str(c) for c in data.columns]
     if columns is not None:
         check_columns(data, list(columns), "compact_view")
         data = data[list(columns)]
