@@ -118,7 +118,7 @@ probes = chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"
                             metrics=False)
 pr = comparison.with_paper_axis(slimlib.retention(probes), profile=cfg)
 nf = reference.newfms("m-eurosat")
-fig, axes = plt.subplots(1, 2, figsize=(14, 4.6))
+fig, axes = plt.subplots(2, 1, figsize=(8, 9))  # stacked: each panel keeps the page width
 plotting.control_band(ctrl, axes[0], label="random init (k-NN)")
 plotting.retention_vs_compute(pr, hue="model", style="protocol", y="mean", ax=axes[0],
                               title=f"k-NN vs linear probe: {model}")
@@ -128,6 +128,7 @@ plotting.control_band(comparison.with_paper_axis(ctrl, profile=cfg), axes[1],
 plotting.ours_vs_paper(pr, nf.assign(run=nf["series"] + " (" + nf["protocol"] + ")"),
                        hue="model", style="protocol", paper_hue="run", ax=axes[1],
                        paper_alpha=0.45)
+plotting.legend(axes[1], fontsize=6, below=True, ncol=2)
 plt.tight_layout()
 plt.show()
 

@@ -148,11 +148,12 @@ def series_style(label: str, kind: Hashable | None = None, *,
 
 
 def legend(ax: Axes, *, fontsize: float = 7, outside: bool = True,
-           below: bool | None = None) -> Axes:
+           below: bool | None = None, ncol: int = 1) -> Axes:
     """The legend of ``ax`` without duplicate labels, outside the axes so it never covers
     data: on the right, or below the axes and its x label where labels are long
     (``below=None``: a label over 45 characters and at most 8 entries) so side-by-side
-    panels keep their width. ``outside=False``: the best place inside."""
+    panels keep their width (``ncol`` columns there). ``outside=False``: the best place
+    inside."""
     handles, labels = ax.get_legend_handles_labels()
     seen: dict[str, object] = {}
     for handle, label in zip(handles, labels, strict=True):
@@ -171,7 +172,7 @@ def legend(ax: Axes, *, fontsize: float = 7, outside: bool = True,
         under = offset_copy(ax.transAxes, fig=ax.figure, y=-40, units="points")
         ax.legend(seen.values(), seen.keys(), fontsize=fontsize, loc="upper center",
                   bbox_to_anchor=(0.5, 0.0), bbox_transform=under, borderaxespad=0.0,
-                  frameon=False, ncol=1)
+                  frameon=False, ncol=ncol)
     else:
         ax.legend(seen.values(), seen.keys(), fontsize=fontsize, loc="upper left",
                   bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False,
