@@ -22,7 +22,7 @@ import pandas as pd
 
 __all__ = ["check_columns", "compute_bins", "bin_stats", "per_run_retention", "paper_fig_parts",
            "compact_view", "write_csv", "table_html", "show_table", "NOT_APPLICABLE", "DASH",
-           "TABLE_STYLE"]
+           "TABLE_STYLE", "NOWRAP_CHARS"]
 
 #: What a "—" cell means unless the page says more (``missing=``).
 NOT_APPLICABLE = "no value: does not apply to this row"
@@ -188,15 +188,28 @@ def write_csv(frame: pd.DataFrame, name: str, *,
 
 
 #: Cell padding of every shown table, so adjacent numbers never run together ("384", "6"
-#: printed as "3846" in a table without it).
+#: printed as "3846" in a table without it); short cells (names, numbers) never wrap, so a
+#: name such as "rs-moco-tiny-slimmable" is never broken at its hyphens.
 TABLE_STYLE = ("<style>table.slimlib-table td, table.slimlib-table th {padding: 0.25em 0.8em; "
-               "font-variant-numeric: tabular-nums;}</style>")
+               "font-variant-numeric: tabular-nums;} table.slimlib-table .nw "
+               "{white-space: nowrap;}</style>")
+
+#: Cells up to this many characters never wrap; longer text (reasons, claims) does.
+NOWRAP_CHARS = 32
 
 
 def table_html(view: pd.DataFrame) -> str:
     """HTML of a :func:`compact_view`: the ``dataframe`` class the book's theme styles, with
-    padded cells (:data:`TABLE_STYLE`), no index, no cell cut."""
-    return TABLE_STYLE + view.to_html(index=False, border=0, escape=True, na_rep=DASH,
+    padded cells (:data:`TABLE_STYLE`), short cells unbroken, no index, no cell cut."""
+    from html import escape
+
+    def cell(text: str) -> str:
+        text = escape(str(text))
+        return f'<span class="nw">{text}</span>' if len(text) <= NOWRAP_CHARS else text
+
+    body = view.apply(lambda col: col.map(cell))
+    body.columns = [cell(c) for c in view.columns]
+    return TABLE_STYLE + body.to_html(index=False, border=0, escape=False, na_rep=DASH,
                                       classes="slimlib-table")
 
 

@@ -154,7 +154,10 @@ def test_width_table_cells_stay_apart():
     view, notes = plot_tables.compact_view(frame, precision=4)
     html = plot_tables.table_html(view)
     assert 'class="dataframe slimlib-table"' in html and "padding" in html and not notes
-    assert "<td>384</td>" in html and "<td>6</td>" in html and "3846" not in html
+    assert '<td><span class="nw">384</span></td>' in html and "3846" not in html
+    assert '<td><span class="nw">6</span></td>' in html
+    long = plot_tables.table_html(pd.DataFrame({"why": ["x " * 40], "m": ["a<b"]}))
+    assert '<span class="nw">x x' not in long and "a&lt;b" in long  # long text wraps; escaped
     assert view.loc[1, "width s"] == "0.2500" and view.loc[0, "d"] == "384"
 
 
