@@ -134,7 +134,7 @@ display(Markdown(" ".join(
 paper = reference.posthoc()
 paper_eu = paper[(paper["dataset"] == "m-eurosat") & (paper["protocol"] == "knn")]
 knn = ret[ret["protocol"] == "knn"].assign(run=lambda t: t["model"] + " @ " + t["dataset"])
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+fig, axes = plt.subplots(2, 1, figsize=(8, 8.5))  # stacked: each panel keeps the page width
 plotting.ours_vs_paper(knn, paper_eu, y="mean", paper_y="y", hue="model", style="dataset",
                        ax=axes[0], ylabel="k-NN accuracy (macro)", paper_alpha=0.45)
 plotting.ours_vs_paper(knn, paper_eu, hue="model", style="dataset", ax=axes[1],
@@ -159,7 +159,9 @@ diff = pd.concat([comparison.paper_difference(part, paper_mean, paper_extra=[
     for run, part in knn.groupby("run")], ignore_index=True)
 diff["inside published range"] = diff["ours"].between(diff["paper retention_min"],
                                                       diff["paper retention_max"])
-plotting.show_table(diff, "03_difference_to_paper", missing={
+first = ["run", "width", "paper", "ours", "difference", "interval"]
+plotting.show_table(diff, "03_difference_to_paper", compact_columns=[
+    *[c for c in first if c in diff], *[c for c in diff if c not in first]], missing={
     c: "no interval: one probe seed in this profile" for c in ("diff_lo", "diff_hi")})
 
 # %% [markdown]

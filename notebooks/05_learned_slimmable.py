@@ -155,7 +155,9 @@ gain_diff = pd.concat([comparison.paper_difference(
     paper_value="gain").assign(pair=pair, dataset=dataset)
     for (pair, method, dataset), part in gain.groupby(["pair", "method", "dataset"])],
     ignore_index=True)
-plotting.show_table(gain_diff, "05_gain_difference", missing={
+first = ["pair", "dataset", "width", "paper", "ours", "difference", "interval"]
+plotting.show_table(gain_diff, "05_gain_difference", compact_columns=[
+    *[c for c in first if c in gain_diff], *[c for c in gain_diff if c not in first]], missing={
     c: "no interval: one probe seed in this profile" for c in ("diff_lo", "diff_hi")})
 
 # %% [markdown]
