@@ -44,10 +44,9 @@ data_root = None  # None: $SLIMLIB_DATA
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
-from matplotlib.ticker import NullFormatter
 
 import slimlib
-from slimlib import chapters, comparison, pages, plotting
+from slimlib import chapters, comparison, pages, palette, plotting
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -96,9 +95,9 @@ axes[1].set_ylabel("speed-up over s = 1")
 axes[1].set_yscale("log")
 for ax in axes:
     ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(NullFormatter())  # no run-together minor tick labels
     ax.grid(alpha=0.3)
-axes[1].yaxis.set_minor_formatter(NullFormatter())
+    palette.short_log_ticks(ax.xaxis)  # minor tick labels that never run together
+palette.short_log_ticks(axes[1].yaxis)
 plotting.legend(axes[1])  # outside the axes
 plt.tight_layout()
 plt.show()

@@ -12,6 +12,7 @@ a FLOP convention, a dataset, a slimmed layer type) so that colour can stay the 
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from collections.abc import Hashable
@@ -19,12 +20,12 @@ from collections.abc import Hashable
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex, to_rgb
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.transforms import offset_copy
 
 __all__ = ["MODEL_COLORS", "PAPER_ALIASES", "model_of", "model_color", "kind_style",
            "series_style", "CONTROL_LIGHTEN", "GROUP_COLORS", "paper_styles", "legend", "curves",
-           "ours_style", "paper_style", "style_kinds"]
+           "ours_style", "paper_style", "style_kinds", "short_log_ticks"]
 
 #: Registry model -> colour. This build's own models take the strong tab10 colours; the
 #: paper's models (built here only with random weights, drawn mostly as published curves)
@@ -147,6 +148,22 @@ def series_style(label: str, kind: Hashable | None = None, *,
     return {"color": model_color(label), **style}
 
 
+def short_log_ticks(axis) -> None:
+    """Minor tick labels of a log axis that never run together: none where the axis spans a
+    decade or more (its powers of ten are labelled), else 2, 3 and 5 times a power of ten in
+    plain numbers ("0.3", not "3×10⁻¹")."""
+    lo, hi = sorted(axis.get_view_interval())
+    if lo <= 0 or math.log10(hi / lo) >= 1.05:
+        axis.set_minor_formatter(NullFormatter())
+        return
+
+    def label(value: float, _pos) -> str:
+        lead = round(value / 10 ** math.floor(math.log10(value)), 6)
+        return f"{value:g}" if lead in (2.0, 3.0, 5.0) else ""
+
+    axis.set_minor_formatter(FuncFormatter(label))
+
+
 def legend(ax: Axes, *, fontsize: float = 7, outside: bool = True,
            below: bool | None = None, ncol: int = 1) -> Axes:
     """The legend of ``ax`` without duplicate labels, outside the axes so it never covers
@@ -161,8 +178,8 @@ def legend(ax: Axes, *, fontsize: float = 7, outside: bool = True,
             seen.setdefault(label, handle)
     if not seen:
         return ax
-    if ax.get_xscale() == "log":  # minor tick labels of a short log axis run together
-        ax.xaxis.set_minor_formatter(NullFormatter())
+    if ax.get_xscale() == "log":
+        short_log_ticks(ax.xaxis)
     if not outside:
         ax.legend(seen.values(), seen.keys(), fontsize=fontsize)
         return ax
