@@ -81,7 +81,7 @@ for s in (1.0, 0.5, 0.25, 0.1, 0.01):
     rows.append({"width s": s, "d": int(d["d"]), "heads": int(d["heads"]), "d_k'": int(d["d_k"]),
                  "d_h'": int(d["d_h"]), "softmax scale": float(d["scale"]),
                  "params (M)": slimlib.params(small) / 1e6})
-pd.DataFrame(rows).style.hide(axis="index").format(precision=4)
+plotting.show_table(pd.DataFrame(rows), "02_what_one_width_keeps", precision=4)
 
 # %% [markdown]
 # ## FLOPs and parameters per width of the models in this build
@@ -97,20 +97,21 @@ tiny = pd.concat([chapters.compute_table_cached(m, cfg.widths, profile=cfg)
                   for m in dict.fromkeys(cfg.models + cfg.cv_models)], ignore_index=True)
 tiny = comparison.with_paper_axis(tiny, profile=cfg)
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-plotting.compute_curves({f"{m} (attention counted)": t for m, t in tiny.groupby("model")},
-                        ax=axes[0])
-plotting.compute_curves({f"{m} (paper convention)": t.assign(rel_compute=t["rel_compute_paper"])
+plotting.compute_curves({m: t for m, t in tiny.groupby("model")}, ax=axes[0])
+plotting.compute_curves({m: t.assign(rel_compute=t["rel_compute_paper"])
                          for m, t in tiny.groupby("model")}, ax=axes[1])
+axes[0].get_legend().remove()
 axes[0].set_title("this build's count", fontsize=9)
 axes[1].set_title("paper convention", fontsize=9)
 plt.tight_layout()
 plt.show()
 small = comparison.at_smallest_width(tiny, by=["model"]).set_index("model")
 full = tiny[tiny["width"] == 1.0].set_index("model")
-pd.DataFrame({"GFLOPs at s=1": full["flops"] / 1e9, "params at s=1 (M)": full["params"] / 1e6,
-              "smallest width": small["width"],
-              "compute floor (attention counted)": small["rel_compute"],
-              "compute floor (paper convention)": small["rel_compute_paper"]})
+plotting.show_table(pd.DataFrame({
+    "GFLOPs at s=1": full["flops"] / 1e9, "params at s=1 (M)": full["params"] / 1e6,
+    "smallest width": small["width"], "compute floor (attention counted)": small["rel_compute"],
+    "compute floor (paper convention)": small["rel_compute_paper"]}), "02_build_models_compute",
+    precision=4)
 
 # %% [markdown]
 # ## The compute floor of the paper's models
@@ -136,7 +137,7 @@ full = paper_tables[(paper_tables["width"] == 1.0)
 floor["GFLOPs at s=1 (attention counted)"] = full["flops"] / 1e9
 floor["params at s=1 (M)"] = full["params"] / 1e6
 floor.insert(0, "smallest width", paper_tables["width"].min())
-floor
+plotting.show_table(floor, "02_paper_models_compute_floor", precision=4)
 
 # %% [markdown]
 # ## Which layers carry the compute: attention only, FFN only, both
@@ -150,10 +151,12 @@ by_parts = {label: chapters.compute_table_cached("ssl4eo-vits16-moco", cfg.compu
                                                  parts=parts, profile=cfg)
             for label, parts in (("attention only", ("attn",)), ("FFN only", ("ffn",)),
                                  ("both", ("attn", "ffn")))}
-ax = plotting.compute_curves(by_parts)
+ax = plotting.compute_curves({("ssl4eo-vits16-moco", k): v for k, v in by_parts.items()})
 ax.set_title("ssl4eo-vits16-moco, 224 px, attention products counted")
 plt.show()
-pd.DataFrame({k: v.set_index("width")["rel_compute"] for k, v in by_parts.items()})
+plotting.show_table(pd.DataFrame({k: v.set_index("width")["rel_compute"]
+                                  for k, v in by_parts.items()}),
+                    "02_compute_per_slimmed_layer_type", precision=4)
 
 # %% [markdown]
 # The claim about these floors, computed under the paper's FLOP convention (no attention
@@ -163,9 +166,10 @@ pd.DataFrame({k: v.set_index("width")["rel_compute"] for k, v in by_parts.items(
 # %%
 from slimlib import claims
 
-claims.evaluate(claims.Evidence(parts=claims.parts_tables(cfg), pretrained=cfg.pretrained),
-                claims.select("parts-floors"))[["claim", "paper", "this build", "verdict",
-                                                "why"]]
+plotting.show_table(
+    claims.evaluate(claims.Evidence(parts=claims.parts_tables(cfg), pretrained=cfg.pretrained),
+                    claims.select("parts-floors")),
+    "02_claim_parts_floors", compact_columns=["claim", "paper", "this build", "verdict", "why"])
 
 # %% [markdown]
 # ## Our relative compute vs the paper's
@@ -177,23 +181,23 @@ claims.evaluate(claims.Evidence(parts=claims.parts_tables(cfg), pretrained=cfg.p
 
 # %%
 side = reference.compute_side_by_side(paper_tables)
-side
+plotting.show_table(side, "02_relative_compute_ours_vs_paper", precision=4, missing={
+    c: "the paper published no value at this width" for c in side.columns})
 
 # %% tags=["hide-input"]
 if len(side):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    plotting.ours_vs_paper(paper_tables.assign(run=paper_tables["model"] + ", "
-                                               + paper_tables["convention"]),
-                           reference.paper_compute(cfg.compute_models), x="width",
-                           y="rel_compute", hue="run", paper_x="width", ax=axes[0],
-                           ylabel="relative compute", title="relative compute per width")
-    plotting.difference_plot(side, hue="convention", ax=axes[1],
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    plotting.ours_vs_paper(paper_tables, reference.paper_compute(cfg.compute_models), x="width",
+                           y="rel_compute", hue="model", style="convention", paper_x="width",
+                           ax=axes[0], ylabel="relative compute",
+                           title="relative compute per width")
+    plotting.difference_plot(side, hue="model", style="convention", ax=axes[1],
                              ylabel="ours − paper (relative compute)",
-                             title="difference per width (all compute models)")
+                             title="difference per width, one line per model and convention")
     plt.tight_layout()
     plt.show()
-    display_table = side.groupby(["model", "convention"])["difference"].agg(
-        lambda d: d.abs().max()).rename("largest |ours − paper|").unstack("convention")
+    plotting.show_table(side.groupby(["model", "convention"])["difference"].agg(
+        lambda d: d.abs().max()).rename("largest |ours − paper|").unstack("convention"),
+        "02_largest_difference", precision=4)
 else:
-    display_table = "none of this build's compute models has published relative compute"
-display_table
+    print("none of this build's compute models has published relative compute")

@@ -62,7 +62,9 @@ table = chapters.sweep_for(cfg, cfg.models)
 probe = table[table["protocol"] != "features"]
 ret = comparison.with_paper_axis(slimlib.retention(probe), profile=cfg)
 print(f"{len(table)} rows ({len(probe)} probe rows) from {table.attrs.get('path')}")
-ret.head()
+plotting.show_table(ret, "03_retention_rows", max_rows=5, compact_columns=[
+    "model", "dataset", "protocol", "width", "rel_compute", "rel_compute_paper", "mean", "std",
+    "n_seeds", "retention"])
 
 # %% tags=["remove-input"]
 from slimlib.book.runs import n_test_sentence
@@ -78,10 +80,9 @@ display(Markdown(n_test_sentence(table)))
 # %% tags=["hide-input"]
 for dataset, part in ret.groupby("dataset"):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    plotting.retention_vs_compute(part.assign(run=part["model"] + " (" + part["protocol"] + ")"),
-                                  hue="run", y="mean", ax=axes[0])
-    plotting.retention_vs_compute(part.assign(run=part["model"] + " (" + part["protocol"] + ")"),
-                                  hue="run", ax=axes[1])
+    plotting.retention_vs_compute(part, hue="model", style="protocol", y="mean", ax=axes[0])
+    plotting.retention_vs_compute(part, hue="model", style="protocol", ax=axes[1])
+    axes[0].get_legend().remove()
     axes[0].set_ylabel(part["metric"].iloc[0].replace("_", " "))
     fig.suptitle(f"{dataset}: this build")
     plt.tight_layout()
@@ -111,9 +112,11 @@ for _, part in knn_cmp.groupby(["model", "dataset"]):
 from slimlib import claims, controls
 
 smallest_ctrl = controls.at_smallest(knn_cmp)
-smallest_ctrl[["model", "dataset", "width", "rel_compute", "value", "se", "retention",
-               "random_mean", "above_random", "vs random init", "floor", "gain_kept",
-               "vs embedding-only floor"]].round(3)
+plotting.show_table(smallest_ctrl, "03_at_smallest_control_width", compact_columns=[
+    "model", "dataset", "width", "rel_compute", "value", "se", "retention", "random_mean",
+    "above_random", "vs random init", "floor", "gain_kept", "vs embedding-only floor"],
+    missing={"gain_kept": "no gain over the floor to keep (full-width accuracy at or below "
+                          "the embedding-only floor, or no floor)"})
 
 # %%
 display(Markdown(" ".join(
@@ -136,12 +139,12 @@ display(Markdown(" ".join(
 paper = reference.posthoc()
 paper_eu = paper[(paper["dataset"] == "m-eurosat") & (paper["protocol"] == "knn")]
 knn = ret[ret["protocol"] == "knn"].assign(run=lambda t: t["model"] + " @ " + t["dataset"])
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
-plotting.ours_vs_paper(knn, paper_eu, y="mean", paper_y="y", hue="run", ax=axes[0],
-                       ylabel="k-NN accuracy (macro)", paper_alpha=0.45)
-plotting.ours_vs_paper(knn, paper_eu, hue="run", ax=axes[1], paper_alpha=0.45)
+fig, axes = plt.subplots(2, 1, figsize=(8, 8.5))  # stacked: each panel keeps the page width
+plotting.ours_vs_paper(knn, paper_eu, y="mean", paper_y="y", hue="model", style="dataset",
+                       ax=axes[0], ylabel="k-NN accuracy (macro)", paper_alpha=0.45)
+plotting.ours_vs_paper(knn, paper_eu, hue="model", style="dataset", ax=axes[1],
+                       paper_alpha=0.45, paper_legend="one")
 axes[0].get_legend().remove()
-axes[1].legend(fontsize=5, loc="lower right")
 fig.suptitle(f"this build (solid) over m-eurosat, k-NN — {plotting.PAPER_LABEL} (dashed)")
 plt.tight_layout()
 plt.show()
@@ -161,7 +164,10 @@ diff = pd.concat([comparison.paper_difference(part, paper_mean, paper_extra=[
     for run, part in knn.groupby("run")], ignore_index=True)
 diff["inside published range"] = diff["ours"].between(diff["paper retention_min"],
                                                       diff["paper retention_max"])
-diff.round(4)
+first = ["run", "width", "paper", "ours", "difference", "interval"]
+plotting.show_table(diff, "03_difference_to_paper", compact_columns=[
+    *[c for c in first if c in diff], *[c for c in diff if c not in first]], missing={
+    c: "no interval: one probe seed in this profile" for c in ("diff_lo", "diff_hi")})
 
 # %% [markdown]
 # ## Retention at the smallest budget
@@ -171,12 +177,13 @@ diff.round(4)
 
 # %%
 ours_small = claims.smallest_width_retention(probe[probe["protocol"] == "knn"])
-ours_small.round(3)
+plotting.show_table(ours_small, "03_smallest_width_retention")
 
 # %%
 paper_small = reference.smallest_budget_retention()
 display(Markdown(f"**{plotting.PAPER_LABEL}**: k-NN retention at each model's smallest width"))
-paper_small
+plotting.show_table(paper_small, "03_paper_smallest_width_retention",
+                    missing="the paper published no value for this model and dataset")
 
 # %% [markdown]
 # Our smallest-width retention minus the paper's headline statistic, the mean over its eight
@@ -186,12 +193,14 @@ paper_small
 # %%
 published = float(reference.smallest_budget_retention(series=reference.FIG1_SERIES).loc[
     "mean over models", "mean"])
-ours_small.assign(paper=published, difference=ours_small["retention"] - published,
-                  diff_lo=lambda t: t["difference"] - 2 * t["se"],
-                  diff_hi=lambda t: t["difference"] + 2 * t["se"]).round(3)
+plotting.show_table(ours_small.assign(
+    paper=published, difference=ours_small["retention"] - published,
+    diff_lo=lambda t: t["difference"] - 2 * t["se"],
+    diff_hi=lambda t: t["difference"] + 2 * t["se"]), "03_smallest_width_vs_paper")
 
 # %%
 verdicts = claims.evaluate(claims.Evidence(rs=probe, controls=cmp, pretrained=cfg.pretrained,
                                            real_rs=claims.is_real_rs(cfg.models)),
                            claims.select("rs-85", "rs-above-controls"))
-verdicts[["claim", "paper", "this build", "± (2 SE)", "verdict", "why"]]
+plotting.show_table(verdicts, "03_claims", compact_columns=[
+    "claim", "paper", "this build", "± (2 SE)", "verdict", "why"])

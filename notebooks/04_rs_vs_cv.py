@@ -25,8 +25,8 @@
 # like the paper, beside the pooled random-init controls of the same architecture. **What it
 # cannot show**: the paper's CV models (ImageNet MAE/DINOv2 ViT-B need downloads): the CV side
 # here is slimlib's **tiny self-pretrained miniatures** (MoCo/MAE on 3,000 CIFAR-10 images),
-# which beat their own random init by only a few points, so the RS-vs-CV contrast on this
-# page compares a real FM with miniatures and says nothing about ImageNet FMs.
+# not foundation models, so the RS-vs-CV contrast on this page compares a real FM with
+# miniatures and says nothing about ImageNet FMs.
 
 # %% tags=["parameters"]
 # Parameters (papermill / `python -m slimlib run ... -p NAME VALUE`); None = from the profile.
@@ -59,7 +59,8 @@ ctrl = ctrl_rows[controls.is_control(ctrl_rows["model"])]
 knn = {name: t[t["protocol"] == "knn"] for name, t in
        (("rs", rs), ("cv_own", cv_own), ("cv_rs", cv_rs), ("rs_random", ctrl))}
 rs_label = "RS FM (Galileo-nano)" if claims.is_real_rs(cfg.models) else "RS tiny models"
-{name: len(t) for name, t in knn.items()}
+random_label = f"{rs_label}: same architecture, random init"  # drawn in its lighter colour
+print("k-NN rows: " + ", ".join(f"{name} {len(t)}" for name, t in knn.items()))
 
 # %% [markdown]
 # ## Fig. 1a: retention vs compute in 10 % bins
@@ -79,7 +80,7 @@ def bins(rows, y="retention"):
 
 rs_key = f"{rs_label} @ {', '.join(sorted(knn['rs']['dataset'].unique()))}"
 ours = {rs_key: bins(runs["rs"]),
-        "control: same RS architecture, random init": bins(runs["rs_random"])}
+        random_label: bins(runs["rs_random"])}
 for model, part in runs["cv_own"].groupby("model"):
     ours[f"CV {model} @ {', '.join(cfg.cv_datasets)}"] = bins(part)
 fig1a_paper = reference.load().query("section == 'fig1a'")
@@ -100,42 +101,52 @@ plt.show()
 # %%
 paper_bins = reference.fig1_bins("fig1a")
 pairs = {rs_key: "RS FMs @ 4 RS datasets (avg.)",
-         "control: same RS architecture, random init": "RS FMs @ 4 RS datasets (avg.)",
+         random_label: "RS FMs @ 4 RS datasets (avg.)",
          **{k: "CV MAE @ ImageNet-10" for k in ours if k.startswith("CV ") and "mae" in k},
          **{k: "CV DINOv2 @ ImageNet-10" for k in ours if k.startswith("CV ") and "dino" in k}}
 fig1a_diff = pd.concat([comparison.paper_difference(
     ours[k], paper_bins[paper_bins["series"] == p], on="bin", value="mean").assign(
     ours_curve=k, paper_curve=p) for k, p in pairs.items()], ignore_index=True)
-fig1a_diff.round(4)
+plotting.show_table(fig1a_diff, "04_fig1a_difference", compact_columns=[
+    c for c in ("ours_curve", "paper_curve", "bin", "paper", "ours", "difference", "interval")
+    if c in fig1a_diff], missing="no interval: a single run in the bin")
 
 # %% [markdown]
 # ## Fig. 1b: RS and CV models on the same RS data
+#
+# Accuracy is not comparable across datasets with different numbers of classes (chance is
+# 1/10 on EuroSAT, 1/21 on UC Merced), so every dataset is its own curve (colour: the model
+# group; line style: the dataset); nothing is pooled across datasets.
 
 # %% tags=["hide-input"]
 same_data = pd.concat([runs["rs"].assign(group=rs_label),
                        runs["cv_rs"].assign(group="CV tiny models (miniatures)"),
-                       runs["rs_random"].assign(group="RS architecture, random init")])
-acc_bins = {g: bins(part, y="value") for g, part in same_data.groupby("group")}
+                       runs["rs_random"].assign(group=random_label)])
+acc_bins = {(g, d): bins(part, y="value")
+            for (g, d), part in same_data.groupby(["group", "dataset"])}
 ax = plotting.fig1b(acc_bins, reference.fig1_bins("fig1b"),
                     refs=reference.fig1_reference_lines())
 ax.set_xlabel("relative compute bin, paper convention")
-ax.set_title(f"Fig. 1b: same RS data ({', '.join(cfg.datasets)}; paper: m-eurosat)")
+ax.set_title("Fig. 1b: same RS data, one curve per dataset (paper: m-eurosat)")
+ax.figure.set_size_inches(8, 5)
 plt.show()
 
 # %% [markdown]
-# Ours − paper per bin for Fig. 1b (accuracy; our data are this build's RS datasets, the
-# paper's is GEO-Bench m-eurosat; our CV side pools the profile's CV miniatures, the paper's
-# is its ImageNet MAE ViT-B):
+# Ours − paper per bin and dataset for Fig. 1b (accuracy; our data are this build's RS
+# datasets, the paper's is GEO-Bench m-eurosat, 10 classes like EuroSAT; our CV side pools the
+# profile's CV miniatures, the paper's is its ImageNet MAE ViT-B):
 
 # %%
 fig1b_paper = reference.fig1_bins("fig1b")
 pairs_b = {rs_label: "RS FMs @ m-eurosat",  # the paper's CV curve here is its MAE
            "CV tiny models (miniatures)": "CV MAE @ m-eurosat"}
 fig1b_diff = pd.concat([comparison.paper_difference(
-    acc_bins[k], fig1b_paper[fig1b_paper["series"] == p], on="bin", value="mean").assign(
-    ours_curve=k, paper_curve=p) for k, p in pairs_b.items() if k in acc_bins],
-    ignore_index=True)
-fig1b_diff.round(4)
+    stats, fig1b_paper[fig1b_paper["series"] == pairs_b[g]], on="bin", value="mean").assign(
+    ours_curve=g, dataset=d, paper_curve=pairs_b[g])
+    for (g, d), stats in acc_bins.items() if g in pairs_b], ignore_index=True)
+plotting.show_table(fig1b_diff, "04_fig1b_difference", compact_columns=[
+    c for c in ("ours_curve", "dataset", "paper_curve", "bin", "paper", "ours", "difference",
+                "interval") if c in fig1b_diff], missing="no interval: a single run in the bin")
 
 # %% [markdown]
 # Retention at the smallest width, per model and evaluation data:
@@ -143,7 +154,7 @@ fig1b_diff.round(4)
 # %%
 all_knn = pd.concat([knn["rs"], knn["cv_own"], knn["cv_rs"]]).drop_duplicates(
     subset=["model", "dataset", "seed", "width", "protocol", "metric"])
-claims.smallest_width_retention(all_knn).round(3)
+plotting.show_table(claims.smallest_width_retention(all_knn), "04_smallest_width_retention")
 
 # %% [markdown]
 # The claims this chapter owns, computed (the same statistics as the introduction's table):
@@ -151,5 +162,7 @@ claims.smallest_width_retention(all_knn).round(3)
 # %%
 ev = claims.Evidence(rs=knn["rs"], cv_own=knn["cv_own"], cv_rs=knn["cv_rs"],
                      pretrained=cfg.pretrained, real_rs=claims.is_real_rs(cfg.models))
-claims.evaluate(ev, claims.select("v1-sevenfold", "cv-10-33", "cv-74-vs-82-95"))[
-    ["claim", "paper", "this build", "± (2 SE)", "verdict", "why"]]
+plotting.show_table(claims.evaluate(ev, claims.select("v1-sevenfold", "cv-10-33",
+                                                      "cv-74-vs-82-95")),
+                    "04_claims", compact_columns=["claim", "paper", "this build", "± (2 SE)",
+                                                  "verdict", "why"])

@@ -29,7 +29,7 @@
 # (`slimlib/reference_data/README.md`), so this page has no paper-vs-ours difference table.
 #
 # **What this page shows**: the four measures for Galileo-nano (real weights) at every width,
-# beside the same measures for its random-init controls (grey): a measure that moves the same
+# beside the same measures for its random-init controls (thin dashes, the model's colour lightened): a measure that moves the same
 # way for random weights describes the architecture and the slicing, not what pretraining
 # learned. **What it cannot show**: the paper's three regimes are three different large FMs;
 # with one RS architecture this build can only say which regime its curve resembles.
@@ -49,7 +49,6 @@ data_root = None  # None: $SLIMLIB_DATA
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import display
 
 import slimlib
 from slimlib import chapters, claims, comparison, controls, pages, plotting
@@ -62,7 +61,9 @@ cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seed
 table = chapters.sweep_for(cfg, cfg.models)
 feats = table[table["protocol"] == "features"].copy()
 feats["model / dataset"] = feats["model"] + " @ " + feats["dataset"]
-feats.pivot_table(index="width", columns=["model", "metric"], values="value").tail()
+plotting.show_table(feats.sort_values(["model", "dataset", "metric", "width"]),
+                    "06_redundancy_metrics", max_rows=20, precision=4, compact_columns=[
+                        "model", "dataset", "metric", "width", "rel_compute", "value"])
 
 # %% tags=["hide-input"]
 ctrl_rows, _, _ = chapters.controls_for(cfg, cfg.models)
@@ -71,15 +72,19 @@ ctrl_feats = ctrl_rows[(ctrl_rows["protocol"] == "features")
 fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
 for ax, metric in zip(axes.flat, ("mean_feature_correlation", "evr_slope",
                                   "participation_ratio", "cka_full"), strict=True):
-    plotting.metric_vs_compute(feats, metric, hue="model / dataset", ax=ax)
+    plotting.metric_vs_compute(feats, metric, hue="model", style="dataset", ax=ax)
     rnd = ctrl_feats[ctrl_feats["metric"] == metric]
-    for _, part in rnd.groupby(["model", "dataset"]):
+    for (name, _), part in rnd.groupby(["model", "dataset"]):  # lighter: the model's control
         part = part.sort_values("rel_compute")
-        ax.plot(part["rel_compute"], part["value"], color="0.6", lw=0.8, ls="--")
-    ax.plot([], [], color="0.6", ls="--", label="random init controls")
-    ax.legend(fontsize=6)
+        ax.plot(part["rel_compute"], part["value"], color=plotting.model_color(name), lw=0.8,
+                ls=(0, (4, 2)), label="random-init controls (lighter colour, thin dashes)")
+    ax.get_legend().remove()
 axes[1, 1].set_ylabel("linear CKA to the full width")
 plt.tight_layout()
+handles, labels = axes[0, 0].get_legend_handles_labels()
+shown = dict(zip(labels, handles, strict=True))  # one entry per label, outside the panels
+fig.legend(shown.values(), shown.keys(), fontsize=7, loc="center left",
+           bbox_to_anchor=(1.0, 0.5), frameon=False)
 plt.show()
 
 # %% [markdown]
@@ -95,13 +100,15 @@ pr = feats[feats["metric"] == "participation_ratio"].groupby(
     ["model", "dataset", "width"])["value"].mean().rename("d_eff")
 joined = ret.join(pr, on=["model", "dataset", "width"])
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
+datasets_here = sorted(joined["dataset"].unique())
 for (model, dataset), part in joined.groupby(["model", "dataset"]):
     ax.scatter(part["d_eff"], part["retention"], s=10 + 60 * part["width"], alpha=0.7,
-               label=f"{model} @ {dataset}")
+               color=plotting.model_color(model), label=f"{model} @ {dataset}",
+               marker=plotting.kind_style(dataset, index=datasets_here.index(dataset))["marker"])
 ax.set_xlabel("effective dimensionality (participation ratio)")
 ax.set_ylabel("k-NN retention")
 ax.grid(alpha=0.3)
-ax.legend(fontsize=7)
+plotting.legend(ax, fontsize=7)
 plt.show()
 keys = ["model", "dataset"]
 summary = joined.groupby(keys).apply(
@@ -111,7 +118,8 @@ summary["d_eff at s=1"] = joined[joined["width"] == 1.0].set_index(keys)["d_eff"
 smallest = comparison.at_smallest_width(joined, by=keys).set_index(keys)
 summary["smallest s"] = smallest["width"]
 summary["d_eff at smallest s"] = smallest["d_eff"]
-summary
+plotting.show_table(summary, "06_retention_vs_deff", missing={
+    "Spearman(retention, d_eff)": "undefined: a constant column over the widths"})
 
 # %% [markdown]
 # Which regime each curve resembles (`slimlib.claims.redundancy_regime`: Spearman of
@@ -121,8 +129,9 @@ summary
 # %%
 regimes = {f"{m} @ {d}": claims.redundancy_regime(part)
            for (m, d), part in table.groupby(["model", "dataset"])}
-display(pd.Series(regimes, name="regime").to_frame())
-claims.evaluate(claims.Evidence(rs=table[table["protocol"] != "features"],
-                                features=table[table["protocol"] == "features"],
-                                pretrained=cfg.pretrained), claims.select("regimes"))[
-    ["claim", "paper", "this build", "verdict", "why"]]
+plotting.show_table(pd.Series(regimes, name="regime").rename_axis("model @ dataset").to_frame(),
+                    "06_regimes")
+plotting.show_table(claims.evaluate(claims.Evidence(
+    rs=table[table["protocol"] != "features"], features=table[table["protocol"] == "features"],
+    pretrained=cfg.pretrained), claims.select("regimes")), "06_claims",
+    compact_columns=["claim", "paper", "this build", "verdict", "why"])

@@ -59,30 +59,27 @@ aw = cfg.ablation_widths if 1.0 in cfg.ablation_widths else (*cfg.ablation_width
 orders = claims.order_rows(cfg)
 _, floor, cmp = chapters.controls_for(cfg, [model], [dataset])
 ctrl = cmp[(cmp["protocol"] == "knn") & (cmp["dataset"] == dataset)].sort_values("rel_compute")
-ax = plotting.band_over_seeds(orders, hue="order")
-ax.fill_between(ctrl["rel_compute"], ctrl["random_min"], ctrl["random_max"], color="0.5",
-                alpha=0.2, label="random init (min–max over init seeds)")
-ax.axhline(float(ctrl["floor"].iloc[0]), color="tab:red", ls=":",
-           label="embedding-only floor")
-ax.legend(fontsize=7)
+ax = plotting.band_over_seeds(orders, hue="model", style="order")
+plotting.control_band(ctrl, ax, label="random init")
+plotting.legend(ax, fontsize=7)
 ax.set_ylabel("k-NN accuracy (macro)")
 ax.set_title(f"dimension order: {model} @ {orders['dataset'].iloc[0]} (band: min–max over seeds)")
 plt.show()
 by_order = orders.pivot_table(index="width", columns="order", values="value", aggfunc="mean")
 by_order["max |first/last − random mean|"] = (by_order[["first", "last"]]
                                               .sub(by_order["random"], axis=0).abs().max(axis=1))
-by_order
+plotting.show_table(by_order, "07_order", precision=4)
 
 # %%
-claims.evaluate(claims.Evidence(orders=orders, pretrained=cfg.pretrained),
-                claims.select("order"))[["claim", "paper", "this build", "± (2 SE)", "verdict",
-                                         "why"]]
+plotting.show_table(claims.evaluate(claims.Evidence(orders=orders, pretrained=cfg.pretrained),
+                                    claims.select("order")), "07_claims", compact_columns=[
+    "claim", "paper", "this build", "± (2 SE)", "verdict", "why"])
 
 # %% [markdown]
 # The paper publishes no numbers for the order and layer-type ablations (only figures;
 # `slimlib/reference_data/README.md`), so these two have no paper-vs-ours table; its
-# statements about them are the claims above and in chapter 2. The grey band in the next
-# figure is the random-init control of the same architecture with both layer types slimmed
+# statements about them are the claims above and in chapter 2. The light band in the next
+# figure (the model's colour, lightened) is the random-init control of the same architecture with both layer types slimmed
 # (k-NN retention over its own width-1 value); attention-only and FFN-only slimming of the
 # random network is not run.
 
@@ -96,12 +93,16 @@ lr = slimlib.retention(layer).merge(
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 plotting.control_band(ctrl, axes[0], retention=True,
                       label="random init, both slimmed (k-NN)")
-plotting.retention_vs_compute(lr, hue="layers", ax=axes[0], logx=False,
+plotting.retention_vs_compute(lr, hue="model", style="layers", ax=axes[0], logx=False,
                               title="retention vs compute per slimmed layer type")
-plotting.compute_curves({label: part for label, part in lr.groupby("layers")}, ax=axes[1])
+plotting.compute_curves({(model, label): part for label, part in lr.groupby("layers")},
+                        ax=axes[1])
+axes[1].get_legend().remove()  # same lines as the left panel's legend
 plt.tight_layout()
 plt.show()
-lr.pivot_table(index="width", columns="layers", values=["rel_compute", "retention"])
+plotting.show_table(lr.pivot_table(index="width", columns="layers",
+                                   values=["rel_compute", "retention"]), "07_layer_types",
+                    precision=4)
 
 # %% [markdown]
 # ## k-NN vs linear probe, and the paper's values
@@ -109,7 +110,7 @@ lr.pivot_table(index="width", columns="layers", values=["rel_compute", "retentio
 # Both probes on the same frozen features. Right: retention of both against relative
 # compute in the paper's FLOP convention, over the paper's k-NN and linear-probe retention of
 # five FMs on m-eurosat at five widths (rebuttal "newer FMs", `slimlib.reference.newfms`).
-# Grey: the k-NN random-init control of the same architecture (the linear probe's control is
+# Light band: the k-NN random-init control of the same architecture (the linear probe's control is
 # not run in this profile).
 
 # %% tags=["hide-input"]
@@ -117,15 +118,17 @@ probes = chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"
                             metrics=False)
 pr = comparison.with_paper_axis(slimlib.retention(probes), profile=cfg)
 nf = reference.newfms("m-eurosat")
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+fig, axes = plt.subplots(2, 1, figsize=(8, 9))  # stacked: each panel keeps the page width
 plotting.control_band(ctrl, axes[0], label="random init (k-NN)")
-plotting.retention_vs_compute(pr, hue="protocol", y="mean", ax=axes[0],
+plotting.retention_vs_compute(pr, hue="model", style="protocol", y="mean", ax=axes[0],
                               title=f"k-NN vs linear probe: {model}")
 axes[0].set_ylabel("accuracy (macro)")
 plotting.control_band(comparison.with_paper_axis(ctrl, profile=cfg), axes[1],
                       x="rel_compute_paper", retention=True, label="random init (k-NN)")
 plotting.ours_vs_paper(pr, nf.assign(run=nf["series"] + " (" + nf["protocol"] + ")"),
-                       hue="protocol", paper_hue="run", ax=axes[1], paper_alpha=0.45)
+                       hue="model", style="protocol", paper_hue="run", ax=axes[1],
+                       paper_alpha=0.45)
+plotting.legend(axes[1], fontsize=6, below=True, ncol=2)
 plt.tight_layout()
 plt.show()
 
@@ -142,4 +145,5 @@ probe_diff = comparison.paper_difference(pr, nf_mean, by=["protocol"],
                                          paper_extra=["retention_min", "retention_max"])
 print(f"{probe_diff.attrs['matched']} published points matched by width; "
       f"{probe_diff.attrs['unmatched_paper']} have no width in this build's ablation widths")
-probe_diff.round(4)
+plotting.show_table(probe_diff, "07_probe_difference", precision=4, missing={
+    c: "no interval: one probe seed in this profile" for c in ("diff_lo", "diff_hi")})

@@ -43,10 +43,10 @@ data_root = None  # None: $SLIMLIB_DATA
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 import slimlib
-from slimlib import chapters, comparison, pages
+from slimlib import chapters, comparison, pages, palette, plotting
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -79,22 +79,26 @@ lat["speed-up"] = lat.loc[lat["width"] == 1.0, "ms"].iloc[0] / lat["ms"]
 print(f"{model_name}, batch {bs} x {spec.input_size} px, {torch.get_num_threads()} threads, "
       f"{'CUDA' if x.is_cuda else 'CPU'}; median of {cfg.latency_repeats} runs "
       "(the build machine is shared, so timings are noisy)")
-lat
+plotting.show_table(lat, "08_latency", precision=3)
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-axes[0].plot(lat["rel_compute"], lat["ms"], marker="o")
+axes[0].plot(lat["rel_compute"], lat["ms"], marker="o", color=plotting.model_color(model_name))
 axes[0].set_xlabel("relative compute (FLOPs)")
 axes[0].set_ylabel(f"ms per batch of {bs}")
-axes[1].plot(lat["rel_compute"], lat["speed-up"], marker="o", label="measured")
-axes[1].plot(lat["rel_compute"], 1 / lat["rel_compute"], ls="--", label="ideal 1 / rel. compute")
+axes[1].plot(lat["rel_compute"], lat["speed-up"], marker="o", label="measured",
+             color=plotting.model_color(model_name))
+axes[1].plot(lat["rel_compute"], 1 / lat["rel_compute"], ls="--", color="0.4",
+             label="ideal 1 / rel. compute")
 axes[1].set_xlabel("relative compute (FLOPs)")
 axes[1].set_ylabel("speed-up over s = 1")
 axes[1].set_yscale("log")
-axes[1].legend()
 for ax in axes:
     ax.set_xscale("log")
     ax.grid(alpha=0.3)
+    palette.short_log_ticks(ax.xaxis)  # minor tick labels that never run together
+palette.short_log_ticks(axes[1].yaxis)
+plotting.legend(axes[1])  # outside the axes
 plt.tight_layout()
 plt.show()
 
@@ -113,7 +117,8 @@ ret = slimlib.retention(sweep_rows[sweep_rows["protocol"] == "knn"])
 ok = ret[ret["retention"] >= target]
 choice = comparison.at_smallest_width(ok, by=["dataset"])[
     ["dataset", "width", "rel_compute", "mean", "std", "n_seeds", "retention"]]
-display(choice)
+plotting.show_table(choice, "08_smallest_width_per_dataset", precision=4,
+                    missing={"std": "one probe seed: no spread"})
 
 # %% [markdown]
 # A width is only worth deploying if the slimmed model still beats what the architecture gives
@@ -129,17 +134,27 @@ safe = knn_cmp[(knn_cmp["retention"] >= target)
 safe_choice = comparison.at_smallest_width(safe, by=["dataset"])[
     ["dataset", "width", "rel_compute", "value", "retention", "random_mean", "above_random",
      "above_random_se"]]
-display(safe_choice)
+if len(safe_choice):
+    plotting.show_table(safe_choice, "08_smallest_safe_width_per_dataset", precision=4)
 chosen = float(max(choice["width"].max(), safe_choice["width"].max())) if len(safe_choice) \
     else float(choice["width"].max())
-print(f"chosen width s = {chosen}: retention >= {target:.0%} on every dataset of this build"
-      + (" and above random init" if len(safe_choice) else
-         " (no control width is both >= target and above random init)"))
+rule = (f"retention ≥ {target:.0%} on every dataset of this build"
+        + (" and accuracy above random init by more than 2 SE" if len(safe_choice) else
+           " (no control width is both ≥ the target and above random init, so that part of "
+           "the rule is not applied)"))
+if chosen < 1.0:
+    verdict = f"**Chosen width s = {chosen:g}**: the smallest width with {rule}."
+else:
+    verdict = (f"**No slimming met the target**: no width below 1 gives {rule}, so s = 1 is "
+               "kept and what is exported below is the **unslimmed** encoder (a check of the "
+               "export path, not a slimmed model).")
+display(Markdown(verdict))
 
 # %% [markdown]
-# ## Exporting and reloading the slimmed encoder
+# ## Exporting and reloading the chosen encoder
 #
-# `slimlib.export` writes the slimmed encoder as **safetensors** (the weights plus a JSON
+# The encoder at the width chosen above (unslimmed where no width met the target; the output
+# below says which). `slimlib.export` writes it as **safetensors** (the weights plus a JSON
 # config of the kept dims and the options the model was loaded with; `slimlib.load_slimmed`
 # rebuilds it, no pickled classes) and as **ONNX** (a graph with a dynamic batch axis that runs
 # in ONNX Runtime without torch or slimlib). Both are reloaded here and compared with the
@@ -166,7 +181,8 @@ with torch.inference_mode():
 diff_onnx = float(abs(session.run(None, {"x": xc.numpy()})[0] - ref.numpy()).max())
 assert diff_st <= 1e-5 and diff_onnx <= 1e-4, (
     f"an exported model does not match: safetensors {diff_st:.1e}, ONNX {diff_onnx:.1e}")
-print(f"s = {chosen}: safetensors {sizes['safetensors']:.2f} MB, max |diff| after "
+what = f"slimmed encoder at s = {chosen:g}" if chosen < 1.0 else "unslimmed encoder (s = 1)"
+print(f"exported: the {what}; safetensors {sizes['safetensors']:.2f} MB, max |diff| after "
       f"load_slimmed {diff_st:.1e}; ONNX {sizes['onnx']:.2f} MB, max |diff| in ONNX Runtime "
       f"{diff_onnx:.1e}")
 speed = slimlib.compute.time_alternated(
@@ -175,4 +191,4 @@ speed = slimlib.compute.time_alternated(
     xc, repeats=cfg.latency_repeats)
 print(f"batch {len(xc)}, {torch.get_num_threads()} torch threads, CPU; median of "
       f"{cfg.latency_repeats} alternated rounds; vs_first > 1: faster than PyTorch")
-speed.round(3)
+plotting.show_table(speed, "08_onnx_vs_pytorch", precision=3)

@@ -38,7 +38,6 @@ data_root = None  # None: $SLIMLIB_DATA
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import display
 
 import slimlib
 from slimlib import chapters, comparison, controls, pages, plotting, profiles, reference
@@ -56,31 +55,50 @@ main = chapters.sweep_for(cfg, cfg.models)
 path = Path(main.attrs.get("path", profiles.results_path("sweep.csv", cfg)))
 everything = read_table(path)
 print(f"result table: {path.name} under results/{cfg.name}/ — {len(everything)} rows")
-everything.groupby(["model", "dataset", "protocol", "parts", "order"]).agg(
-    rows=("value", "size"), widths=("width", "nunique"), seeds=("seed", "nunique"))
+plotting.show_table(everything.groupby(["model", "dataset", "protocol", "parts", "order"]).agg(
+    rows=("value", "size"), widths=("width", "nunique"), seeds=("seed", "nunique")),
+    "09_runs", max_rows=60)
+RUN = ["model", "dataset", "protocol", "parts", "order"]  # one curve of the result table
 
 # %% [markdown]
-# ## A1. Probe scores per width (seed mean)
+# ## A1. Probe scores and retention per width (seed mean)
+#
+# One row per curve and width (runs differ in their widths: ablations and controls run at
+# fewer widths than the main sweep, so a wide table would be mostly empty). The page shows
+# the first rows; the CSV holds every row.
 
 # %%
 probe = everything[everything["protocol"] != "features"]
 ret = slimlib.retention(probe)
-ret.pivot_table(index="width", columns=["model", "dataset", "protocol", "parts", "order"],
-                values="mean").round(4)
+plotting.show_table(ret.sort_values([*RUN, "width"]), "09_probe_scores", max_rows=30,
+                    precision=4, compact_columns=[
+                        *RUN, "width", "rel_compute", "mean", "std", "n_seeds", "retention"],
+                    missing={"std": "one probe seed: no spread"})
 
 # %% [markdown]
-# ## A2. Retention per width
+# ## A2. Retention per width of this build's models (main sweep)
+#
+# Both layer types slimmed, first dims kept, the models of this profile; every other curve
+# is in the CSV of A1.
 
 # %%
-ret.pivot_table(index="width", columns=["model", "dataset", "protocol", "parts", "order"],
-                values="retention").round(4)
+main_ret = ret[ret["model"].isin(cfg.models) & (ret["parts"] == "attn+ffn")
+               & (ret["order"] == "first")]
+plotting.show_table(main_ret.pivot_table(index="width", columns=["model", "dataset", "protocol"],
+                                         values="retention"),
+                    "09_retention_main_sweep", precision=4, max_rows=60,
+                    missing={c: "this curve has no row at this width"
+                             for c in map(" / ".join, main_ret.groupby(
+                                 ["model", "dataset", "protocol"]).groups)})
 
 # %% [markdown]
 # ## A3. Redundancy metrics per width
 
 # %%
-everything[everything["protocol"] == "features"].pivot_table(
-    index="width", columns=["model", "dataset", "metric"], values="value").round(4)
+plotting.show_table(everything[everything["protocol"] == "features"].sort_values(
+    ["model", "dataset", "metric", "width"]), "09_redundancy_metrics", max_rows=30,
+    precision=4, compact_columns=["model", "dataset", "metric", "width", "rel_compute",
+                                  "value"])
 
 # %% [markdown]
 # ## A4. Compute tables (FLOPs, parameters) of every model counted in this build
@@ -97,8 +115,9 @@ tables += [chapters.compute_table_cached("ssl4eo-vits16-moco", cfg.compute_width
                                          profile=cfg) for p in (("attn",), ("ffn",))]
 compute = pd.concat(tables, ignore_index=True)
 compute["GFLOPs"] = compute["flops"] / 1e9
-compute.pivot_table(index="width", columns=["model", "parts", "count_attention", "count_norms"],
-                    values="rel_compute").round(4)
+plotting.show_table(compute, "09_compute", max_rows=30, precision=4, compact_columns=[
+    c for c in ("model", "parts", "count_attention", "count_norms", "width", "rel_compute",
+                "GFLOPs", "params") if c in compute])
 
 # %% [markdown]
 # ## A5. The paper's published numbers
@@ -110,13 +129,16 @@ compute.pivot_table(index="width", columns=["model", "parts", "count_attention",
 print("Citation:", reference.CITATION)
 print("Licence:", reference.LICENCE)
 pub = reference.load()
-pub.groupby(["section", "dataset"]).agg(series=("series", "nunique"), values=("y", "size"))
+plotting.show_table(pub.groupby(["section", "dataset"]).agg(
+    series=("series", "nunique"), values=("y", "size")), "09_published_sections", max_rows=60)
 
 # %% [markdown]
 # ### Post-hoc retention at each model's smallest width (paper)
 
 # %%
-reference.smallest_budget_retention(datasets=None, protocol=None).round(3)
+plotting.show_table(reference.smallest_budget_retention(datasets=None, protocol=None),
+                    "09_paper_smallest_width_retention", max_rows=60,
+                    missing="the paper published no value for this model and dataset")
 
 # %% [markdown]
 # ## A6. Side by side: Fig. 1a bins (this build − paper)
@@ -142,7 +164,8 @@ bins_diff = pd.concat([comparison.paper_difference(
 plotting.difference_plot(bins_diff, on="bin", hue="runs", logx=False,
                          ylabel="ours − paper (mean retention per bin)")
 plt.show()
-bins_diff.round(4)
+plotting.show_table(bins_diff, "09_fig1a_bins_difference", precision=4, missing={
+    c: "no interval: a single run in the bin" for c in ("diff_lo", "diff_hi")})
 
 # %% [markdown]
 # ## A7. Side by side: relative compute (ours − paper)
@@ -153,6 +176,6 @@ bins_diff.round(4)
 # %%
 side = reference.compute_side_by_side(compute)
 if len(side):
-    display(side.round(4))
+    plotting.show_table(side, "09_relative_compute_difference", precision=4, max_rows=60)
 else:
     print("no model of this build has published relative compute")

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -47,7 +48,13 @@ PAGE_JS = r"""
                    "div.cell_output .output.stderr .ansi-red-fg";
   const errors = [...document.querySelectorAll(errorSel)].map(e => e.innerText.slice(0, 300));
   const text = document.body ? document.body.innerText : "";
-  return JSON.stringify({title: document.title, imgs: imgs, errors: errors,
+  const cells = [...document.querySelectorAll("div.cell_output table td, div.cell_output table th")]
+      .map(c => c.innerText.trim());
+  const nan = cells.filter(c => c === "NaN" || c === "nan").length;
+  const cut = cells.filter(c => c === "..." || c === "\u2026" || /\.\.\.$|\u2026$/.test(c)).length;
+  const downloads = [...document.querySelectorAll("a.download, a[download]")].map(a => a.href);
+  return JSON.stringify({title: document.title, imgs: imgs, errors: errors, nan: nan, cut: cut,
+                         downloads: downloads,
                          traceback: /Traceback \(most recent call last\)/.test(text),
                          height: document.documentElement.scrollHeight});
 })()
@@ -173,7 +180,9 @@ async def check_page(browser: Browser, html: Path, shot: Path, timeout: float) -
     height = min(int(info["height"]), 16000)
     await page.call("Emulation.setDeviceMetricsOverride", width=1280, height=max(height, 600),
                     deviceScaleFactor=1, mobile=False)
-    png = await page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    await asyncio.sleep(1.0)  # let the page lay out again at the new height (else it is shifted)
+    png = await page.call("Page.captureScreenshot", format="png", clip={
+        "x": 0, "y": 0, "width": 1280, "height": max(height, 600), "scale": 1})
     shot.write_bytes(base64.b64decode(png["data"]))
     page.ws.close()
     return info
@@ -211,9 +220,19 @@ def run(html_dir: Path, out: Path, min_images: int, timeout: float,
                 problems.append(f"only {n_fig} figure(s), expected >= {min_images}")
             if info["errors"]:
                 problems.append(f"error output: {info['errors'][:2]}")
+            if info.get("nan"):
+                problems.append(f"{info['nan']} NaN table cell(s) (show '—' with a footnote)")
+            if info.get("cut"):
+                problems.append(f"{info['cut']} table cell(s) cut with '…'")
+            missing = [d for d in info.get("downloads", [])
+                       if d.startswith("file://")
+                       and not Path(urllib.parse.unquote(d[len("file://"):])).is_file()]
+            if missing:
+                problems.append(f"{len(missing)} download link(s) without a file: {missing[:2]}")
             if info["traceback"]:
                 problems.append("'Traceback' in the page text")
             reports.append({"page": str(html.relative_to(html_dir)), "images": len(info["imgs"]),
+                            "downloads": len(info.get("downloads", [])),
                             "figures": n_fig, "screenshot": str(shot), "ok": not problems,
                             "problems": problems})
     finally:

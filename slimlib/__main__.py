@@ -40,12 +40,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _diagnose_parser(sub) -> None:
+    from slimlib._imageio import SCALES
     from slimlib.diagnosis import DEFAULT_WIDTHS
 
     d = sub.add_parser("diagnose", help="slimmability report of a model on a dataset")
     d.add_argument("--model", required=True,
                    help="registry name, timm name, or module:function returning an nn.Module")
-    d.add_argument("--data", required=True, help="registry dataset name or ImageFolder folder")
+    d.add_argument("--data", required=True,
+                   help="registry dataset name or ImageFolder folder (./name or registry:name "
+                        "when both exist)")
     d.add_argument("--weights", default=None,
                    help="'random', 'pretrained' or a weights file (default: registry models "
                         "published weights, timm models random init)")
@@ -63,7 +66,13 @@ def _diagnose_parser(sub) -> None:
     d.add_argument("--batch-size", type=int, default=64)
     d.add_argument("--device", default=None)
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--scale", default=None, choices=list(SCALES),
+                   help="how images that are not 8-bit become model units: reflectance10000 "
+                        "(Sentinel-2 DN / 10 000), uint16max (/ 65 535, R G B), stored (as "
+                        "stored); default: from the data type and the band names")
     d.add_argument("--out", default="slimreport", help="report folder (default: slimreport)")
+    d.add_argument("--overwrite", action="store_true",
+                   help="replace the report already in --out (refused otherwise)")
     d.add_argument("--no-progress", action="store_true")
 
 
@@ -78,8 +87,9 @@ def _diagnose(args) -> int:
             limit_per_class=args.limit_per_class, image_size=args.image_size,
             control=not args.no_control, latency=not args.no_latency,
             latency_batch=args.latency_batch, latency_repeats=args.latency_repeats,
-            batch_size=args.batch_size, device=args.device, seed=args.seed,
-            progress=not args.no_progress, settings=Settings.from_env())  # the entry point
+            batch_size=args.batch_size, device=args.device, seed=args.seed, scale=args.scale,
+            overwrite=args.overwrite, progress=not args.no_progress,
+            settings=Settings.from_env())  # the entry point
     except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
         print(f"slimlib diagnose: error: {err}", file=sys.stderr)
         return 2

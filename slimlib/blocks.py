@@ -10,9 +10,9 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
-from slimlib.slim_attention import attention_layout, own_scale
+from slimlib.slim_attention import SlimAttention, attention_layout, own_scale
 
-__all__ = ["find_blocks", "ffn_hidden", "describe"]
+__all__ = ["find_blocks", "ffn_hidden", "describe", "slimmed_widths", "WIDTHS_ATTR"]
 
 
 def ffn_hidden(mlp: nn.Module) -> int:
@@ -36,14 +36,37 @@ def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return blocks
 
 
+#: Attribute of a slimmed model holding its cumulative width per part (see :func:`slimmed_widths`).
+WIDTHS_ATTR = "slimlib_widths"
+
+
+def slimmed_widths(model: nn.Module) -> dict[str, float]:
+    """The cumulative width factors ``{"attn": s_a, "ffn": s_f}`` ``model`` was slimmed to,
+    relative to the model first handed to :func:`slim` (1.0 for a model never slimmed).
+
+    ``slim`` records them on its result (``slim(slim(m, 0.5), 0.5)`` gives 0.25 for both).
+    For a model holding :class:`SlimAttention` without that record (built by hand), the
+    attention width is read from the kept head dimension (``d_k' / d_k``).
+    """
+    recorded = getattr(model, WIDTHS_ATTR, None)
+    if isinstance(recorded, dict):
+        return {p: float(recorded.get(p, 1.0)) for p in ("attn", "ffn")}
+    found = [b.attn for _, b in find_blocks(model) if isinstance(b.attn, SlimAttention)]
+    attn = found[0].head_dim / found[0].full_head_dim if found else 1.0
+    return {"attn": float(attn), "ffn": 1.0}
+
+
 def describe(model: nn.Module) -> pd.DataFrame:
-    """One row per transformer block: its name, residual width d, heads, d_k, d_h.
+    """One row per transformer block: its name, residual width d, heads, d_k, d_h, and the
+    cumulative width factors ``attn_width`` / ``ffn_width`` the model was slimmed to
+    (:func:`slimmed_widths`; 1.0 for a model never slimmed).
 
     Also reports the attention/FFN class names and the softmax scale in use. Attention slimlib
     cannot read (see :func:`attention_layout`) gets ``"unknown"`` for ``d``, ``heads``,
     ``d_k`` and ``scale``, never a made-up number.
     """
     rows = []
+    widths = slimmed_widths(model)
     for index, (name, block) in enumerate(find_blocks(model)):
         attn, mlp = block.attn, block.mlp
         try:
@@ -60,5 +83,7 @@ def describe(model: nn.Module) -> pd.DataFrame:
             "scale": own_scale(attn, layout.head_dim) if layout else "unknown",
             "attention": type(attn).__name__,
             "ffn": type(mlp).__name__,
+            "attn_width": widths["attn"],
+            "ffn_width": widths["ffn"],
         })
     return pd.DataFrame(rows)

@@ -22,12 +22,13 @@ Definitions (also in ``docs/deploy.md``):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shlex
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,10 +102,18 @@ def recommend_width(cv: dict[float, float], keep: float) -> float:
 
 
 def _time_widths(models: dict[float, torch.nn.Module], example: torch.Tensor, batch: int,
-                 repeats: int, progress: bool) -> dict[float, dict[str, float]]:
-    """Median / min / max seconds per forward of every width, widths alternated per repeat."""
+                 repeats: int, progress: bool, device: torch.device | None = None
+                 ) -> dict[float, dict[str, float]]:
+    """Median / min / max seconds per forward of every width, widths alternated per repeat.
+
+    Models and inputs are moved to ``device`` (default: the example's) and, on CUDA, every
+    timed forward ends with a synchronisation, so the times are the device's."""
     from tqdm.auto import tqdm
 
+    device = torch.device(device) if device is not None else example.device
+    models = {w: m.to(device) for w, m in models.items()}
+    example = example.to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     x1, xb = example[:1], example[:1].expand(batch, *example.shape[1:]).contiguous()
     times: dict[tuple[float, int], list[float]] = {(w, b): [] for w in models for b in (1, batch)}
     with torch.inference_mode():
@@ -114,8 +123,10 @@ def _time_widths(models: dict[float, torch.nn.Module], example: torch.Tensor, ba
                       leave=False):
             for w, m in models.items():
                 for b, x in ((1, x1), (batch, xb)):
+                    sync()
                     start = time.perf_counter()
                     m(x)
+                    sync()
                     times[(w, b)].append(time.perf_counter() - start)
     out = {}
     for w in models:
@@ -128,6 +139,8 @@ def _time_widths(models: dict[float, torch.nn.Module], example: torch.Tensor, ba
 
 
 def _command(model: Any, data: Any, options: dict[str, Any]) -> str | None:
+    """The CLI call that reproduces this diagnosis (``data`` as resolved: a registry name or
+    an absolute folder path)."""
     if not isinstance(model, str) or not isinstance(data, str | os.PathLike):
         return None
     parts = ["python", "-m", "slimlib", "diagnose", "--model", model, "--data", str(data)]
@@ -161,6 +174,80 @@ def _train_features(enc: torch.nn.Module, slimmed: torch.nn.Module, name: str, d
     return feats
 
 
+#: The files of a report folder (:func:`diagnose` refuses a folder holding any of them unless
+#: ``overwrite=True``).
+REPORT_FILES: tuple[str, ...] = ("report.json", "report.html", "report.md", "curve.png",
+                                 "sweep.csv")
+
+
+def _data_argument(data: Any) -> Any:
+    """``data`` as the reproduce command needs it (after :func:`resolve_data` accepted it): a
+    registry name unchanged, a folder as an absolute path."""
+    if not isinstance(data, str | os.PathLike):
+        return data
+    from slimlib import data as _data
+    from slimlib.inputs import REGISTRY_PREFIX
+
+    text = os.fspath(data)
+    if text.startswith(REGISTRY_PREFIX) or (text in _data.list_datasets()
+                                            and not Path(text).exists()):
+        return text
+    return str(Path(text).expanduser().resolve())
+
+
+def _check_out(out: Path, *, overwrite: bool) -> None:
+    """Refuse a report folder that is a file, or that holds a report (unless ``overwrite``)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out={str(out)!r} is a file; pass a folder for the report")
+    if not overwrite:
+        found = [n for n in REPORT_FILES if (out / n).exists()]
+        if found:
+            raise ValueError(f"{out} already holds a report ({', '.join(found)}); pass "
+                             "overwrite=True (CLI --overwrite) to replace it, or another out=")
+
+
+@contextlib.contextmanager
+def _report_folder(out: Path, *, overwrite: bool) -> Iterator[None]:
+    """Create and lock the report folder ``out`` for one diagnosis.
+
+    The lock (``out/.report.json.lock``) is taken without waiting: a second diagnosis writing
+    to the same folder is refused. Under the lock the folder is checked again (a run that
+    finished meanwhile left its report) and, with ``overwrite``, its report files are deleted.
+    """
+    from filelock import Timeout
+
+    from slimlib import _io
+
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = _io.file_lock(out / "report.json")
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ValueError(f"another diagnosis is writing to {out} (its lock "
+                         f"{out / '.report.json.lock'} is held); wait for it to finish or pass "
+                         "another out=") from None
+    except OSError as err:
+        raise ValueError(f"cannot write the report folder {out} ({err.strerror or err}); pass "
+                         "out= a folder you can write") from None
+    try:
+        _check_out(out, overwrite=overwrite)
+        if overwrite:
+            for name in REPORT_FILES:
+                (out / name).unlink(missing_ok=True)
+        yield
+    except BaseException:
+        if created and not any(p.name != ".report.json.lock" for p in out.iterdir()):
+            lock.release()
+            with contextlib.suppress(OSError):
+                (out / ".report.json.lock").unlink()
+                out.rmdir()
+        raise
+    finally:
+        if lock.is_locked:
+            lock.release()
+
+
 def diagnose(
     model: Any,
     data: Any,
@@ -182,6 +269,8 @@ def diagnose(
     device: str | None = None,
     seed: int = 0,
     data_root: str | os.PathLike | None = None,
+    scale: str | None = None,
+    overwrite: bool = False,
     progress: bool = True,
     settings: Any = None,
 ) -> dict[str, Any]:
@@ -193,7 +282,9 @@ def diagnose(
         data: registry dataset name, an ``ImageFolder``-layout folder, or a ``(train, test)``
             pair of :class:`~slimlib.specs.ImageDataset`.
         out: report folder (``report.html``, ``report.md``, ``report.json``, ``curve.png``,
-            ``sweep.csv``).
+            ``sweep.csv``). A folder that already holds any of these is refused unless
+            ``overwrite=True`` (which deletes them first); a folder another diagnosis is
+            writing to is refused (locked).
         weights: ``None`` (registry: published; timm: random init; function: as built),
             ``"random"``, ``"pretrained"`` or a weights file.
         bands: band names to use (registry data: selects channels; folder of TIFFs: names the
@@ -210,6 +301,10 @@ def diagnose(
         batch_size, device: feature extraction settings.
         seed: seed of the random weights, the control and the CV folds.
         data_root: data root for registry datasets.
+        scale: how folder images that are not 8-bit become model units
+            (:data:`slimlib._imageio.SCALES`: ``"reflectance10000"``, ``"uint16max"``,
+            ``"stored"``; ``None``: from the data type and the band names).
+        overwrite: replace the report already in ``out``.
         settings: data root, cache and weights (:class:`slimlib.settings.Settings`; ``None``:
             :func:`slimlib.settings.current`).
         progress: tqdm progress bars.
@@ -232,6 +327,17 @@ def diagnose(
     if not 0.0 < float(keep) <= 1.0:
         raise ValueError(f"keep must be a retention in (0, 1]; got {keep!r}")
     check_int(folds, "folds", low=2)
+    for value, label in ((batch_size, "batch_size"), (latency_batch, "latency_batch"),
+                         (latency_repeats, "latency_repeats")):
+        check_int(value, label)
+    for value, label in ((limit_per_class, "limit_per_class"), (image_size, "image_size")):
+        if value is not None:
+            check_int(value, label)
+    device_t = _features.resolve_device(device)
+    out = Path(out).expanduser().resolve()
+    _check_out(out, overwrite=overwrite)
+    if isinstance(weights, str | os.PathLike) and weights not in ("random", "pretrained"):
+        weights = str(Path(weights).expanduser().resolve())
     protocols = tuple([protocols] if isinstance(protocols, str) else protocols)
     if "knn" not in protocols:
         raise ValueError("protocols must include 'knn' (the report and the CV use it)")
@@ -242,7 +348,8 @@ def diagnose(
     bands_t = tuple(bands) if bands is not None else None
     data_name, train, test = resolve_data(data, bands=bands_t, limit_per_class=limit_per_class,
                                           seed=seed, data_root=data_root, progress=progress,
-                                          settings=settings)
+                                          scale=scale, settings=settings)
+    data_arg = _data_argument(data)
     check_data(train, test, folds=folds, k=_K)
     mean = std = None  # RGB 8-bit data: ImageNet statistics (or timm's own)
     if tuple(train.bands) != ("R", "G", "B") or train.units != "rgb01":
@@ -269,67 +376,67 @@ def diagnose(
         ctrl = random_control(enc, seed=seed + 1)
         ctrl.spec = enc.spec
         models[f"{name} [random init]"] = ctrl
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    device_t = _features.resolve_device(device)
-    table = sweep(models, {data_name: (train, test)}, widths=widths, seeds=(0,),
-                  protocols=protocols, metrics=False, out=out / "sweep.csv",
-                  batch_size=batch_size, device=device_t, progress=progress, pretrained=False,
-                  settings=settings)
-    ret = retention(table)
+    with _report_folder(out, overwrite=overwrite):
+        table = sweep(models, {data_name: (train, test)}, widths=widths, seeds=(0,),
+                      protocols=protocols, metrics=False, out=out / "sweep.csv",
+                      batch_size=batch_size, device=device_t, progress=progress, pretrained=False,
+                      settings=settings)
+        ret = retention(table)
 
-    labels = train.labels.numpy()
-    train_feats = {w: _train_features(enc, slim(enc, w), name, data_name, train, device_t,
-                                      batch_size, progress, w, settings) for w in widths}
-    cv = cv_retention(train_feats, labels, folds=folds, seed=seed)
-    chosen = recommend_width(cv, keep)
+        labels = train.labels.numpy()
+        train_feats = {w: _train_features(enc, slim(enc, w), name, data_name, train, device_t,
+                                          batch_size, progress, w, settings) for w in widths}
+        cv = cv_retention(train_feats, labels, folds=folds, seed=seed)
+        chosen = recommend_width(cv, keep)
 
-    example = torch.zeros(1, enc.spec.in_chans, enc.spec.input_size, enc.spec.input_size)
-    full_flops = flops(enc, example)
-    floor = flops(slim(enc, 1e-9), example) / full_flops
-    timing = {}
-    if latency:
-        timing = _time_widths({w: slim(enc, w) for w in widths}, example, latency_batch,
-                              latency_repeats, progress)
+        example = torch.zeros(1, enc.spec.in_chans, enc.spec.input_size, enc.spec.input_size)
+        full_flops = flops(enc, example)
+        floor = flops(slim(enc, 1e-9), example) / full_flops
+        timing = {}
+        if latency:
+            timing = _time_widths({w: slim(enc, w) for w in widths}, example, latency_batch,
+                                  latency_repeats, progress, device_t)
 
-    curves: dict[str, list[dict[str, Any]]] = {}
-    scores: dict[str, float] = {}
-    for (mname, protocol), grp in ret.groupby(["model", "protocol"], sort=False):
-        grp = grp.sort_values("width", ascending=False)
-        key = f"{'control' if mname != name else 'model'}/{protocol}"
-        curves[key] = [{"width": float(r.width), "rel_compute": float(r.rel_compute),
-                        "score": float(r.mean), "retention": float(r.retention)}
-                       for r in grp.itertuples()]
-        scores[key] = slimmability_score(grp["rel_compute"], grp["retention"])
-    test_ret = {c["width"]: c["retention"] for c in curves["model/knn"]}
-    rows = []
-    for c in curves["model/knn"]:
-        w = c["width"]
-        ctrl_c = next((x for x in curves.get("control/knn", []) if x["width"] == w), None)
-        rows.append({**c, "cv_retention": cv[w],
-                     "control_retention": ctrl_c["retention"] if ctrl_c else None,
-                     **timing.get(w, {})})
-    options = {"weights": weights, "bands": bands_t, "widths": widths, "protocols": protocols,
-               "keep": keep, "folds": folds, "limit_per_class": limit_per_class,
-               "image_size": image_size, "no_control": not control, "no_latency": not latency,
-               "latency_batch": latency_batch, "latency_repeats": latency_repeats,
-               "batch_size": batch_size, "seed": seed, "out": str(out)}
-    result = {
-        "model": name, "model_kind": resolved.kind, "weights": resolved.weights,
-        "random_weights": resolved.random_weights, "architecture": enc.spec.architecture,
-        "dataset": data_name, "bands": list(train.bands), "units": train.units,
-        "n_train": len(train), "n_test": len(test), "classes": list(train.classes),
-        "input_size": enc.spec.input_size, "metric": str(table["metric"].iloc[0]),
-        "synthetic": bool(train.synthetic or test.synthetic),
-        "gflops_full": full_flops / 1e9, "compute_floor": floor,
-        "score": scores.get("model/knn"), "control_score": scores.get("control/knn"),
-        "scores": scores, "keep": keep, "folds": folds,
-        "recommended_width": chosen, "recommended_cv_retention": cv[chosen],
-        "recommended_test_retention": test_ret[chosen],
-        "recommended_rel_compute": next(c["rel_compute"] for c in rows if c["width"] == chosen),
-        "rows": rows, "curves": curves, "threads": torch.get_num_threads(),
-        "device": str(device_t), "torch": torch.__version__,
-        "command": _command(model, data, options), "runtime_s": time.perf_counter() - started,
-    }
-    result["paths"] = _report.write_report(result, out)
-    return result
+        curves: dict[str, list[dict[str, Any]]] = {}
+        scores: dict[str, float] = {}
+        for (mname, protocol), grp in ret.groupby(["model", "protocol"], sort=False):
+            grp = grp.sort_values("width", ascending=False)
+            key = f"{'control' if mname != name else 'model'}/{protocol}"
+            curves[key] = [{"width": float(r.width), "rel_compute": float(r.rel_compute),
+                            "score": float(r.mean), "retention": float(r.retention)}
+                           for r in grp.itertuples()]
+            scores[key] = slimmability_score(grp["rel_compute"], grp["retention"])
+        test_ret = {c["width"]: c["retention"] for c in curves["model/knn"]}
+        rows = []
+        for c in curves["model/knn"]:
+            w = c["width"]
+            ctrl_c = next((x for x in curves.get("control/knn", []) if x["width"] == w), None)
+            rows.append({**c, "cv_retention": cv[w],
+                         "control_retention": ctrl_c["retention"] if ctrl_c else None,
+                         **timing.get(w, {})})
+        options = {"weights": weights, "bands": bands_t, "widths": widths, "protocols": protocols,
+                   "keep": keep, "folds": folds, "limit_per_class": limit_per_class,
+                   "image_size": image_size, "no_control": not control, "no_latency": not latency,
+                   "latency_batch": latency_batch, "latency_repeats": latency_repeats,
+                   "batch_size": batch_size, "device": str(device_t) if device is not None else None,
+                   "seed": seed, "scale": scale, "out": str(out)}
+        result = {
+            "model": name, "model_kind": resolved.kind, "weights": resolved.weights,
+            "random_weights": resolved.random_weights, "architecture": enc.spec.architecture,
+            "dataset": data_name, "bands": list(train.bands), "units": train.units,
+            "n_train": len(train), "n_test": len(test), "classes": list(train.classes),
+            "input_size": enc.spec.input_size, "metric": str(table["metric"].iloc[0]),
+            "synthetic": bool(train.synthetic or test.synthetic),
+            "gflops_full": full_flops / 1e9, "compute_floor": floor,
+            "score": scores.get("model/knn"), "control_score": scores.get("control/knn"),
+            "scores": scores, "keep": keep, "folds": folds,
+            "recommended_width": chosen, "recommended_cv_retention": cv[chosen],
+            "recommended_test_retention": test_ret[chosen],
+            "recommended_rel_compute": next(c["rel_compute"] for c in rows if c["width"] == chosen),
+            "rows": rows, "curves": curves, "threads": torch.get_num_threads(),
+            "device": str(device_t), "torch": torch.__version__,
+            "data": data_arg if isinstance(data_arg, str) else None, "out": str(out),
+            "command": _command(model, data_arg, options), "runtime_s": time.perf_counter() - started,
+        }
+        result["paths"] = _report.write_report(result, out)
+        return result

@@ -2,13 +2,23 @@
 
 * ``format="safetensors"``: one ``.safetensors`` file holding the weights and, in its header
   metadata, a JSON config (how to build the base architecture, the kept dims and softmax scale
-  of every block); the same JSON is written beside it as ``<name>.json``. No pickled Python
-  classes: :func:`load_slimmed` rebuilds the architecture (timm / slimlib registry /
-  ``module:function``) and loads the weights strictly.
+  of every block, the cumulative width); the same JSON is written beside it as
+  ``<name>.json``. No pickled Python classes: :func:`load_slimmed` rebuilds the architecture
+  (timm / slimlib registry / ``module:function``) and loads the weights strictly.
 * ``format="onnx"``: a graph with a dynamic batch axis that runs in ``onnxruntime`` without
-  torch or slimlib.
+  torch or slimlib; its metadata (``metadata_props``) records the model name, width, bands,
+  units, normalisation, input size and slimlib version (:func:`onnx_metadata`).
 * ``format="torchscript"``: ``torch.jit.trace`` of the model, reloadable with
   ``torch.jit.load`` without slimlib.
+
+Every export is checked before the file is moved into place: the safetensors config is
+rebuilt (:func:`load_slimmed`'s path) and the ONNX graph (with ``onnxruntime``, when
+installed) and the TorchScript trace are run, each on a seeded probe input; when their output
+differs from the model's, nothing is written and the error names what the file cannot record
+(for timm models, the first module that differs, e.g. a non-default ``act_layer`` or
+LayerNorm ``eps``: pass ``builder="module:function"``). :func:`load_slimmed` refuses a
+``<name>.json`` sidecar that disagrees with the header and a truncated or corrupt file. Files
+get the mode a plain ``open`` would (``0666 & ~umask``).
 
 Shapes: every exported model maps ``(B, C, H, W) -> (B, D)`` (or what the module returns).
 """
@@ -27,8 +37,18 @@ import torch
 from torch import nn
 
 from slimlib import _io
+from slimlib.export_checks import (
+    _add_onnx_metadata,
+    _check_onnx,
+    _compare,
+    _differences,
+    _example,
+    _max_difference,
+    _probe,
+    onnx_metadata,
+)
 
-__all__ = ["export", "load_slimmed", "FORMATS", "SUFFIXES", "slimmed_config"]
+__all__ = ["export", "load_slimmed", "FORMATS", "SUFFIXES", "slimmed_config", "onnx_metadata"]
 
 FORMATS = ("safetensors", "onnx", "torchscript")
 _CONFIG_KEY = "slimlib_config"
@@ -114,7 +134,11 @@ def slimmed_config(model: nn.Module, builder: str | dict | None = None) -> dict[
                        "head_dim": int(attn.head_dim),
                        "full_head_dim": int(getattr(attn, "full_head_dim", attn.head_dim)),
                        "scale": float(attn.scale), "ffn_hidden": ffn_hidden(block.mlp)})
-    return {"format_version": _VERSION, "builder": _builder(model, builder), "blocks": blocks}
+    from slimlib import __version__
+    from slimlib.blocks import slimmed_widths
+
+    return {"format_version": _VERSION, "builder": _builder(model, builder), "blocks": blocks,
+            "widths": slimmed_widths(model), "slimlib_version": __version__}
 
 
 def _jsonable(value: Any) -> Any:
@@ -163,9 +187,17 @@ def _build_base(builder: dict[str, Any]) -> nn.Module:
 
 def _reshape(base: nn.Module, blocks: list[dict[str, Any]]) -> nn.Module:
     """Slim every block of ``base`` to the recorded dims (weights are loaded afterwards)."""
-    from slimlib.slimming import ffn_hidden, find_blocks, slim
+    from slimlib.slimming import find_blocks
 
     found = find_blocks(base)
+    with warnings.catch_warnings():  # re-slimming a block is how the recorded dims are reached
+        warnings.simplefilter("ignore", UserWarning)
+        return _reshape_blocks(base, found, blocks)
+
+
+def _reshape_blocks(base: nn.Module, found: list, blocks: list[dict[str, Any]]) -> nn.Module:
+    from slimlib.slimming import ffn_hidden, slim
+
     if len(found) != len(blocks):
         raise ValueError(f"the rebuilt base has {len(found)} blocks, the config {len(blocks)}")
     for (name, block), want in zip(found, blocks, strict=True):
@@ -191,12 +223,39 @@ def _reshape(base: nn.Module, blocks: list[dict[str, Any]]) -> nn.Module:
     return base
 
 
+def _rebuild(config: dict[str, Any], state: dict[str, torch.Tensor], where: str) -> nn.Module:
+    """The model ``config`` describes, holding ``state`` (eval mode)."""
+    from slimlib.blocks import WIDTHS_ATTR
+
+    model = _reshape(_build_base(config["builder"]), config["blocks"])
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise ValueError(f"{where}: weights do not fit the rebuilt architecture: "
+                         f"{' '.join(line.strip() for line in first[:3])}") from err
+    if "widths" in config:
+        setattr(model, WIDTHS_ATTR, {k: float(v) for k, v in config["widths"].items()})
+    return model.eval()
+
+
+def _unreadable(path: Path, err: BaseException) -> ValueError:
+    lines = str(err).strip().splitlines()
+    return ValueError(f"{path}: not a readable safetensors file ({path.stat().st_size} bytes; "
+                      f"{type(err).__name__}: {lines[0] if lines else ''}); it is truncated or "
+                      "corrupt: copy it again or export it again with slimlib.export")
+
+
 def load_slimmed(path: str | os.PathLike) -> nn.Module:
     """Rebuild a model written by ``export(..., format="safetensors")`` (eval mode).
 
+    The ``<name>.json`` sidecar, when present, must equal the config in the file's header
+    (the header is what the weights were written with).
+
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file holds no slimlib config, or weights and architecture differ.
+        ValueError: the file is truncated or corrupt, holds no slimlib config, its sidecar
+            differs from the header, or weights and architecture differ.
     """
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -204,33 +263,32 @@ def load_slimmed(path: str | os.PathLike) -> nn.Module:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - SafetensorError and OS errors alike
+        raise _unreadable(path, err) from None
     if _CONFIG_KEY not in meta:
         raise ValueError(f"{path} holds no {_CONFIG_KEY!r} metadata; was it written by "
                          "slimlib.export(..., format='safetensors')?")
     config = json.loads(meta[_CONFIG_KEY])
-    model = _reshape(_build_base(config["builder"]), config["blocks"])
-    try:
-        model.load_state_dict(load_file(str(path)), strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not fit the rebuilt architecture: {err}") from err
-    return model.eval()
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        try:
+            side = json.loads(sidecar.read_text())
+        except (ValueError, OSError) as err:
+            raise ValueError(f"{sidecar}: not readable JSON ({err}); delete it (the config is "
+                             f"also in the header of {path.name})") from None
+        if side != config:
+            keys = sorted(k for k in set(side) | set(config) if side.get(k) != config.get(k))
+            raise ValueError(f"{sidecar} differs from the config in the header of {path.name} "
+                             f"(in {', '.join(keys)}): it describes another model than the "
+                             "weights. Delete it or export the model again")
+    return _rebuild(config, state, str(path))
 
 
 # ============================================================================ export
-
-
-def _example(model: nn.Module, example_input: torch.Tensor | None) -> torch.Tensor:
-    if example_input is not None:
-        return example_input
-    spec = getattr(model, "spec", None)
-    if spec is not None:
-        return torch.zeros(1, spec.in_chans, spec.input_size, spec.input_size)
-    pe = getattr(model, "patch_embed", None)
-    if pe is not None and pe.img_size is not None:
-        return torch.zeros(1, int(pe.proj.in_channels), *map(int, pe.img_size))
-    raise ValueError("pass example_input= (a (1, C, H, W) tensor) for this model")
 
 
 #: The file suffix each format is written under (``format=None`` infers it from this).
@@ -272,18 +330,29 @@ def export(model: nn.Module, path: str | os.PathLike, *, format: str | None = No
         opset: ONNX opset.
 
     Returns:
-        The written path. Files are written atomically (temporary file, then rename).
+        The written path. Files are written atomically (temporary file, then rename) with the
+        mode a plain ``open`` gives.
+
+    Raises:
+        ValueError: the written file would not be this model (its output on a seeded probe
+            input differs): the message names what the file cannot record and what to pass.
+            Nothing is written then.
     """
     path = Path(path)
     format = _format_for(path, format)
     model = model.eval()
+    probe = _probe(model, example_input)
+    with torch.no_grad():  # also fills lazily computed constants before tracing
+        reference = model(probe)
     with _io.atomic_path(path) as tmp:
         if format == "safetensors":
             from safetensors.torch import save_file
 
             config = slimmed_config(model, builder)
             state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+            _check_rebuilt(model, _jsonable(config), state, probe, reference)
             save_file(state, str(tmp), metadata={_CONFIG_KEY: json.dumps(config)})
+            os.chmod(tmp, _io.default_mode())
             _io.atomic_write(path.with_suffix(".json"), json.dumps(config, indent=2))
         elif format == "onnx":
             x = _example(model, example_input)
@@ -293,11 +362,45 @@ def export(model: nn.Module, path: str | os.PathLike, *, format: str | None = No
                                             input_names=["x"], output_names=["features"],
                                             dynamic_shapes=({0: batch},), verbose=False)
             program.save(str(tmp))
+            _add_onnx_metadata(tmp, onnx_metadata(model))
+            os.chmod(tmp, _io.default_mode())
+            _check_onnx(tmp, probe, reference)
         else:
             x = _example(model, example_input)
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(model, (x,), check_trace=False)
+                _compare(reference, traced(probe), "the traced TorchScript module",
+                         "the model's forward depends on Python control flow that tracing "
+                         "cannot record; export to safetensors or ONNX instead")
                 torch.jit.save(traced, str(tmp))
+            os.chmod(tmp, _io.default_mode())
     return path
+
+
+# ============================================================================ checks
+
+
+def _check_rebuilt(model: nn.Module, config: dict[str, Any], state: dict[str, torch.Tensor],
+                   probe: torch.Tensor, reference: Any) -> None:
+    """Rebuild ``model`` from ``config`` as :func:`load_slimmed` will, and compare outputs."""
+    b = config["builder"]
+    recorded = f"{b.get('kind')} {b.get('name')!r}" + (f" with {b['kwargs']}"
+                                                       if b.get("kwargs") else "")
+    hint = ("the file records only " + recorded + ", not every construction argument of this "
+            "model (e.g. a non-default timm act_layer, norm_layer or LayerNorm eps); pass "
+            "builder='module:function' that builds this full-width model")
+    try:
+        rebuilt = _rebuild(config, {k: v.cpu() for k, v in state.items()}, "export")
+    except (ValueError, TypeError, ImportError, AttributeError) as err:
+        raise ValueError(f"export refused: the model cannot be rebuilt from what the file "
+                         f"records ({recorded}): {err}; pass builder='module:function' that "
+                         "builds this full-width model. Nothing was written") from None
+    with torch.no_grad():
+        output = rebuilt.to(probe.device)(probe)
+    if isinstance(reference, torch.Tensor) and _max_difference(reference, output) is not None:
+        where = _differences(model, rebuilt)
+        if where:
+            hint = f"first differences: {'; '.join(where)}. {hint[0].upper()}{hint[1:]}"
+    _compare(reference, output, "the model rebuilt from what the file records", hint)

@@ -15,22 +15,21 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from slimlib._imageio import IMAGE_SUFFIXES, TIFF_SUFFIXES, read_image_chw
+from slimlib._imageio import IMAGE_SUFFIXES, TIFF_SUFFIXES
+from slimlib.image_folders import _load_folder, _read  # noqa: F401 - _read: one reader
 from slimlib.models.bands import IMAGENET_MEAN, IMAGENET_STD
 from slimlib.models.encoder import Encoder, ModuleEncoder, TimmViTEncoder
 from slimlib.specs import ImageDataset, ModelSpec
 
 __all__ = ["ResolvedModel", "resolve_model", "resolve_data", "random_control", "check_data",
-           "IMAGE_SUFFIXES", "TIFF_SUFFIXES"]
+           "IMAGE_SUFFIXES", "TIFF_SUFFIXES", "REGISTRY_PREFIX"]
 
 
 
@@ -74,6 +73,41 @@ def _load_state(module: nn.Module, path: str | os.PathLike) -> None:
         module.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise ValueError(f"weights file {path} does not fit the model: {err}") from err
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
+    return Path(path)
+
+
+def _timm_weights_offline(name: str) -> dict[str, Any]:
+    """``{}`` when timm can fetch ``name``'s pretrained weights; the cached file when this
+    machine is offline (a fast probe, or ``HF_HUB_OFFLINE``/``SLIMLIB_OFFLINE``) but the
+    Hugging Face cache holds it; otherwise a ``ValueError`` at once saying which file to place
+    where (timm itself retries for about a minute before failing)."""
+    import timm
+
+    from slimlib.models.download import is_online
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    repo = getattr(cfg, "hf_hub_id", None)
+    url = "https://huggingface.co" if repo else getattr(cfg, "url", None)
+    if not url or is_online(url):
+        return {}
+    if repo:
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in ("model.safetensors", "pytorch_model.bin"):
+            hit = try_to_load_from_cache(repo, filename)
+            if isinstance(hit, str):
+                return {"pretrained_cfg_overlay": {"file": hit}}
+    source = f"https://huggingface.co/{repo} (model.safetensors)" if repo else url
+    raise ValueError(f"weights='pretrained' for timm model {name!r}: this machine is offline "
+                     f"({url} does not answer) and the weights are not in the Hugging Face "
+                     f"cache. Download {source} where there is internet and pass the file as "
+                     "weights= (CLI --weights /path/to/model.safetensors), or use "
+                     "weights='random'")
 
 
 def _timm_names() -> set[str]:
@@ -195,14 +229,23 @@ def resolve_model(model: str | nn.Module, *, weights: str | os.PathLike | None =
         import timm
 
         pretrained = weights == "pretrained"
+        extra: dict[str, Any] = {}
+        if wfile is not None:  # timm's own loader: drops the classifier, adapts in_chans
+            extra = {"pretrained_cfg_overlay": {"file": str(_existing(wfile))}}
+        elif pretrained:
+            extra = _timm_weights_offline(model)
         try:
-            module = timm.create_model(model, pretrained=pretrained, num_classes=0,
-                                       in_chans=len(bands), dynamic_img_size=True,
+            module = timm.create_model(model, pretrained=pretrained or wfile is not None,
+                                       num_classes=0, in_chans=len(bands),
+                                       dynamic_img_size=True, **extra,
                                        **({"img_size": input_size} if input_size else {}))
         except Exception as err:  # noqa: BLE001 - timm raises many kinds (network, hub, args)
-            raise ValueError(f"timm could not build {model!r} (pretrained={pretrained}): {err}. "
-                             "Offline, use weights='random' or a local weights file.") from err
+            raise ValueError(f"timm could not build {model!r} (weights {weights}): "
+                             f"{str(err).strip().splitlines()[0] if str(err).strip() else err}."
+                             " Offline, use weights='random' or a local weights file.") from err
         kind, label = "timm", "timm pretrained" if pretrained else "random init"
+        if wfile is not None:
+            label, wfile = f"weights file {wfile}", None
         cfg = getattr(module, "pretrained_cfg", {}) or {}
         if tuple(bands) == ("R", "G", "B") and units == "rgb01" and "mean" in cfg:
             mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
@@ -250,98 +293,6 @@ def random_control(model: nn.Module, *, seed: int = 1) -> nn.Module:
 # ============================================================================ data
 
 
-def _class_folders(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + TIFF_SUFFIXES)
-
-
-def _read(path: Path, bands: tuple[str, ...] | None) -> tuple[np.ndarray, str]:
-    """One image as float32 (C, H, W) and its units."""
-    arr, _ = read_image_chw(path)
-    if path.suffix.lower() in TIFF_SUFFIXES:
-        if bands is None:
-            raise ValueError(f"{path}: multi-band TIFFs need bands= (one name per channel, e.g. "
-                             "B01 … B12, B8A for Sentinel-2)")
-        if arr.shape[0] != len(bands):
-            raise ValueError(f"{path} has {arr.shape[0]} channels but bands= names {len(bands)} "
-                             f"({', '.join(bands)}); give one band name per channel")
-        return arr / 10000.0 if arr.max() > 2.0 else arr, "reflectance"
-    arr = arr / 255.0
-    if bands is not None and tuple(bands) != ("R", "G", "B"):
-        raise ValueError(f"{path}: 8-bit images hold the bands R, G, B; got bands= {bands}")
-    return arr, "rgb01"
-
-
-def _stack(paths: list[Path], labels: list[int], classes: tuple[str, ...], name: str, split: str,
-           bands: tuple[str, ...] | None, progress: bool) -> ImageDataset:
-    from tqdm.auto import tqdm
-
-    arrays, units = [], set()
-    for p in tqdm(paths, desc=f"reading {split}", unit="img", disable=not progress, leave=False):
-        arr, unit = _read(p, bands)
-        arrays.append(arr)
-        units.add(unit)
-    if len(units) > 1:
-        raise ValueError(f"{name}: mixes 8-bit images and TIFFs; use one kind per dataset")
-    shapes = Counter(a.shape for a in arrays)
-    if len(shapes) > 1:
-        common = shapes.most_common(1)[0][0]
-        odd = next(p for p, a in zip(paths, arrays, strict=True) if a.shape != common)
-        raise ValueError(f"{name}: images differ in size ({len(shapes)} shapes, e.g. {common} "
-                         f"and {odd} with another); resize them to one size first")
-    unit = units.pop()
-    band_names = tuple(bands) if bands is not None else ("R", "G", "B")
-    return ImageDataset(name=name, split=split, images=torch.from_numpy(np.stack(arrays)),
-                        labels=torch.tensor(labels, dtype=torch.int64), classes=classes,
-                        bands=band_names, units=unit, paths=tuple(map(str, paths)))
-
-
-def _load_folder(root: Path, bands: tuple[str, ...] | None, limit_per_class: int | None,
-                 test_fraction: float, seed: int, progress: bool
-                 ) -> tuple[ImageDataset, ImageDataset]:
-    if not root.is_dir():
-        raise FileNotFoundError(f"data folder {str(root)!r} does not exist; pass a registry "
-                                "dataset name or a folder root/<class>/<images> (ImageFolder)")
-    split_dirs = {s: root / s for s in ("train", "test") if (root / s).is_dir()}
-    if len(split_dirs) == 1:
-        raise ValueError(f"{root}: has {next(iter(split_dirs))}/ but not the other of train/ and "
-                         "test/; give both, or put class folders directly under the root")
-    sources = split_dirs or {"all": root}
-    classes = tuple(p.name for p in _class_folders(next(iter(sources.values()))))
-    if len(classes) < 2:
-        raise ValueError(f"{root}: found {len(classes)} class folder(s); an ImageFolder layout "
-                         "needs root/<class>/<image files> with at least two classes")
-    rng = np.random.default_rng(seed)
-    per_split: dict[str, tuple[list[Path], list[int]]] = {"train": ([], []), "test": ([], [])}
-    for split, base in sources.items():
-        names = tuple(p.name for p in _class_folders(base))
-        if names != classes:
-            raise ValueError(f"{root}: train/ and test/ hold different classes ({classes} vs "
-                             f"{names})")
-        for label, cls in enumerate(classes):
-            files = _files(base / cls)
-            if limit_per_class is not None:
-                limit = limit_per_class * (1 if split != "all" else 2)
-                files = [files[i] for i in sorted(rng.permutation(len(files))[:limit])]
-            if split == "all":
-                order = rng.permutation(len(files))
-                n_test = max(1, round(test_fraction * len(files))) if len(files) > 1 else 0
-                parts = {"test": [files[i] for i in sorted(order[:n_test])],
-                         "train": [files[i] for i in sorted(order[n_test:])]}
-            else:
-                parts = {split: files}
-            for s, fs in parts.items():
-                per_split[s][0].extend(fs)
-                per_split[s][1].extend([label] * len(fs))
-    name = root.name or str(root)
-    return tuple(_stack(*per_split[s], classes, name, s, bands, progress)  # type: ignore[return-value]
-                 for s in ("train", "test"))
-
-
 def _select_bands(ds: ImageDataset, bands: tuple[str, ...]) -> ImageDataset:
     missing = [b for b in bands if b not in ds.bands]
     if missing:
@@ -375,11 +326,22 @@ def _load_registry(name: str, split: str, limit: int | None, seed: int,
                                else None, notes=list(ds.notes))
 
 
+#: Prefix that picks the registry dataset when a local folder has the same name.
+REGISTRY_PREFIX = "registry:"
+
+
 def resolve_data(data: str | os.PathLike | tuple, *, bands: tuple[str, ...] | None = None,
                  limit_per_class: int | None = None, test_fraction: float = 0.25, seed: int = 0,
                  data_root: str | os.PathLike | None = None, progress: bool = True,
-                 settings: Any = None) -> tuple[str, ImageDataset, ImageDataset]:
-    """``(name, train, test)`` from a registry name, an ImageFolder folder or a pair."""
+                 scale: str | None = None, settings: Any = None
+                 ) -> tuple[str, ImageDataset, ImageDataset]:
+    """``(name, train, test)`` from a registry name, an ImageFolder folder or a pair.
+
+    A bare name that is both a registry dataset and a folder in the working directory is an
+    error: write ``./name`` for the folder or ``registry:name`` for the registry dataset.
+    ``scale`` says how folder images that are not 8-bit become model units
+    (:data:`slimlib._imageio.SCALES`).
+    """
     if isinstance(data, tuple | list) and len(data) == 2 and \
             all(isinstance(d, ImageDataset) for d in data):
         train, test = data
@@ -387,18 +349,33 @@ def resolve_data(data: str | os.PathLike | tuple, *, bands: tuple[str, ...] | No
     elif isinstance(data, str | os.PathLike):
         from slimlib import data as _data
 
-        if isinstance(data, str) and data in _data.list_datasets():
-            train, test = (_load_registry(data, split, limit_per_class, seed, data_root,
+        registry = _data.list_datasets()
+        text = os.fspath(data)
+        explicit = isinstance(data, str) and text.startswith(REGISTRY_PREFIX)
+        if explicit:
+            text = text[len(REGISTRY_PREFIX):]
+            if text not in registry:
+                raise ValueError(f"unknown registry dataset {text!r}; the registry holds "
+                                 f"{', '.join(registry)}")
+        if isinstance(data, str) and text in registry:
+            if not explicit and Path(text).exists():
+                raise ValueError(f"{text!r} is both a registry dataset and the local folder "
+                                 f"{Path(text).resolve()}; write ./{text} for the folder or "
+                                 f"{REGISTRY_PREFIX}{text} for the registry dataset")
+            if scale is not None:
+                raise ValueError(f"scale= applies to image folders; registry dataset {text!r} "
+                                 "has its own documented units")
+            train, test = (_load_registry(text, split, limit_per_class, seed, data_root,
                                           settings)
                            for split in ("train", "test"))
-            name = data
+            name = text
         else:
             path = Path(data)
             if not path.exists() and isinstance(data, str) and os.sep not in data:
                 raise ValueError(f"unknown dataset {data!r}: not a registry name "
-                                 f"({', '.join(_data.list_datasets())}) and no such folder")
+                                 f"({', '.join(registry)}) and no such folder")
             train, test = _load_folder(path, bands, limit_per_class, test_fraction, seed,
-                                       progress)
+                                       progress, scale)
             return path.name or str(path), train, test
     else:
         raise TypeError(f"data must be a registry name, a folder or a (train, test) pair of "

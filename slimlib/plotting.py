@@ -4,9 +4,11 @@ Every helper draws on a given :class:`matplotlib.axes.Axes` (or makes a figure) 
 it, so chapters stay narrative + calls and tests can inspect the artists. Wherever the paper
 publishes the same quantity, its values are drawn with :data:`PAPER_LABEL` in the legend.
 
-The tables they draw (Fig. 1 bins, per-run retention, the published Fig. 1 parts) are
-computed in :mod:`slimlib.plot_tables` and the block schematic is
-:mod:`slimlib.diagrams`; both are re-exported here under their old names.
+Tables (Fig. 1 bins, per-run retention, :func:`show_table`) come from
+:mod:`slimlib.plot_tables`, the schematic from :mod:`slimlib.diagrams` (re-exported here).
+Every curve takes its model's colour from :mod:`slimlib.palette` (the same on every page; a
+random-init control a lighter variant); ``style`` columns separate kinds of curve of one
+model by line style; published curves are dashed; legends sit outside the axes.
 """
 
 from __future__ import annotations
@@ -18,19 +20,23 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from slimlib import palette
 from slimlib.diagrams import architecture_diagram
+from slimlib.palette import kind_style, legend, model_color, model_of, series_style
 from slimlib.plot_tables import (
     bin_stats,
     check_columns,
     compute_bins,
     paper_fig_parts,
     per_run_retention,
+    show_table,
 )
 
 __all__ = ["PAPER_LABEL", "compute_bins", "bin_stats", "per_run_retention", "retention_vs_compute",
            "metric_vs_compute", "fig1a", "paper_overlay", "architecture_diagram",
            "compute_curves", "band_over_seeds", "paper_fig_parts", "with_controls",
-           "ours_vs_paper", "difference_plot", "fig1b", "PAPER_AXIS_LABEL", "control_band"]
+           "ours_vs_paper", "difference_plot", "fig1b", "PAPER_AXIS_LABEL", "control_band",
+           "model_color", "model_of", "kind_style", "series_style", "show_table", "legend"]
 
 #: Legend label of every published value drawn in the book.
 PAPER_LABEL = "paper (Hackel et al. 2026)"
@@ -54,8 +60,8 @@ def _new_ax(ax: Axes | None, size: tuple[float, float] = (6.0, 4.0)) -> Axes:
 
 
 def _finish(ax: Axes, *, xlabel: str, ylabel: str, logx: bool = False, unit_line: bool = False,
-            title: str | None = None, legend: float = 7, xlabel_size: float | None = None
-            ) -> Axes:
+            title: str | None = None, legend_size: float = 7,
+            xlabel_size: float | None = None) -> Axes:
     """The decoration every curve axis shares: log x (optional), labels, a dotted line at 1
     (retention), grid, title and legend."""
     if logx:
@@ -67,56 +73,69 @@ def _finish(ax: Axes, *, xlabel: str, ylabel: str, logx: bool = False, unit_line
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=legend)
-    return ax
+    return legend(ax, fontsize=legend_size)
 
 
 def retention_vs_compute(table: pd.DataFrame, *, hue: str = "model", y: str = "retention",
-                         ax: Axes | None = None, logx: bool = True, marker: str = "o",
-                         title: str | None = None) -> Axes:
-    """One line per ``hue`` value: ``y`` (default retention) against relative compute.
+                         ax: Axes | None = None, logx: bool = True,
+                         title: str | None = None, style: str | None = None) -> Axes:
+    """One line per ``hue`` (and ``style``) value: ``y`` (default retention) against relative
+    compute; colour from the model named by ``hue``, line style from ``style``.
 
     ``table`` is :func:`slimlib.retention` output (``rel_compute``, ``retention`` and ``hue``).
     """
-    check_columns(table, ["rel_compute", y, hue], "retention_vs_compute")
+    check_columns(table, ["rel_compute", y, hue, *([style] if style else [])],
+                  "retention_vs_compute")
     ax = _new_ax(ax)
-    for name, part in table.groupby(hue, sort=True):
+    for label, kind, part in palette.curves(table, hue, style):
         part = part.sort_values("rel_compute")
-        ax.plot(part["rel_compute"], part[y], marker=marker, ms=3, lw=1.4, label=str(name))
+        ax.plot(part["rel_compute"], part[y], lw=1.4, label=label,
+                **palette.ours_style(str(part[hue].iloc[0]), kind,
+                                     palette.style_kinds(table, style)))
     return _finish(ax, xlabel="relative compute FLOPs(s) / FLOPs(1)",
                    ylabel=y.replace("_", " "), logx=logx, unit_line=y == "retention",
                    title=title)
 
 
 def metric_vs_compute(table: pd.DataFrame, metric: str, *, hue: str = "model",
-                      ax: Axes | None = None, logx: bool = True) -> Axes:
-    """A redundancy metric (``protocol="features"`` rows of a sweep) against relative compute.
+                      ax: Axes | None = None, logx: bool = True, style: str | None = None) -> Axes:
+    """A redundancy metric (``protocol="features"`` rows of a sweep) against relative compute,
+    one line per ``hue`` (model colour) and ``style`` (e.g. dataset) value.
 
     Values are averaged over seeds per width (features rows usually have one seed).
     """
-    check_columns(table, ["metric", "value", "rel_compute", hue], "metric_vs_compute")
+    keys = [hue, *([style] if style else [])]
+    check_columns(table, ["metric", "value", "rel_compute", *keys], "metric_vs_compute")
     rows = table[table["metric"] == metric]
     if rows.empty:
         raise ValueError(f"no rows with metric={metric!r}; have {sorted(table['metric'].unique())}")
-    mean = rows.groupby([hue, "rel_compute"], as_index=False)["value"].mean()
+    mean = rows.groupby([*keys, "rel_compute"], as_index=False)["value"].mean()
     ax = _new_ax(ax)
-    for name, part in mean.groupby(hue, sort=True):
+    for label, kind, part in palette.curves(mean, hue, style):
         part = part.sort_values("rel_compute")
-        ax.plot(part["rel_compute"], part["value"], marker="o", ms=3, label=str(name))
+        ax.plot(part["rel_compute"], part["value"], label=label,
+                **palette.ours_style(str(part[hue].iloc[0]), kind,
+                                     palette.style_kinds(mean, style)))
     return _finish(ax, xlabel="relative compute", ylabel=metric.replace("_", " "), logx=logx)
 
 
 def band_over_seeds(table: pd.DataFrame, *, hue: str, y: str = "value",
-                    ax: Axes | None = None, logx: bool = True) -> Axes:
-    """Mean line and min–max band over seeds per width for each ``hue`` value."""
-    check_columns(table, ["rel_compute", "seed", y, hue], "band_over_seeds")
-    stats = (table.groupby([hue, "width"])
+                    ax: Axes | None = None, logx: bool = True,
+                    style: str | None = None) -> Axes:
+    """Mean line and min–max band over seeds per width for each ``hue`` (and ``style``)
+    value; colour from the model named by ``hue``, line style from ``style``."""
+    keys = [hue, *([style] if style else [])]
+    check_columns(table, ["rel_compute", "seed", y, *keys], "band_over_seeds")
+    stats = (table.groupby([*keys, "width"])
              .agg(x=("rel_compute", "mean"), mean=(y, "mean"), lo=(y, "min"), hi=(y, "max"))
              .reset_index().sort_values("x"))
     ax = _new_ax(ax)
-    for name, part in stats.groupby(hue, sort=True):
-        (line,) = ax.plot(part["x"], part["mean"], marker="o", ms=3, label=str(name))
-        ax.fill_between(part["x"], part["lo"], part["hi"], color=line.get_color(), alpha=0.2)
+    for label, kind, part in palette.curves(stats, hue, style):
+        (line,) = ax.plot(part["x"], part["mean"], label=label,
+                          **palette.ours_style(str(part[hue].iloc[0]), kind,
+                                               palette.style_kinds(stats, style)))
+        ax.fill_between(part["x"], part["lo"], part["hi"], color=line.get_color(),
+                        alpha=0.12)
     return _finish(ax, xlabel="relative compute", ylabel=y, logx=logx)
 
 
@@ -129,19 +148,25 @@ def paper_overlay(paper: pd.DataFrame, *, x: str = "x", y: str = "retention",
     ax = _new_ax(ax)
     for name, part in paper.groupby(series, sort=True):
         part = part.sort_values(x)
-        ax.plot(part[x].astype(float), part[y].astype(float), ls=ls, lw=1.2,
-                label=f"{name} — {PAPER_LABEL}")
-    return _finish(ax, xlabel="relative compute", ylabel=y, logx=logx, legend=6)
+        ax.plot(part[x].astype(float), part[y].astype(float), lw=1.2,
+                label=f"{name} — {PAPER_LABEL}", **{**palette.paper_style(name), "ls": ls})
+    return _finish(ax, xlabel="relative compute", ylabel=y, logx=logx, legend_size=6)
 
 
-def _draw_bins(ax: plt.Axes, ours: dict, name: str) -> None:
-    """Our binned curves (``label -> bin, mean, lo, hi``), each a line with its band."""
-    for label, stats in ours.items():
+def _draw_bins(ax: plt.Axes, ours: Mapping, name: str) -> None:
+    """Our binned curves (``label -> bin, mean, lo, hi``; a ``(label, kind)`` key draws the
+    label's colour in the kind's line style), each a line with its band."""
+    kinds = list(dict.fromkeys(k[1] for k in ours if isinstance(k, tuple)))
+    for key, stats in ours.items():
+        label, kind = key if isinstance(key, tuple) else (key, None)
         check_columns(stats, ["bin", "mean", "lo", "hi"], name)
         stats = stats.sort_values("bin")
-        (line,) = ax.plot(stats["bin"], stats["mean"], marker="o", label=f"{label} (this build)")
+        text = f"{label} (this build)" if kind is None else f"{label}, {kind} (this build)"
+        style = series_style(str(label), kind,
+                             kind_index=None if kind is None else kinds.index(kind))
+        (line,) = ax.plot(stats["bin"], stats["mean"], ms=4, label=text, **style)
         ax.fill_between(stats["bin"], stats["lo"], stats["hi"], color=line.get_color(),
-                        alpha=0.2)
+                        alpha=0.12)
 
 
 def fig1a(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *,
@@ -149,7 +174,7 @@ def fig1a(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
     """Fig. 1a: retention vs compute in 10 % bins, mean ± 2 SD bands.
 
     Args:
-        ours: label -> :func:`bin_stats` output (``bin, mean, lo, hi``).
+        ours: label (or ``(label, kind)``) -> :func:`bin_stats` output (``bin, mean, lo, hi``).
         paper: rows of ``reference.load()`` with ``section == "fig1a"`` (optional); drawn
             dashed with the paper's own bands.
     """
@@ -157,10 +182,11 @@ def fig1a(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
     _draw_bins(ax, ours, "fig1a")
     if paper is not None and len(paper):
         mean, bands = paper_fig_parts(paper)
+        styles = palette.paper_styles(sorted(mean["series"].unique()))
         for name, part in mean.groupby("series", sort=True):
             part = part.sort_values("x")
-            (line,) = ax.plot(part["x"], part["y"], ls="--", marker="s", ms=3,
-                              label=f"{name} — {PAPER_LABEL}")
+            (line,) = ax.plot(part["x"], part["y"], label=f"{name} — {PAPER_LABEL}",
+                              **styles[name])
             band = bands.get(name)
             if band is not None:
                 ax.fill_between(band["x"], band["lo"], band["hi"], color=line.get_color(),
@@ -169,24 +195,29 @@ def fig1a(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
     ax.set_ylabel("retention metric(s) / metric(1)")
     ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
-    return ax
+    return legend(ax, fontsize=6)
 
 
-def compute_curves(tables: Mapping[str, pd.DataFrame], *, ax: Axes | None = None) -> Axes:
-    """Relative compute vs width factor, one line per label (e.g. attn only / FFN only / both)."""
+def compute_curves(tables: Mapping, *, ax: Axes | None = None) -> Axes:
+    """Relative compute vs width factor, one line per key: a label (its model's colour), or
+    ``(label, kind)`` (the label's model colour in the kind's line style, e.g. ``("galileo-nano",
+    "FFN only")``)."""
     ax = _new_ax(ax)
-    for label, table in tables.items():
+    kinds = list(dict.fromkeys(k[1] for k in tables if isinstance(k, tuple)))
+    for key, table in tables.items():
+        label, kind = key if isinstance(key, tuple) else (key, None)
         check_columns(table, ["width", "rel_compute"], "compute_curves")
         t = table.sort_values("width")
-        ax.plot(t["width"], t["rel_compute"], marker="o", ms=3, label=label)
+        text = str(label) if kind is None else f"{label}, {kind}"
+        style = series_style(str(label), kind,
+                             kind_index=None if kind is None else kinds.index(kind))
+        ax.plot(t["width"], t["rel_compute"], label=text, ms=3, **style)
     ax.set_xscale("log")
     ax.set_xlabel("width factor s")
     ax.set_ylabel("relative compute")
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return ax
+    return legend(ax, fontsize=7)
 
 
 def with_controls(cmp: pd.DataFrame, *, title: str | None = None,
@@ -215,21 +246,23 @@ def with_controls(cmp: pd.DataFrame, *, title: str | None = None,
     x = cmp["rel_compute"]
     n_random = int(cmp["n_random"].max()) if "n_random" in cmp else 0
     left, right = axes
-    left.errorbar(x, cmp["value"], yerr=cmp["se"], marker="o", ms=3, capsize=2,
+    model = str(cmp["model"].iloc[0])
+    own, ctrl = model_color(model, control=False), model_color(model, control=True)
+    left.errorbar(x, cmp["value"], yerr=cmp["se"], marker="o", ms=3, capsize=2, color=own,
                   label="pretrained (± 1 SE)")
-    left.plot(x, cmp["random_mean"], color="0.35", ls="--", marker=".",
+    left.plot(x, cmp["random_mean"], color=ctrl, ls="-.", marker=".",
               label=f"random init, mean of {n_random} seeds")
-    left.fill_between(x, cmp["random_min"], cmp["random_max"], color="0.5", alpha=0.2,
+    left.fill_between(x, cmp["random_min"], cmp["random_max"], color=ctrl, alpha=0.25,
                       label="random init, min–max")
-    right.plot(x, cmp["retention"], marker="o", ms=3, label="pretrained")
-    right.plot(x, cmp["random_retention"], color="0.35", ls="--", marker=".",
+    right.plot(x, cmp["retention"], marker="o", ms=3, color=own, label="pretrained")
+    right.plot(x, cmp["random_retention"], color=ctrl, ls="-.", marker=".",
                label="random init (own width-1 value)")
     if "floor" in cmp and cmp["floor"].notna().any():
         floor = float(cmp["floor"].iloc[0])
         full = float(cmp["full"].iloc[0])
-        left.axhline(floor, color="tab:red", ls=":", lw=1.2,
+        left.axhline(floor, color=own, ls=":", lw=1.2,
                      label=f"embedding-only floor {floor:.3f}")
-        right.axhline(floor / full, color="tab:red", ls=":", lw=1.2,
+        right.axhline(floor / full, color=own, ls=":", lw=1.2,
                       label="embedding-only floor / pretrained(1)")
     right.axhline(1.0, color="0.6", lw=0.8, ls=":")
     metric = str(cmp["metric"].iloc[0]).replace("_", " ") if "metric" in cmp else "metric"
@@ -239,7 +272,7 @@ def with_controls(cmp: pd.DataFrame, *, title: str | None = None,
         ax.set_xscale("log")
         ax.set_xlabel("relative compute FLOPs(s) / FLOPs(1)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        legend(ax, fontsize=7)
     first = cmp.iloc[0]
     fig.suptitle(title or f"{first['model']} on {first['dataset']} ({first['protocol']}), "
                  "with its controls")
@@ -272,14 +305,17 @@ def control_band(cmp: pd.DataFrame, ax: Axes, *, x: str = "rel_compute",
     if retention:
         check_columns(cmp, ["random_full"], "control_band")
         scale = 1.0 / cmp["random_full"].to_numpy()
-    ax.fill_between(cmp[x], cmp["random_min"] * scale, cmp["random_max"] * scale, color="0.5",
-                    alpha=0.2, label=f"{label} (min–max over init seeds)")
-    ax.plot(cmp[x], cmp["random_mean"] * scale, color="0.35", ls="--", lw=1.0)
+    model = str(cmp["model"].iloc[0])
+    ctrl = model_color(model, control=True)
+    ax.fill_between(cmp[x], cmp["random_min"] * scale, cmp["random_max"] * scale, color=ctrl,
+                    alpha=0.3, label=f"{label} (min–max over init seeds)")
+    ax.plot(cmp[x], cmp["random_mean"] * scale, color=ctrl, ls="-.", lw=1.0)
     if floor and "floor" in cmp and cmp["floor"].notna().any():
         level = float(cmp["floor"].iloc[0])
         if retention:
             level /= float(cmp["full"].iloc[0])
-        ax.axhline(level, color="tab:red", ls=":", lw=1.2, label="embedding-only floor")
+        ax.axhline(level, color=model_color(model, control=False), ls=":", lw=1.2,
+                   label=f"{model}: embedding-only floor")
     return ax
 
 
@@ -288,9 +324,11 @@ def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_comp
                   paper_y: str | None = None, paper_hue: str = "series", z: float = 2.0,
                   ax: Axes | None = None, logx: bool = True, ylabel: str | None = None,
                   title: str | None = None, paper_alpha: float = 0.7,
-                  floors: Mapping[str, float] | None = None) -> Axes:
+                  floors: Mapping[str, float] | None = None, style: str | None = None,
+                  paper_legend: str = "each") -> Axes:
     """Our curves (solid, ± z SE error bars where our side has a spread) over the published
-    ones (dashed, labelled :data:`PAPER_LABEL`) on one axis.
+    ones (dashed, labelled :data:`PAPER_LABEL`) on one axis; every curve in its model's
+    colour (:mod:`slimlib.palette`), one line per ``hue`` (and ``style``) value.
 
     Args:
         ours: one row per curve and point: ``[hue, x, y]`` plus, for error bars, what
@@ -302,11 +340,15 @@ def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_comp
             (:func:`slimlib.comparison.with_paper_axis`) so both sides share one convention.
         floors: ``{hue value: embedding-only floor}`` (in ``y``'s units), each drawn as a
             dotted horizontal line in its curve's colour.
+        style: a column whose values separate kinds of curve of one ``hue`` value (e.g. the
+            FLOP convention): same colour, other line style.
+        paper_legend: ``"each"``: one legend entry per published curve; ``"one"``: a single
+            entry for all of them (a compact legend where the paper has many models).
     """
     from slimlib.comparison import standard_error
 
     paper_y = paper_y or y
-    check_columns(ours, [hue, x, y], "ours_vs_paper (ours)")
+    check_columns(ours, [hue, x, y, *([style] if style else [])], "ours_vs_paper (ours)")
     check_columns(paper, [paper_hue, paper_x, paper_y], "ours_vs_paper (paper)")
     ax = _new_ax(ax)
     se, _ = standard_error(ours)
@@ -315,43 +357,66 @@ def ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame, *, x: str = "rel_comp
     unknown = sorted(set(map(str, floors)) - set(map(str, data[hue].unique())))
     if unknown:
         raise ValueError(f"floors for {unknown}, which are not curves of {hue!r}")
-    for name, part in data.groupby(hue, sort=True):
+    if paper_legend not in ("each", "one"):
+        raise ValueError(f"paper_legend must be 'each' or 'one', got {paper_legend!r}")
+    for label, kind, part in palette.curves(data, hue, style):
         part = part.sort_values(x)
+        name = part[hue].iloc[0]
+        kw = palette.ours_style(str(name), kind, palette.style_kinds(data, style), lw=1.6)
         if (part["_se"] > 0).any():
-            line = ax.errorbar(part[x], part[y], yerr=z * part["_se"], marker="o", ms=3,
-                               lw=1.6, capsize=2, label=f"{name} (this build, ± {z:g} SE)")[0]
+            line = ax.errorbar(part[x], part[y], yerr=z * part["_se"], capsize=2,
+                               label=f"{label} (this build, ± {z:g} SE)", **kw)[0]
         else:
-            (line,) = ax.plot(part[x], part[y], marker="o", ms=3, lw=1.6,
-                              label=f"{name} (this build)")
-        if name in floors:
-            ax.axhline(floors[name], color=line.get_color(), ls=":", lw=1.1,
-                       label=f"{name}: embedding-only floor")
+            (line,) = ax.plot(part[x], part[y], label=f"{label} (this build)", **kw)
+        if name in floors:  # several floors: one legend entry for all (compact legend)
+            ax.axhline(floors[name], color=line.get_color(), ls=":", lw=1.1, label=(
+                f"{name}: embedding-only floor" if len(floors) == 1 else "_floor"))
+    if len(floors) > 1:
+        ax.plot([], [], color="0.3", ls=":", label="embedding-only floors (dotted, model colour)")
+    n_paper = paper[paper_hue].nunique()
+    styles = palette.paper_styles(sorted(paper[paper_hue].unique()))
     for name, part in paper.groupby(paper_hue, sort=True):
         part = part.sort_values(paper_x)
-        ax.plot(part[paper_x].astype(float), part[paper_y].astype(float), ls="--", lw=1.0,
-                marker="s", ms=2, alpha=paper_alpha, label=f"{name} — {PAPER_LABEL}")
+        ax.plot(part[paper_x].astype(float), part[paper_y].astype(float), lw=1.0,
+                alpha=paper_alpha, **styles[name],
+                label=f"{name} — {PAPER_LABEL}" if paper_legend == "each" else "_paper")
+    if paper_legend == "one" and n_paper:  # one grey proxy entry for all published curves
+        ax.plot([], [], color="0.45", ls="--", marker="s", ms=2,
+                label=f"{n_paper} published curves (dashed, one colour per model) — "
+                      f"{PAPER_LABEL}")
     return _finish(ax, xlabel=_AXIS_LABELS.get(x, x.replace("_", " ")), xlabel_size=8,
                    ylabel=ylabel or y.replace("_", " "), logx=logx, unit_line=y == "retention",
-                   title=title, legend=6)
+                   title=title, legend_size=6)
 
 
 def difference_plot(diff: pd.DataFrame, *, on: str = "width", hue: str | None = None,
                     ax: Axes | None = None, logx: bool = True, ylabel: str = "ours − paper",
-                    title: str | None = None) -> Axes:
+                    title: str | None = None, style: str | None = None) -> Axes:
     """Draw :func:`slimlib.comparison.paper_difference` output: ``ours − paper`` per point
-    with its interval (where our side has one) and the zero line."""
-    check_columns(diff, [on, "difference", "diff_lo", "diff_hi"], "difference_plot")
+    with its interval (where our side has one) and the zero line; one line per ``hue`` (its
+    model's colour) and ``style`` (line style) value, so separate series are never joined.
+
+    Raises:
+        ValueError: two rows of one series share an ``on`` value (the series is not
+            identified by ``hue`` and ``style``; name the column that separates them).
+    """
+    check_columns(diff, [on, "difference", "diff_lo", "diff_hi",
+                         *[c for c in (hue, style) if c]], "difference_plot")
     ax = _new_ax(ax)
-    groups = diff.groupby(hue, sort=True) if hue else [("ours − paper", diff)]
-    for name, part in groups:
+    data = diff.assign(_all="ours − paper")
+    for label, kind, part in palette.curves(data, hue or "_all", style):
+        if part[on].duplicated().any():
+            raise ValueError(f"series {label!r} has several rows per {on!r} value; pass the "
+                             "column that separates them as hue= or style=")
         part = part.sort_values(on)
         lo = (part["difference"] - part["diff_lo"]).fillna(0.0)
         hi = (part["diff_hi"] - part["difference"]).fillna(0.0)
-        ax.errorbar(part[on].astype(float), part["difference"], yerr=[lo, hi], marker="o",
-                    ms=3, capsize=2, label=str(name))
+        ax.errorbar(part[on].astype(float), part["difference"], yerr=[lo, hi], capsize=2,
+                    label=label, **palette.ours_style(str(part[hue or "_all"].iloc[0]),
+                                                      kind, palette.style_kinds(data, style)))
     ax.axhline(0.0, color="0.4", lw=0.8)
     return _finish(ax, xlabel=_AXIS_LABELS.get(on, on.replace("_", " ")), xlabel_size=8,
-                   ylabel=ylabel, logx=logx, title=title, legend=6)
+                   ylabel=ylabel, logx=logx, title=title, legend_size=6)
 
 
 def fig1b(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *,
@@ -360,7 +425,9 @@ def fig1b(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
     """Fig. 1b: absolute accuracy per 10 % compute bin on the same RS data.
 
     Args:
-        ours: label -> :func:`bin_stats` output of ``value`` (``bin, mean, lo, hi``).
+        ours: label (or ``(label, dataset)``: one curve per dataset, never pooled across
+            numbers of classes) -> :func:`bin_stats` output of ``value`` (``bin, mean, lo,
+            hi``).
         paper: :func:`slimlib.reference.fig1_bins` ``("fig1b")`` rows (``series, bin, mean``).
         refs: :func:`slimlib.reference.fig1_reference_lines` (horizontal lines).
     """
@@ -368,16 +435,16 @@ def fig1b(ours: Mapping[str, pd.DataFrame], paper: pd.DataFrame | None = None, *
     _draw_bins(ax, ours, "fig1b")
     if paper is not None and len(paper):
         check_columns(paper, ["series", "bin", "mean"], "fig1b (paper)")
+        styles = palette.paper_styles(sorted(paper["series"].unique()))
         for name, part in paper.groupby("series", sort=True):
             part = part.sort_values("bin")
-            ax.plot(part["bin"], part["mean"], ls="--", marker="s", ms=3,
-                    label=f"{name} — {PAPER_LABEL}")
+            ax.plot(part["bin"], part["mean"], label=f"{name} — {PAPER_LABEL}",
+                    **styles[name])
     if refs is not None:
         for _, r in refs.iterrows():
-            ax.axhline(float(r["y"]), color="0.4", ls="-.", lw=0.8,
-                       label=f"{r['series']} at 100 % — {PAPER_LABEL}")
+            ax.axhline(float(r["y"]), color=model_color(str(r["series"])), ls=(0, (1, 3)),
+                       lw=1.0, label=f"{r['series']} at 100 % — {PAPER_LABEL}")
     ax.set_xlabel(_AXIS_LABELS["bin"])
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
-    return ax
+    return legend(ax, fontsize=6)

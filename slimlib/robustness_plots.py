@@ -87,7 +87,9 @@ def classwise_bars(table: pd.DataFrame, *, width_col: str = "width", value: str 
     ax.set_ylabel(value)
     ax.set_ylim(0, 1.05)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncol=min(len(widths) + 2, 7))
+    # outside the axes, on the right: the bars reach 1.0, so a legend inside covers data
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              frameon=False)
     if title:
         ax.set_title(title, fontsize=9)
     return ax

@@ -45,6 +45,7 @@ re-exported here under their old names: :mod:`slimlib.slim_attention` (``Attenti
 from __future__ import annotations
 
 import copy
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
@@ -53,7 +54,7 @@ from timm.layers import GluMlp, Mlp, SwiGLU
 from torch import nn
 
 from slimlib._validation import check_choice, check_width, slimmed_dim
-from slimlib.blocks import describe, ffn_hidden, find_blocks
+from slimlib.blocks import WIDTHS_ATTR, describe, ffn_hidden, find_blocks, slimmed_widths
 from slimlib.constants import ORDERS, PARTS, SCALES
 from slimlib.slicing import slice_linear, slice_norm
 from slimlib.slim_attention import (
@@ -65,7 +66,7 @@ from slimlib.slim_attention import (
 )
 
 __all__ = ["SlimAttention", "slim", "describe", "find_blocks", "attention_layout",
-           "AttentionLayout", "PARTS", "ORDERS", "SCALES", "ffn_hidden"]
+           "AttentionLayout", "PARTS", "ORDERS", "SCALES", "ffn_hidden", "slimmed_widths"]
 
 _FFN_TYPES: tuple[type[nn.Module], ...] = (Mlp, GluMlp, SwiGLU)
 
@@ -219,7 +220,11 @@ def slim(
 
     Returns:
         A new ``nn.Module`` in the same train/eval mode, with ``SlimAttention`` in place of
-        each attention and sliced FFN layers.
+        each attention and sliced FFN layers. Its cumulative width per part (relative to the
+        unslimmed model) is recorded (:func:`slimmed_widths`, the ``attn_width`` /
+        ``ffn_width`` columns of :func:`describe`, the export metadata). Slimming an already
+        slimmed model compounds (``slim(slim(m, 0.5), 0.5)`` is width 0.25 of ``m``, with
+        ``d' = floor(0.5 * floor(0.5 * d))``) and warns.
 
     Raises:
         ValueError: width outside (0, 1], NaN or not a number; bad parts/order/scale.
@@ -234,6 +239,15 @@ def slim(
     blocks = find_blocks(model)
     for name, block in blocks:
         _check_block(name, block, parts)
+    prior = slimmed_widths(model)
+    widths = {p: prior[p] * (width if p in parts else 1.0) for p in PARTS}
+    if any(prior[p] < 1.0 for p in parts):
+        warnings.warn(
+            f"slimming a model already slimmed (attn width {prior['attn']:g}, ffn width "
+            f"{prior['ffn']:g}) by {width:g}: the result has width "
+            f"{', '.join(f'{p} {widths[p]:g}' for p in PARTS)} of the original (recorded: "
+            "slimlib.slimming.slimmed_widths, describe()); slim the original model to get "
+            "floor(s * d) dims exactly", UserWarning, stacklevel=2)
 
     new = copy.deepcopy(model, memo=_skip_memo(blocks, parts))
     gen = torch.Generator().manual_seed(0 if seed is None else seed) if order == "random" else None
@@ -255,4 +269,5 @@ def slim(
         if "ffn" in parts:
             d_h = ffn_hidden(source.mlp)
             _slim_ffn(source.mlp, block.mlp, _indices(d_h, slimmed_dim(width, d_h), order, gen))
+    setattr(new, WIDTHS_ATTR, widths)
     return new

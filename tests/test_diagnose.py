@@ -222,7 +222,7 @@ def test_tiff_folder_bands(tmp_path):
                 tifffile.imwrite(d / f"{i}.tif", (rng.random((32, 32, 2)) * 3000 + c * 2000)
                                  .astype(np.uint16))
     folder = str(tmp_path / "tif")
-    with pytest.raises(ValueError, match="multi-band TIFFs need bands="):
+    with pytest.raises(ValueError, match="2-band uint16 data need bands="):
         slimlib.diagnose("tests.tiny_models:build", folder, out=tmp_path / "r", **FAST)
     with pytest.raises(ValueError, match="has 2 channels but bands= names 3"):
         slimlib.diagnose("tests.tiny_models:build", folder, bands=("B02", "B03", "B04"),
@@ -236,3 +236,138 @@ def test_tiff_folder_bands(tmp_path):
                               **{**FAST, "widths": (1.0, 0.5)})
     assert result["bands"] == ["B04", "B08"] and result["units"] == "reflectance"
     assert result["random_weights"] and result["model_kind"] == "timm"
+
+
+# ------------------------------------------------------------ report folders and arguments
+
+
+def test_a_second_run_into_a_report_folder_refuses_unless_overwrite(tmp_path):
+    data = str(_folder(tmp_path / "imgs"))
+    kw = dict(out=tmp_path / "rep", control=False, latency=False, **FAST)
+    slimlib.diagnose("tests.tiny_models:build", data, **kw)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "rep").iterdir()}
+    with pytest.raises(ValueError, match="already holds a report .*--overwrite"):
+        slimlib.diagnose("tests.tiny_models:build", data, **kw)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "rep").iterdir()} == before
+    result = slimlib.diagnose("tests.tiny_models:build", data, overwrite=True,
+                              **{**kw, "widths": (1.0, 0.5)})
+    saved = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert [r["width"] for r in saved["rows"]] == [1.0, 0.5] == [r["width"] for r in
+                                                                  result["rows"]]
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    (["--device", "cuda"], "CUDA is not available"),
+    (["--batch-size", "0"], "batch_size must be a positive integer"),
+    (["--latency-repeats", "0"], "latency_repeats must be a positive integer"),
+])
+def test_bad_arguments_leave_no_report_folder(tmp_path, capsys, extra, match):
+    if extra[0] == "--device" and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    data = _folder(tmp_path / "imgs")
+    code = main(["diagnose", "--model", "tests.tiny_models:build", "--data", str(data),
+                 "--out", str(tmp_path / "new" / "rep"), "--no-progress", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and match in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()
+
+
+def test_out_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    data = _folder(tmp_path / "imgs")
+    (tmp_path / "afile").write_text("keep me")
+    code = main(["diagnose", "--model", "tests.tiny_models:build", "--data", str(data),
+                 "--out", str(tmp_path / "afile"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a file; pass a folder" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_reproduce_command_and_json_record_absolute_paths(tmp_path, monkeypatch):
+    import shlex
+
+    _folder(tmp_path / "imgs")
+    monkeypatch.chdir(tmp_path)
+    result = slimlib.diagnose("tests.tiny_models:build", "imgs", out="rep", control=False,
+                              latency=False, **FAST)
+    saved = json.loads((tmp_path / "rep" / "report.json").read_text())
+    args = shlex.split(saved["command"])
+    assert args[args.index("--data") + 1] == str(tmp_path / "imgs")
+    assert args[args.index("--out") + 1] == str(tmp_path / "rep")
+    assert saved["data"] == str(tmp_path / "imgs") and saved["out"] == str(tmp_path / "rep")
+    assert all(Path(p).is_absolute() for p in result["paths"].values())
+
+
+def test_a_name_that_is_both_a_registry_dataset_and_a_folder_is_an_error(tmp_path, monkeypatch):
+    from slimlib.inputs import resolve_data
+
+    _folder(tmp_path / "synthetic-ms")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"both a registry dataset and the local folder .* "
+                                         r"write \./synthetic-ms for the folder or "
+                                         r"registry:synthetic-ms"):
+        resolve_data("synthetic-ms", progress=False)
+    name, train, _ = resolve_data("./synthetic-ms", progress=False)
+    assert name == "synthetic-ms" and train.units == "rgb01" and not train.synthetic
+    name, train, _ = resolve_data("registry:synthetic-ms", limit_per_class=2, progress=False)
+    assert name == "synthetic-ms" and train.synthetic
+    with pytest.raises(ValueError, match="unknown registry dataset 'nope'"):
+        resolve_data("registry:nope", progress=False)
+
+
+def test_timing_moves_the_models_and_the_input_to_the_device():
+    """``diagnose --device cuda`` timed the CPU before; the meta device shows the move here."""
+    from slimlib.diagnosis import _time_widths
+    from slimlib.slimming import slim
+    from tests.tiny_models import build
+
+    models = {1.0: build().eval(), 0.5: slim(build().eval(), 0.5)}
+    timing = _time_widths(models, torch.zeros(1, 3, 32, 32), 2, 1, False, torch.device("meta"))
+    assert set(timing) == {1.0, 0.5}
+    assert all(p.device.type == "meta" for m in models.values() for p in m.parameters())
+
+
+# --------------------------------------------------------------- offline pretrained weights
+
+
+def _hf_cache_with(cache: Path, repo: str, state: dict) -> Path:
+    """A Hugging Face hub cache holding ``repo``'s ``model.safetensors`` (its real layout)."""
+    from safetensors.torch import save_file
+
+    base = cache / f"models--{repo.replace('/', '--')}"
+    (base / "refs").mkdir(parents=True)
+    (base / "refs" / "main").write_text("0" * 40)
+    snap = base / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(snap / "model.safetensors"))
+    return snap / "model.safetensors"
+
+
+def test_offline_timm_pretrained_fails_fast_or_uses_the_cache(tmp_path, monkeypatch):
+    """Before: timm retried the download for ~51 s before failing."""
+    import time
+
+    import huggingface_hub.constants as hf_constants
+    import timm
+
+    from slimlib.inputs import resolve_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    kw = dict(bands=("R", "G", "B"), units="rgb01", mean=None, std=None, input_size=32)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"offline .*not in the Hugging Face cache\. Download "
+                                         r"https://huggingface\.co/timm/vit_tiny_patch16_224\."
+                                         r".*--weights /path/to/model\.safetensors") as err:
+        resolve_model("vit_tiny_patch16_224", weights="pretrained", **kw)
+    assert time.perf_counter() - start < 3.0 and "\n" not in str(err.value)
+    # the same weights, cached (with their classifier head), are used offline
+    full = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32)
+    repo = timm.models.get_pretrained_cfg("vit_tiny_patch16_224").hf_hub_id
+    file = _hf_cache_with(tmp_path / "hub", repo, full.state_dict())
+    got = resolve_model("vit_tiny_patch16_224", weights="pretrained", **kw)
+    assert got.weights == "timm pretrained" and not got.random_weights
+    assert torch.equal(got.encoder.backbone.cls_token, full.cls_token)
+    # and a weights file given directly goes through timm's loader (classifier dropped)
+    by_file = resolve_model("vit_tiny_patch16_224", weights=str(file), **kw)
+    assert torch.equal(by_file.encoder.backbone.pos_embed, full.pos_embed)
+    assert by_file.weights == f"weights file {file}"

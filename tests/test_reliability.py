@@ -652,3 +652,49 @@ def test_a_killed_training_run_leaves_no_temporaries_after_resume(tmp_path):
 
 def _resumed_steps(run_dir: Path) -> int:
     return len(pd.read_csv(run_dir / "loss.csv"))
+
+
+# ============================================================ diagnose report folders
+
+
+def _diagnose_cmd(data: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "slimlib", "diagnose", "--model", "tests.tiny_models:build",
+            "--data", str(data), "--out", str(out), "--widths", "1", "0.5", "--folds", "3",
+            "--no-control", "--no-latency", "--no-progress"]
+
+
+def test_two_concurrent_diagnose_runs_into_one_folder_never_replace_a_report(tmp_path):
+    """Before: both exited 0 and the second silently replaced the first report. Now one run
+    writes the report; the other exits 2 with one line (locked, or the report is there)."""
+    from test_diagnose import _folder
+
+    data = _folder(tmp_path / "imgs")
+    out = tmp_path / "rep"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen(_diagnose_cmd(data, out), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, _, err in results if code == 2)
+    assert len(loser.strip().splitlines()) == 1 and "Traceback" not in loser
+    assert "another diagnosis is writing to" in loser or "already holds a report" in loser
+    saved = json.loads((out / "report.json").read_text())
+    assert [r["width"] for r in saved["rows"]] == [1.0, 0.5]
+    winner = next(o for code, o, _ in results if code == 0)
+    assert str(out / "report.html") in winner
+
+
+def test_a_read_only_report_folder_is_a_one_line_error(tmp_path, capsys):
+    from test_diagnose import _folder
+
+    from slimlib.__main__ import main
+
+    data = _folder(tmp_path / "imgs")
+    folder = tmp_path / "ro"
+    with _read_only_folder(folder):
+        code = main(_diagnose_cmd(data, folder / "rep")[3:])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "cannot write the report folder" in err and "pass out= a folder you can write" in err

@@ -218,7 +218,8 @@ def test_qk_norm_slims_and_runs_both_paths():
 def test_slim_twice_composes():
     model = tiny_vit()
     x = torch.randn(1, 3, 32, 32)
-    twice = slim(slim(model, 0.5), 0.5)
+    with pytest.warns(UserWarning, match="already slimmed"):
+        twice = slim(slim(model, 0.5), 0.5)
     assert twice.blocks[0].attn.head_dim == 4 and twice.blocks[0].mlp.fc2.in_features == 48
     with torch.no_grad():
         torch.testing.assert_close(twice(x), slim(model, 0.25)(x), atol=ATOL, rtol=1e-4)
@@ -461,3 +462,38 @@ def test_softmax_scale_is_in_the_state_and_a_mismatch_is_detected():
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(again(x), original(x))
+
+
+def test_slimming_a_slimmed_model_records_the_cumulative_width_and_warns(tmp_path):
+    """Before: ``slim(slim(m, 0.5), 0.5)`` compounded to 0.25 with no warning and no record."""
+    import json
+
+    import slimlib
+    from slimlib.slimming import slimmed_widths
+
+    model = tiny_vit()
+    assert slimmed_widths(model) == {"attn": 1.0, "ffn": 1.0}
+    once = slim(model, 0.5)
+    assert slimmed_widths(once) == {"attn": 0.5, "ffn": 0.5}
+    with pytest.warns(UserWarning, match="already slimmed .* the result has width attn 0.25, "
+                                         "ffn 0.25 of the original"):
+        twice = slim(once, 0.5)
+    assert slimmed_widths(twice) == {"attn": 0.25, "ffn": 0.25}
+    table = describe(twice)
+    assert set(table["attn_width"]) == {0.25} and set(table["ffn_width"]) == {0.25}
+    assert set(describe(model)["attn_width"]) == {1.0}
+    # one part, then the other: no compounding, so no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mixed = slim(slim(model, 0.5, parts=("ffn",)), 0.25, parts=("attn",))
+    assert slimmed_widths(mixed) == {"attn": 0.25, "ffn": 0.5}
+    # the export records it and the reloaded model reports it
+    from tests.tiny_models import build
+
+    with pytest.warns(UserWarning, match="already slimmed"):
+        twice = slim(slim(build(), 0.5), 0.5)
+    path = slimlib.export(twice, tmp_path / "t.safetensors", builder="tests.tiny_models:build")
+    assert json.loads((tmp_path / "t.json").read_text())["widths"] == {"attn": 0.25, "ffn": 0.25}
+    assert slimmed_widths(slimlib.load_slimmed(path)) == {"attn": 0.25, "ffn": 0.25}

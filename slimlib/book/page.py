@@ -23,4 +23,6 @@ def setup_page(dpi: int = 90, figsize: tuple[float, float] = (6.4, 4.0)) -> None
     if shell is not None:
         shell.run_line_magic("matplotlib", "inline")
     pd.set_option("display.precision", 4)
+    pd.set_option("display.max_colwidth", None)  # never cut a cell mid-word
+    pd.set_option("display.max_columns", None)  # never elide columns with "…"
     plt.rcParams.update({"figure.dpi": dpi, "figure.figsize": figsize})

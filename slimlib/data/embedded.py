@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,20 +68,15 @@ def read_manifest(path: Path) -> _Manifest:
 
 def _read_image(path: Path, sha256: str | None, verify: bool, kind: str) -> np.ndarray:
     """Decode one file to ``(H, W, C)``; raises on missing, corrupt or mismatching files."""
+    from slimlib._imageio import decode
+
     data = path.read_bytes()
     if verify and sha256 and hashlib.sha256(data).hexdigest() != sha256:
         raise ValueError("sha256 does not match manifest.csv")
-    if kind == "tiff-ms":
-        import tifffile
-
-        array = tifffile.imread(io.BytesIO(data))
-        if array.ndim != 3:
-            raise ValueError(f"expected a (H, W, bands) GeoTIFF; got shape {array.shape}")
-        return array
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGB"))
+    array = decode(data, name=path.name, tiff=kind == "tiff-ms")
+    if kind != "tiff-ms" and array.dtype != np.uint8:
+        raise ValueError(f"expected an 8-bit image; got {array.dtype}")
+    return np.moveaxis(array, 0, -1)
 
 
 def _load_manifest_dataset(*, name: str, folder: str, split: str, root, split_of, kind: str,
