@@ -66,6 +66,11 @@ plotting.show_table(ret, "03_retention_rows", max_rows=5, compact_columns=[
     "model", "dataset", "protocol", "width", "rel_compute", "rel_compute_paper", "mean", "std",
     "n_seeds", "retention"])
 
+# %% tags=["remove-input"]
+from slimlib.book.runs import n_test_sentence
+
+display(Markdown(n_test_sentence(table)))
+
 # %% [markdown]
 # ## Absolute metric and retention vs relative compute (all widths)
 #

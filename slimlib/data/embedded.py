@@ -184,8 +184,9 @@ def load_ucmerced(split: str, root=None, *, limit_per_class: int | None = None, 
         name="ucmerced", folder=EMBEDDED_FOLDERS["ucmerced"][0], split=split, root=root,
         split_of=lambda r: _ucmerced_split(r, position), kind="rgb", bands=RGB_BANDS,
         units="rgb01", scale=1 / 255, limit_per_class=limit_per_class, seed=seed, verify=verify,
-        notes=["Split defined by slimlib: per class, files sorted by name, first 6 train, "
-               "last 2 test."],
+        notes=["split 'all': every image, no train/test split applied" if split == "all"
+               else "Split defined by slimlib: per class, files sorted by name, first 6 train, "
+                    "last 2 test."],
     )
 
 
