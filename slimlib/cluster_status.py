@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import pickle
+import re
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
 
 __all__ = ["status", "wait", "summary"]
 
-_TERMINAL = ("done", "failed")
-
+_TERMINAL = ("done", "failed", "cancelled")
+#: What ``slurmstepd`` writes to a job's stderr when ``scancel`` stops it (a time limit or a
+#: preemption adds "DUE TO ...": submitit requeues those, so they are not a cancellation).
+_CANCELLED = re.compile(r"\*\*\* JOB \S+ ON \S+ CANCELLED AT (\S+) \*\*\*")
 
 
 def _queue_states(executor: str) -> dict[str, str]:
@@ -43,11 +46,15 @@ def _pid_alive(pid: str) -> bool:
 
 
 def status(records: Sequence[JobRecord]) -> list[dict[str, Any]]:
-    """State of each job: ``done``, ``failed``, ``running`` or ``pending`` (plus the SLURM
-    state, requeue count, rows landed in its shard tables and the error's last line).
+    """State of each job: ``done``, ``failed``, ``cancelled``, ``running`` or ``pending``
+    (plus the SLURM state, requeue count, rows landed in its shard tables and the error's last
+    line).
 
-    A job is ``done``/``failed`` once submitit wrote its result file; a job without one that
-    is no longer queued (cancelled, killed, node lost) is ``failed``. No ``sacct`` needed.
+    A job is ``done``/``failed`` once submitit wrote its result file; a SLURM job that
+    ``scancel`` stopped is ``cancelled`` at once (from the line ``slurmstepd`` writes to its
+    log, also while SLURM still lists it as ``COMPLETING``); a job without a result that is no
+    longer queued (killed, node lost) or a local worker that has ended is ``failed``. No
+    ``sacct`` needed.
     """
     queues = {ex: _queue_states(ex) for ex in {r.executor for r in records}}
     out = []
@@ -73,7 +80,12 @@ def status(records: Sequence[JobRecord]) -> list[dict[str, Any]]:
             info["state"] = ("pending" if queued in ("PENDING", "REQUEUED", "CONFIGURING")
                              else "running" if queued in ("RUNNING", "COMPLETING")
                              else "failed")
-            if info["state"] == "failed":
+            cancelled = None if queued in ("PENDING", "RUNNING") else _cancelled_at(rec.stderr)
+            if cancelled:  # scancel: also while SLURM still lists it as COMPLETING
+                info["state"] = "cancelled"
+                info["error"] = (f"cancelled at {cancelled} (scancel); resubmit to resume from "
+                                 "its rows")
+            elif info["state"] == "failed":
                 info["error"] = f"no result and {queued or 'no longer queued'} (cancelled, " \
                                 "killed or out of memory; see the log)"
         else:
@@ -82,6 +94,20 @@ def status(records: Sequence[JobRecord]) -> list[dict[str, Any]]:
                 info["error"] = "the worker process ended without a result; see the log"
         out.append(info)
     return out
+
+
+def _cancelled_at(log: str) -> str | None:
+    """When ``scancel`` stopped the job whose stderr is ``log`` (its last 64 kB), else
+    ``None``."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(f.tell() - 65536, 0))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    found = _CANCELLED.findall(tail)
+    return found[-1] if found else None
 
 
 def _rows(table: Path) -> int:
@@ -102,7 +128,8 @@ def _requeues(table: Path) -> int:
 
 def wait(records: Sequence[JobRecord], *, poll_s: float = 3.0, progress: bool = True,
          timeout_s: float | None = None) -> list[dict[str, Any]]:
-    """Poll :func:`status` until every job is done or failed (tqdm bar over jobs)."""
+    """Poll :func:`status` until every job is done, failed or cancelled (tqdm bar over
+    jobs)."""
     from tqdm.auto import tqdm
 
     start = time.monotonic()
@@ -126,17 +153,18 @@ def wait(records: Sequence[JobRecord], *, poll_s: float = 3.0, progress: bool = 
 
 def summary(states: Sequence[Mapping[str, Any]]) -> str:
     """Done / failed / requeued counts and, per failed job, its shards, error and log path."""
-    count = {k: sum(s["state"] == k for s in states) for k in ("done", "failed", "running",
-                                                                "pending")}
+    count = {k: sum(s["state"] == k for s in states) for k in ("done", "failed", "cancelled",
+                                                                "running", "pending")}
     requeued = sum(s["requeues"] > 0 for s in states)
     lines = [f"jobs: {count['done']} done, {count['failed']} failed, {requeued} requeued"
+             + (f", {count['cancelled']} cancelled" if count["cancelled"] else "")
              + (f", {count['running']} running, {count['pending']} pending"
                 if count["running"] or count["pending"] else "")
              + f"; {sum(s['rows'] for s in states)} rows in the shard tables"]
     for s in states:
-        if s["state"] == "failed":
-            lines.append(f"  FAILED job {s['job_id']} (shards {', '.join(s['shards'])}): "
-                         f"{s['error']}\n    log: {s['log']}")
+        if s["state"] in ("failed", "cancelled"):
+            lines.append(f"  {s['state'].upper()} job {s['job_id']} (shards "
+                         f"{', '.join(s['shards'])}): {s['error']}\n    log: {s['log']}")
     return "\n".join(lines)
 
 

@@ -81,6 +81,8 @@ def test_plan_groups_book_requests_per_model_and_dataset():
     assert [s.calls[0].widths for s in chunked] == [(0.1, 0.25, 0.5), (1.0,)]
     assert Shard.from_dict(first.as_dict()) == first
     with pytest.raises(ValueError, match="select nothing"):
+        plan(cfg, datasets=["cifar10"])
+    with pytest.raises(ValueError, match="unknown dataset 'no-such-dataset'"):
         plan(cfg, datasets=["no-such-dataset"])
     with pytest.raises(ValueError, match="max_widths"):
         plan(cfg, max_widths=0)
