@@ -31,7 +31,7 @@ from typing import Any
 import submitit
 
 from slimlib._validation import check_int
-from slimlib.cluster_status import status, summary, wait
+from slimlib.cluster_status import process_start, status, stop_local, summary, wait, watch_process
 from slimlib.shards import SHARD_FOLDER, Shard, merge
 
 __all__ = ["JobSettings", "ShardJob", "JobRecord", "submit", "status", "wait", "summary",
@@ -182,7 +182,7 @@ class ShardJob(submitit.helpers.Checkpointable):
         from slimlib.profiles import results_path
 
         if self.watch is not None:
-            _watch_process(*self.watch)
+            watch_process(*self.watch)
         rows: dict[str, int] = {}
         failed: dict[str, str] = {}
         profile = self.settings.for_profile(self.profile)  # explicit settings for the shards
@@ -215,69 +215,6 @@ class ShardJob(submitit.helpers.Checkpointable):
             n = int(counter.read_text()) if counter.is_file() else 0
             counter.write_text(str(n + 1))
         return super().checkpoint(shards)
-
-
-def process_start(pid: int) -> str | None:
-    """The start time of process ``pid`` (``/proc/<pid>/stat`` field 22; with the pid it
-    names one process even after the pid is reused), ``None`` when it has ended."""
-    try:
-        fields = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, ValueError, IndexError):
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]
-
-
-def _watch_process(pid: int, start: str, poll_s: float = 0.5) -> None:
-    """Inside a local worker: a daemon thread that kills this worker (SIGKILL, so submitit
-    neither requeues nor writes a result) once the process ``(pid, start)``, the sweep CLI
-    that follows the workers, has ended, even by ``kill -9``. The rows written so far stay in
-    the shard tables; rerunning the CLI resumes from them."""
-    import signal
-    import threading
-
-    def watch() -> None:
-        while process_start(pid) == start:
-            time.sleep(poll_s)
-        print(f"the sweep CLI (pid {pid}) that followed this worker has ended: stopping; the "
-              "rows written so far are kept, rerun the sweep to resume", file=sys.stderr,
-              flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="slimlib-watch-cli", daemon=True).start()
-
-
-def _descendants(pid: int) -> list[int]:
-    """The processes below ``pid``, deepest first."""
-    out: list[int] = []
-    todo = [int(pid)]
-    while todo:
-        current = todo.pop()
-        try:
-            kids = [int(c) for t in Path(f"/proc/{current}/task").iterdir()
-                    for c in (t / "children").read_text().split()]
-        except (OSError, ValueError):
-            kids = []
-        out += kids
-        todo += kids
-    return out[::-1]
-
-
-def stop_local(records: Sequence[JobRecord], *, timeout_s: float = 30.0) -> int:
-    """Kill the local jobs of ``records`` (each worker, its submitit controller and shell;
-    SIGKILL, so nothing is requeued) and wait until they have ended. Rows already written stay
-    in the shard tables (a partly written last line is dropped on resume). Returns how many
-    jobs were still running. SLURM records are left alone (``scancel`` them)."""
-    import signal
-
-    alive = [r for r in records if r.executor == "local" and process_start(int(r.job_id))]
-    for rec in alive:
-        for pid in [*_descendants(int(rec.job_id)), int(rec.job_id)]:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout_s
-    while any(process_start(int(r.job_id)) for r in alive) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return len(alive)
 
 
 def check_writable(folder: str | os.PathLike) -> Path:
