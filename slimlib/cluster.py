@@ -31,11 +31,12 @@ from typing import Any
 import submitit
 
 from slimlib._validation import check_int
-from slimlib.cluster_status import status, summary, wait
+from slimlib.cluster_status import process_start, status, stop_local, summary, wait, watch_process
 from slimlib.shards import SHARD_FOLDER, Shard, merge
 
 __all__ = ["JobSettings", "ShardJob", "JobRecord", "submit", "status", "wait", "summary",
-           "merge_results", "load_manifest", "latest_jobs", "manifest_path", "EXECUTORS"]
+           "merge_results", "load_manifest", "latest_jobs", "manifest_path", "EXECUTORS",
+           "stop_local", "check_writable", "process_start"]
 
 EXECUTORS = ("slurm", "local")
 #: Further settings copied from the submitting side's environment when set there: the first
@@ -171,13 +172,17 @@ class ShardJob(submitit.helpers.Checkpointable):
     same shards; they resume from the rows already in their tables.
     """
 
-    def __init__(self, profile: Any, settings: JobSettings) -> None:
+    def __init__(self, profile: Any, settings: JobSettings, *,
+                 watch: tuple[int, str] | None = None) -> None:
         self.profile = profile
         self.settings = settings
+        self.watch = watch
 
     def __call__(self, shards: Sequence[Shard]) -> dict[str, int]:
         from slimlib.profiles import results_path
 
+        if self.watch is not None:
+            watch_process(*self.watch)
         rows: dict[str, int] = {}
         failed: dict[str, str] = {}
         profile = self.settings.for_profile(self.profile)  # explicit settings for the shards
@@ -210,6 +215,23 @@ class ShardJob(submitit.helpers.Checkpointable):
             n = int(counter.read_text()) if counter.is_file() else 0
             counter.write_text(str(n + 1))
         return super().checkpoint(shards)
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and check that a file can be written in it; raise
+    ``PermissionError`` naming it (and what to do) otherwise."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        from tempfile import TemporaryFile
+
+        with TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise PermissionError(f"cannot write the results folder {folder} ({err.strerror or err}); "
+                              "pass --results (or $SLIMLIB_RESULTS) a folder you can write") \
+            from None
+    return folder
 
 
 # ============================================================================ submission
@@ -248,13 +270,17 @@ def submit(profile: Any, shards: Sequence[Shard], *, executor: str = "slurm",
            settings: JobSettings, partition: str | None = None,
            gpus_per_job: int = 0, cpus_per_job: int = 1, mem_gb: float | None = None,
            time_limit: str | int = "04:00", array_parallelism: int | None = None,
-           account: str | None = None, qos: str | None = None) -> list[JobRecord]:
+           account: str | None = None, qos: str | None = None,
+           watch_pid: int | None = None) -> list[JobRecord]:
     """Submit ``shards`` and record them in the manifest; returns one record per job.
 
     ``executor="slurm"``: one array task per shard (``array_parallelism`` at a time).
     ``executor="local"``: ``array_parallelism`` worker processes (default 1) on this machine,
     each running its share of the shards in turn. ``time_limit`` (``"HH:MM"``) is each job's
-    limit; a job that reaches it is requeued and resumes.
+    limit; a job that reaches it is requeued and resumes. ``watch_pid`` (``"local"`` only):
+    the workers stop (SIGKILL) once that process ends, e.g. the CLI that follows them
+    (``--wait``), so none is left running unfollowed after the CLI is killed. Every argument
+    is checked, and the results folder is checked writable, before anything is created.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}; got {executor!r}")
@@ -268,14 +294,30 @@ def submit(profile: Any, shards: Sequence[Shard], *, executor: str = "slurm",
     if not isinstance(settings, JobSettings):
         raise TypeError("settings must be a JobSettings: resolve the paths at your entry point "
                         "with slimlib.cluster.JobSettings.resolve(...) and pass them")
+    if array_parallelism is not None:
+        check_int(array_parallelism, "array_parallelism", low=1)
+    minutes = _minutes(time_limit)
+    if minutes < 1:
+        raise ValueError(f"time limit must be at least 1 minute; got {time_limit!r}")
+    watch = None
+    if watch_pid is not None:
+        if executor != "local":
+            raise ValueError("watch_pid is for executor='local' (SLURM jobs outlive the CLI)")
+        start = process_start(watch_pid)
+        if start is None:
+            raise ValueError(f"watch_pid {watch_pid} is not a running process")
+        watch = (int(watch_pid), start)
     profile = settings.for_profile(profile)
-    folder = settings.shard_dir(profile.name) / "logs"
+    folder = check_writable(settings.shard_dir(profile.name)) / "logs"
     folder.mkdir(parents=True, exist_ok=True)
     setup = [f"export PYTHONPATH={settings.code_dir}${{PYTHONPATH:+:$PYTHONPATH}}",
              f"export OMP_NUM_THREADS={max(cpus_per_job, 1)}"]
-    ex = submitit.AutoExecutor(folder=folder / "%j", cluster=executor)
-    params: dict[str, Any] = {"name": f"slimlib-{profile.name}", "timeout_min": _minutes(
-        time_limit), "cpus_per_task": max(cpus_per_job, 1), f"{executor}_setup": setup}
+    # SLURM expands %j in the job script; a local job's controller would create the literal
+    # "%j" folder, so local jobs keep their files (named by job id) in logs/ itself
+    ex = submitit.AutoExecutor(folder=folder / "%j" if executor == "slurm" else folder,
+                               cluster=executor)
+    params: dict[str, Any] = {"name": f"slimlib-{profile.name}", "timeout_min": minutes,
+                              "cpus_per_task": max(cpus_per_job, 1), f"{executor}_setup": setup}
     if gpus_per_job:
         params["gpus_per_node"] = gpus_per_job
     if mem_gb is not None:
@@ -290,14 +332,19 @@ def submit(profile: Any, shards: Sequence[Shard], *, executor: str = "slurm",
         workers = min(array_parallelism or 1, len(shards))
         groups = [list(shards[i::workers]) for i in range(workers)]
     ex.update_parameters(**params)
-    job = ShardJob(profile, settings)
-    jobs = ex.map_array(job, groups)
-    with contextlib.suppress(OSError):  # submitit leaves the unexpanded folder name behind
-        (folder / "%j").rmdir()
-    records = [JobRecord(j.job_id, executor, str(folder), tuple(s.id for s in g),
-                         tuple(str(settings.table(profile.name, s)) for s in g),
-                         str(j.paths.stdout), str(j.paths.stderr), str(j.paths.result_pickle))
-               for j, g in zip(jobs, groups, strict=True)]
+    job = ShardJob(profile, settings, watch=watch)
+    try:
+        jobs = ex.map_array(job, groups)
+        records = [JobRecord(j.job_id, executor, str(folder), tuple(s.id for s in g),
+                             tuple(str(settings.table(profile.name, s)) for s in g),
+                             str(j.paths.stdout), str(j.paths.stderr),
+                             str(j.paths.result_pickle))
+                   for j, g in zip(jobs, groups, strict=True)]
+    finally:
+        # submitit creates the unexpanded folder name (also when reading a job's paths); the
+        # jobs' own folders carry their real ids
+        with contextlib.suppress(OSError):
+            (folder / "%j").rmdir()
     _record(profile, settings, shards, records)
     return records
 

@@ -81,6 +81,8 @@ def test_plan_groups_book_requests_per_model_and_dataset():
     assert [s.calls[0].widths for s in chunked] == [(0.1, 0.25, 0.5), (1.0,)]
     assert Shard.from_dict(first.as_dict()) == first
     with pytest.raises(ValueError, match="select nothing"):
+        plan(cfg, datasets=["cifar10"])
+    with pytest.raises(ValueError, match="unknown dataset 'no-such-dataset'"):
         plan(cfg, datasets=["no-such-dataset"])
     with pytest.raises(ValueError, match="max_widths"):
         plan(cfg, max_widths=0)
@@ -123,6 +125,9 @@ def local_run(tmp_path_factory):
 def test_local_executor_runs_every_shard(local_run, tmp_path):
     cfg, settings, states, merged = local_run
     assert [s["state"] for s in states] == ["done"], cluster.summary(states)
+    logs = settings.shard_dir(cfg.name) / "logs"
+    assert not (logs / "%j").exists()  # local jobs' files are named by their real ids
+    assert Path(states[0]["log"]).name.startswith(f"{states[0]['job_id']}_")
     assert "1 done, 0 failed" in cluster.summary(states)
     assert Path(merged.attrs["path"]) == Path(settings.results_dir) / "smoke" / "sweep.csv"
     _no_duplicate_keys(merged)
@@ -271,7 +276,10 @@ def slurm_run(slurm, tmp_path_factory):
 
 @pytest.mark.slurm
 def test_slurm_array_equals_in_process(slurm_run):
-    cfg, _, records, states, merged, root = slurm_run
+    cfg, settings, records, states, merged, root = slurm_run
+    logs = settings.shard_dir(cfg.name) / "logs"
+    assert not (logs / "%j").exists()  # every job's folder is named by its real id
+    assert [Path(r.stderr).parent.name for r in records] == [r.job_id for r in records]
     assert len({r.job_id.split("_")[0] for r in records}) == 1  # one job array
     assert [s["state"] for s in states[:2]] == ["done", "done"], cluster.summary(states)
     assert set(merged["model"]) == set(MODELS) and merged["width"].nunique() == 3
@@ -307,9 +315,20 @@ def test_slurm_scancel_then_resubmit_gives_identical_table(slurm, tmp_path):
     full = len(widths) * 5  # 1 k-NN row + 4 feature-metric rows per width
     _first_row(table)
     subprocess.run(["scancel", records[0].job_id], check=True)
+    # within the KillWait window SLURM still lists the job as COMPLETING (--status used to
+    # say "running"); it reads "cancelled" as soon as slurmstepd has logged the cancel
+    seen = []
+    deadline = time.monotonic() + 60
+    while not seen or seen[-1][0] == "running":
+        assert time.monotonic() < deadline, seen
+        (state,) = cluster.status(records)
+        seen.append((state["state"], state.get("slurm")))
+        time.sleep(0.1)
+    assert seen[-1][0] == "cancelled", seen
     states = cluster.wait(records, poll_s=1, progress=False, timeout_s=300)
-    assert states[0]["state"] == "failed", cluster.summary(states)
-    assert "no longer queued" in states[0]["error"]
+    assert states[0]["state"] == "cancelled", cluster.summary(states)
+    assert "(scancel); resubmit to resume" in states[0]["error"]
+    assert "0 failed" in cluster.summary(states) and "1 cancelled" in cluster.summary(states)
     partial = len(read_table(table, repair=False))
     assert 0 < partial < full, f"the cancel came too late ({partial} of {full} rows)"
     again = cluster.submit(cfg, shards, executor="slurm", settings=settings,

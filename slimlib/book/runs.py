@@ -36,6 +36,25 @@ def _with_data_root(profile: Any, name: str, options: Mapping[str, Any]) -> dict
     return out
 
 
+def _load(profile: Any, name: str, options: Mapping[str, Any]) -> Any:
+    """``models.load(name)`` under ``profile``. A random-weights profile (``pretrained=False``,
+    e.g. ``smoke``) draws the network from torch's RNG seeded with ``zlib.crc32(name)`` (the
+    global RNG is left as it was), so every process, a rerun or a shard job, builds the same
+    weights and a killed sweep resumes to an identical table; the embedded models seed their
+    own init."""
+    import zlib
+
+    import torch
+
+    from slimlib import models as registry
+
+    with torch.random.fork_rng(devices=[]):
+        if not profile.pretrained:
+            torch.manual_seed(zlib.crc32(name.encode()))
+        return registry.load(name, pretrained=profile.pretrained,
+                             **_with_data_root(profile, name, options))
+
+
 def embedded_models_of(profile: Any) -> list[str]:
     """The embedded (slimlib-pretrained) models a profile's chapters use, in profile order."""
     from slimlib.train.embedded import EMBEDDED_SPECS
@@ -126,10 +145,9 @@ def _with_options(profile: Any, model: Any) -> Any:
     if seed is not None:
         return controls.random_init_models(base, (seed,), settings=_settings(profile),
                                            **options)[model]
-    if not options:
+    if not options and (profile.pretrained or registry.spec(base).family == "embedded"):
         return model
-    return registry.load(model, pretrained=profile.pretrained,
-                         **_with_data_root(profile, model, options))
+    return _load(profile, model, options)
 
 
 def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = None,
@@ -192,10 +210,8 @@ def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = 
 def _floor_of(profile: Any, name: str, data: Mapping[str, Any], protocols: tuple[str, ...]):
     """The embedding-only floor of ``name`` on every dataset of ``data`` it can be fed."""
     from slimlib import controls
-    from slimlib import models as registry
 
-    encoder = registry.load(name, pretrained=profile.pretrained,
-                            **_with_data_root(profile, name, profile.options_for(name)))
+    encoder = _load(profile, name, profile.options_for(name))
     fits = {k: v for k, v in data.items() if runs_on(encoder.spec, v[0])}
     return controls.floor_scores(
         encoder, fits, name=name, protocols=protocols, seeds=profile.seeds,
