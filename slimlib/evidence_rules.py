@@ -212,6 +212,10 @@ def decide(value: float, lo: float, hi: float, criterion: Criterion) -> tuple[st
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return NOT_TESTABLE, "no interval for the statistic"
     outside = hi < criterion.lo or lo > criterion.hi
+    if lo == hi:                          # an exact statistic (nothing random)
+        if outside:
+            return FAILS, f"{value:.3f} (exact) is outside {criterion}"
+        return HOLDS, f"{value:.3f} (exact) meets {criterion}"
     if outside:
         return FAILS, f"the interval [{lo:.3f}, {hi:.3f}] misses {criterion}"
     width = hi - lo
@@ -251,9 +255,9 @@ def judge(value: float, lo: float, hi: float, criterion: Criterion, *,
     if reason is not None:
         indication = ""
         if shown:
-            side = "inside" if criterion.passes(value) else "outside"
-            indication = (f"indication only: the stand-ins show {shown}, {side} {criterion}"
-                          f"{where}")
+            side = "meets" if criterion.passes(value) else "does not meet"
+            indication = (f"indication only: the stand-ins show {shown}, which {side} the "
+                          f"criterion ({criterion}){where}")
         return Ruling(NOT_TESTABLE, reason, indication)
     if verdict != NOT_TESTABLE:
         return Ruling(verdict, why + where)
