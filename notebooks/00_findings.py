@@ -70,7 +70,8 @@ random_retention = None
 if evidence.controls is not None and not evidence.controls.empty:
     small = controls.at_smallest(evidence.controls[evidence.controls["protocol"] == "knn"])
     random_retention = small["random_retention"]
-display(Markdown(findings.floor_paragraph(floor, retention_random=random_retention)))
+display(Markdown(findings.floor_paragraph(floor, retention_random=random_retention,
+                                          pretrained=cfg.pretrained)))
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * max(len(floor), 1)))

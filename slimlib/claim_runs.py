@@ -57,7 +57,7 @@ class Pooled:
             what = "binomial SE of each accuracy, unpaired (no per-image outcomes stored)"
         runs = (f", clustered over {self.n_runs} model × dataset runs" if self.n_runs > 1
                 else "")
-        return f"95 % interval: {what}{runs}; {self.n_images} test images"
+        return f"{what}{runs}; {self.n_images} test images"
 
 
 def probe_rows(rows: pd.DataFrame | None) -> pd.DataFrame | None:

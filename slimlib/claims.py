@@ -84,8 +84,8 @@ CLAIMS: tuple[Claim, ...] = (
           "a sevenfold gap", "> 71 % vs < 10 %", "RS vs CV",
           Criterion(7.0, INF, WITHIN, "RS / CV retention ≥ 7 at ≤ 1 % compute"), v1_sevenfold),
     Claim("rs-85", "camera-ready", "RS FMs keep ≈ 85 % mean k-NN retention at the smallest "
-          "budget (0.8–6.4 % of compute)", "84.7 % mean of 8 RS FMs; per-model means "
-          "0.685–0.919", "Slimmability of RS FMs",
+          "budget (0.8–6.4 % of compute)", "84.7 % (mean of 8 RS FMs × 4 datasets)",
+          "Slimmability of RS FMs",
           Criterion(0.0, 1.0, MEETS, "within the paper's per-model spread"), rs_85),
     Claim("rs-above-controls", "this book", "(control the paper lacks) at the smallest width "
           "the slimmed RS model scores above its embedding-only floor", "—",
@@ -107,11 +107,11 @@ CLAIMS: tuple[Claim, ...] = (
           group="slimmable-moco-not-mae"),
     Claim("parts-attention", "camera-ready", "Attention-only slimming floors at ≈ 65–69 % "
           "compute", "65–69 %", "Post-hoc slimming",
-          Criterion(0.65, 0.69, WITHIN, "every model's floor within 65–69 %"), attention_floor,
+          Criterion(0.65, 0.69, WITHIN, "65–69 % (every model's floor)"), attention_floor,
           group="parts-floors"),
     Claim("parts-ffn", "camera-ready", "FFN-only slimming floors at ≈ 34–37 % compute",
           "34–37 %", "Post-hoc slimming",
-          Criterion(0.34, 0.37, WITHIN, "every model's floor within 34–37 %"), ffn_floor,
+          Criterion(0.34, 0.37, WITHIN, "34–37 % (every model's floor)"), ffn_floor,
           group="parts-floors"),
     Claim("order", "camera-ready", "Which dimensions are kept (first/last/random) barely "
           "matters: ≤ 2.8 points from the random mean", "≤ 2.8 points", "Ablations",

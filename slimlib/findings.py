@@ -77,8 +77,15 @@ def claim_paragraph(row: Mapping) -> str:
     return f"*{row['claim']}* (paper: {row['paper']}). {shown}{strength}{cannot}{settle}"
 
 
-def floor_paragraph(table: pd.DataFrame, *, retention_random: pd.Series | None = None) -> str:
-    """The embedding-floor result from :func:`slimlib.claims.embedding_floor`'s table."""
+def floor_paragraph(table: pd.DataFrame, *, retention_random: pd.Series | None = None,
+                    pretrained: bool = True) -> str:
+    """The embedding-floor result from :func:`slimlib.claims.embedding_floor`'s table
+    (``pretrained=False``: the page says it is a pipeline check on random weights)."""
+    if not pretrained:
+        return ("This profile uses random weights, so its embedding-floor comparison checks the "
+                "pipeline and says nothing about pretrained models. "
+                + floor_paragraph(table, retention_random=retention_random)
+                .replace("The interval", "Indication only: the interval", 1))
     if table.empty:
         return ("This build has no embedding-only floor for its RS models, so it cannot say "
                 "how much of the slimmed accuracy the unslimmed embedding alone carries.")
@@ -111,10 +118,10 @@ def floor_paragraph(table: pd.DataFrame, *, retention_random: pd.Series | None =
     else:
         side = "above" if above.lo > 0 else "below"
         text += (f"The interval excludes 0: the slimmed model is {side} its embedding alone. ")
-    text += ("This bears on the paper's headline only as a question, not an answer: it is one "
-             "small RS foundation model on this build's data; the paper's foundation models "
-             "are untested offline, and the `paper` profile on a GPU (with its floors) would "
-             "show whether their retention is above their embedding-only floors.")
+    text += (f"This bears on the paper's headline only as a question, not an answer: it rests "
+             f"on {models} on this build's data; the paper's foundation models are untested "
+             "offline, and the `paper` profile on a GPU (with its floors) would show whether "
+             "their retention is above their embedding-only floors.")
     return text
 
 

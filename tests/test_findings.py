@@ -56,3 +56,10 @@ def test_floor_paragraph_says_when_the_model_cannot_be_told_from_its_floor():
     assert "untested offline" in text
     assert "no embedding-only floor" in findings.floor_paragraph(pd.DataFrame())
     assert er.NOT_TESTABLE not in text
+
+
+def test_floor_paragraph_on_random_weights_is_a_pipeline_check():
+    far = claims.embedding_floor(_floor_ev(0.7, 0.3, 100))
+    text = findings.floor_paragraph(far, pretrained=False)
+    assert text.startswith("This profile uses random weights")
+    assert "Indication only: the interval excludes 0" in text
