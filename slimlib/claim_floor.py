@@ -26,6 +26,10 @@ def rs_above_floor(ev: Evidence) -> Stat:
     if table.empty:
         return _untestable("no embedding-only floor in this build")
     stat = table.attrs["above floor"]
+    if stat is None:
+        return _untestable("every embedding-only floor of this build is degenerate (constant "
+                           "features over the test images)")
+    table = table[~table["degenerate"]]
     return Stat(stat.value, stat.lo, stat.hi, stat.label,
                 (Use(RS_SCOPE, tuple(table["model"].unique()),
                      tuple(table["dataset"].unique())),),
@@ -64,44 +68,65 @@ def _floor_runs(ev: Evidence) -> list[tuple[dict, dict[str, pd.DataFrame]]]:
         runs.append(({"model": r.model, "dataset": r.dataset, "width": r.width,
                       "rel_compute": getattr(r, "rel_compute", math.nan)},
                      {"small": one(r.value, r.n_test), "full": one(r.full, r.n_test),
-                      "floor": one(r.floor, r.n_test), "random": one(r.random_mean, r.n_test)}))
+                      "floor": one(r.floor, r.n_test).assign(
+                          degenerate=bool(getattr(r, "floor_degenerate", False))),
+                      "random": one(r.random_mean, r.n_test)}))
     return runs
+
+
+def _degenerate(run: Mapping[str, pd.DataFrame]) -> bool:
+    floor = run["floor"]
+    return bool("degenerate" in floor and floor["degenerate"].fillna(False).astype(bool).any())
+
+
+def _gain(v: Mapping) -> object:
+    return (v["small"] - v["floor"]) / (v["full"] - v["floor"])
+
+
+def _above(v: Mapping) -> object:
+    return v["small"] - v["floor"]
 
 
 def embedding_floor(ev: Evidence) -> pd.DataFrame:
     """The embedding-floor result at the smallest control width, per model × dataset.
 
-    Columns ``model, dataset, rel_compute, n_images, value, floor, random, full, above_floor
-    (+ lo/hi), above_random (+ lo/hi), gain_kept (+ lo/hi)``; ``gain_kept = (value − floor) /
-    (full − floor)``, the share of what the blocks add over the floor that the slimmed model
-    keeps. ``attrs["above floor"]`` is the pooled difference over runs (a
-    :class:`slimlib.claim_runs.Pooled`), ``attrs["gain kept"]`` the pooled share.
+    Columns ``model, dataset, rel_compute, n_images, value, floor, random, full, degenerate,
+    above_floor (+ _lo/_hi), above_random (+ _lo/_hi), gain_kept (+ _lo/_hi), note``;
+    ``gain_kept = (value − floor) / (full − floor)``, the share of what the blocks add over the
+    floor that the slimmed model keeps. It is NaN, with the reason in ``note``, where the
+    floor's features are constant over the test images (``degenerate``: a floor at chance,
+    measuring nothing the embedding carries) or the full model does not beat its floor.
+    ``attrs["above floor"]`` and ``attrs["gain kept"]`` pool the runs with a meaningful floor
+    (a :class:`slimlib.claim_runs.Pooled`, ``None`` when there is none).
     """
     runs = _floor_runs(ev)
     if not runs:
         return pd.DataFrame()
-
-    def gain(v: Mapping) -> object:
-        return (v["small"] - v["floor"]) / (v["full"] - v["floor"])
-
-    out = []
+    out, usable, gainful = [], [], []
     for info, run in runs:
         row = {"model": info["model"], "dataset": info["dataset"],
-               "rel_compute": info["rel_compute"]}
-        for name, stat in (("above_floor", lambda v: v["small"] - v["floor"]),
-                           ("above_random", lambda v: v["small"] - v["random"]),
-                           ("gain_kept", gain)):
-            if name == "above_random" and "random" not in run:
-                continue
-            est = pooled_statistic([run], stat)
-            row.update({name: est.value, f"{name}_lo": est.lo, f"{name}_hi": est.hi})
-            row["n_images"] = est.n_images
+               "rel_compute": info["rel_compute"], "degenerate": _degenerate(run), "note": ""}
         row.update({k: float(run[k]["value"].mean()) for k in ("small", "floor", "full")})
         if "random" in run:
             row["random"] = float(run["random"]["value"].mean())
+        stats = [("above_floor", _above)]
+        if "random" in run:
+            stats.append(("above_random", lambda v: v["small"] - v["random"]))
+        if row["degenerate"]:
+            row["note"] = "floor features are constant over the test images (chance level)"
+        elif row["full"] <= row["floor"]:
+            row["note"] = "the full model does not beat its floor: no gain to keep"
+        else:
+            stats.append(("gain_kept", _gain))
+            gainful.append(run)
+        if not row["degenerate"]:
+            usable.append(run)
+        for name, stat in stats:
+            est = pooled_statistic([run], stat)
+            row.update({name: est.value, f"{name}_lo": est.lo, f"{name}_hi": est.hi,
+                        "n_images": est.n_images})
         out.append(row)
     table = pd.DataFrame(out).rename(columns={"small": "value"})
-    table.attrs["above floor"] = pooled_statistic([r for _, r in runs],
-                                                  lambda v: v["small"] - v["floor"])
-    table.attrs["gain kept"] = pooled_statistic([r for _, r in runs], gain)
+    table.attrs["above floor"] = pooled_statistic(usable, _above) if usable else None
+    table.attrs["gain kept"] = pooled_statistic(gainful, _gain) if gainful else None
     return table

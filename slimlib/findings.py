@@ -96,13 +96,22 @@ def floor_paragraph(table: pd.DataFrame, *, retention_random: pd.Series | None =
     per_run = "; ".join(
         f"{r.model} on {r.dataset}: {_num(r.value)} vs floor {_num(r.floor)}, "
         f"{r.above_floor:+.3f} [{r.above_floor_lo:+.3f}, {r.above_floor_hi:+.3f}]"
-        for r in table.itertuples())
+        + (f" ({r.note})" if r.note else "") for r in table.itertuples())
+    if above is None:
+        return (f"Every embedding-only floor of {models} is degenerate ({per_run}), so this "
+                "build cannot say how much of the slimmed accuracy the embedding alone "
+                "carries.")
     undecided = above.lo <= 0 <= above.hi
     text = (f"At {compute} of compute, {models} scores {above.value:+.3f} "
             f"(95 % interval [{above.lo:+.3f}, {above.hi:+.3f}], {above.label}) above its "
-            f"embedding-only floor, the same network with no transformer block run "
-            f"({per_run}). Of what the blocks add over that floor at full width it keeps "
-            f"{kept.value:.2f} [{kept.lo:.2f}, {kept.hi:.2f}]. ")
+            f"embedding-only floor, what the unslimmed embedding gives with no transformer "
+            f"block run ({per_run}). ")
+    if kept is not None:
+        text += (f"Of what the blocks add over that floor at full width it keeps "
+                 f"{kept.value:.2f} [{kept.lo:.2f}, {kept.hi:.2f}] ({kept.n_runs} run(s) "
+                 "whose full model beats a non-degenerate floor). ")
+    else:
+        text += "No run has a floor its full model beats, so no share of gain is computed. "
     if "random" in table and table["random"].notna().any():
         text += (f"The same architecture with random weights scores "
                  f"{table['random'].min():.3f}–{table['random'].max():.3f} at that width")

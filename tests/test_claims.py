@@ -204,3 +204,16 @@ def test_scoreboard_counts_only_verdicts():
     assert sum(board.values()) == len(table)
     assert board[er.HOLDS] == (table["verdict"] == er.HOLDS).sum()
     assert (table.loc[table["verdict"] != er.NOT_TESTABLE, "indication"] == "").all()
+
+
+def test_no_gain_kept_from_a_degenerate_floor():
+    ctrl = pd.DataFrame([_row("m", 1.0, 0.8, rel=1.0), _row("m", 0.01, 0.6, rel=0.05)])
+    floor = pd.DataFrame([{**_row("m", 1.0, 0.1, shift=3), "width": math.nan,
+                           "degenerate": True}])
+    ev = claims.Evidence(control_rows=ctrl, floor=floor, kinds=REAL_RS)
+    table = claims.embedding_floor(ev)
+    assert math.isnan(table.loc[0].get("gain_kept", math.nan))
+    assert "constant" in table.loc[0, "note"]
+    assert table.attrs["gain kept"] is None
+    row = _table(ev, "rs-above-controls").loc["rs-above-controls"]
+    assert row["verdict"] == er.NOT_TESTABLE and "degenerate" in row["why"]
