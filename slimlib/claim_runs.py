@@ -128,7 +128,8 @@ def _run_keys(rows: pd.DataFrame) -> list[str]:
 def smallest_width_runs(rows: pd.DataFrame) -> list[tuple[dict, Run]]:
     """Per model × dataset: ``(info, {"small": rows at the smallest width, "full": rows at
     s = 1})`` after merging identical widths; ``info`` has ``model, dataset, width, widths,
-    rel_compute``."""
+    rel_compute`` (in the paper's FLOP convention when the rows carry ``rel_compute_paper``,
+    as :func:`slimlib.claim_evidence.gather` adds, else this build's count)."""
     rows = merge_identical_widths(rows.reset_index(drop=True)
                                   .assign(width=rows["width"].astype(float).round(9).to_numpy()))
     out, keys = [], _run_keys(rows)
@@ -139,7 +140,8 @@ def smallest_width_runs(rows: pd.DataFrame) -> list[tuple[dict, Run]]:
         small = part[np.isclose(part["width"], small_w)]
         if full.empty or np.isclose(small_w, 1.0):
             continue
-        rel = float(small["rel_compute"].mean()) if "rel_compute" in small else float("nan")
+        axis = next((c for c in ("rel_compute_paper", "rel_compute") if c in small), None)
+        rel = float(small[axis].mean()) if axis else float("nan")
         widths = small["widths"].iloc[0] if "widths" in small else (small_w,)
         out.append(({**key, "width": float(small_w), "widths": widths, "rel_compute": rel},
                     {"small": small, "full": full}))

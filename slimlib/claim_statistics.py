@@ -153,7 +153,9 @@ def _smallest(ev: Evidence, rows: pd.DataFrame | None, family: str, scope: Scope
               float(info["rel_compute"].max()))
     return Stat(est.value, est.lo, est.hi, est.label, (use,),
                 f"mean retention of {len(runs)} model × dataset run(s) at their smallest width "
-                f"({_span(info['rel_compute'])} compute): {per_run}")
+                f"({_span(info['rel_compute'])} compute"
+                + (", paper's FLOP convention" if "rel_compute_paper" in rows else "")
+                + f"): {per_run}")
 
 
 def paper_spread() -> tuple[float, float, str, str]:

@@ -217,3 +217,12 @@ def test_no_gain_kept_from_a_degenerate_floor():
     assert table.attrs["gain kept"] is None
     row = _table(ev, "rs-above-controls").loc["rs-above-controls"]
     assert row["verdict"] == er.NOT_TESTABLE and "degenerate" in row["why"]
+
+
+def test_budget_is_read_in_the_papers_flop_convention():
+    rows = _rs(0.68, rel=0.08)
+    over = _table(claims.Evidence(rs=rows, kinds=REAL_RS), "rs-85").loc["rs-85"]
+    assert over["verdict"] == er.NOT_TESTABLE and "6.4%" in over["why"]
+    paper = rows.assign(rel_compute_paper=rows["rel_compute"].where(rows["width"] == 1.0, 0.05))
+    ok = _table(claims.Evidence(rs=paper, kinds=REAL_RS), "rs-85").loc["rs-85"]
+    assert ok["verdict"] == er.HOLDS and "paper's FLOP convention" in ok["why"]
