@@ -164,6 +164,7 @@ claims.smallest_width_retention(all_knn).round(3)
 
 # %%
 ev = claims.Evidence(rs=knn["rs"], cv_own=knn["cv_own"], cv_rs=knn["cv_rs"],
-                     pretrained=cfg.pretrained, real_rs=claims.is_real_rs(cfg.models))
+                     pretrained=cfg.pretrained, real_rs=claims.is_real_rs(cfg.models),
+                     profile=cfg)
 claims.evaluate(ev, claims.select("v1-sevenfold", "cv-10-33", "cv-74-vs-82-95"))[
     ["claim", "paper", "this build", "interval", "verdict", "why"]]

@@ -74,22 +74,17 @@ def gather(profile: Any) -> Evidence:
     """Run (or read back from the results table) every sweep the claims need, with exactly
     the calls the owning chapters make, so the chapters then reuse these rows."""
     from slimlib.chapters import controls_for, sweep_for
-    from slimlib.comparison import with_paper_axis
 
-    def axis(rows: pd.DataFrame) -> pd.DataFrame:
-        # the claims' budgets are stated in the paper's FLOP convention
-        return with_paper_axis(rows, profile=profile) if not rows.empty else rows
-
-    rs = axis(sweep_for(profile, profile.models))
+    rs = sweep_for(profile, profile.models)
     control_rows, floor, cmp = controls_for(profile, profile.models)
     pairs = tuple(tuple(p) for p in profile.slimmable_pairs)
     names = list(dict.fromkeys(n for pair in pairs for n in pair))
     return Evidence(
         rs=rs[rs["protocol"] != "features"], features=rs[rs["protocol"] == "features"],
-        cv_own=axis(sweep_for(profile, profile.cv_models, profile.cv_datasets)),
-        cv_rs=axis(sweep_for(profile, profile.cv_models)), controls=cmp,
+        cv_own=sweep_for(profile, profile.cv_models, profile.cv_datasets),
+        cv_rs=sweep_for(profile, profile.cv_models), controls=cmp,
         control_rows=control_rows, floor=floor,
         slimmable=sweep_for(profile, names) if names else None, pairs=pairs,
         orders=order_rows(profile), parts=parts_tables(profile),
         real_rs=is_real_rs(profile.models),
-        pretrained=bool(profile.pretrained))
+        pretrained=bool(profile.pretrained), profile=profile)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,8 @@ class Evidence:
         pretrained: whether the profile loads pretrained weights.
         kinds: model → ``(registry family, who pretrained it)`` for models the registry does
             not know (tests); others are looked up.
+        profile: the resolved profile the rows come from (optional): with it, compute is read
+            in the paper's FLOP convention (:meth:`with_paper_axis`).
     """
 
     rs: pd.DataFrame | None = None
@@ -68,6 +71,21 @@ class Evidence:
     real_rs: bool = False
     pretrained: bool = True
     kinds: Mapping[str, tuple[str, str]] | None = None
+    profile: Any = None
+
+    def with_paper_axis(self) -> Evidence:
+        """A copy whose RS and CV rows carry ``rel_compute_paper`` (the paper's FLOP
+        convention, in which the claims' budgets are stated), when :attr:`profile` is set."""
+        if self.profile is None:
+            return self
+        from slimlib.comparison import with_paper_axis
+
+        def axis(rows: pd.DataFrame | None) -> pd.DataFrame | None:
+            if rows is None or rows.empty or "rel_compute_paper" in rows:
+                return rows
+            return with_paper_axis(rows, profile=self.profile)
+
+        return replace(self, rs=axis(self.rs), cv_own=axis(self.cv_own), cv_rs=axis(self.cv_rs))
 
     def kind_of(self, model: str) -> tuple[str, str]:
         """``(family, who pretrained it)`` of ``model``."""

@@ -156,6 +156,7 @@ def evaluate(ev: Evidence, claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
     here" with the error as its reason, never a silent pass.
     """
     rows = []
+    ev = ev.with_paper_axis()
     for claim in claims:
         try:
             stat = claim.statistic(ev)
