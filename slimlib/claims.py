@@ -29,6 +29,7 @@ from slimlib import evidence_rules as er
 from slimlib.claim_evidence import ablation_model, gather, is_real_rs, order_rows, parts_tables
 from slimlib.claim_floor import embedding_floor, rs_above_floor
 from slimlib.claim_statistics import (
+    EXACT,
     FAILS,
     HOLDS,
     NOT_TESTABLE,
@@ -90,16 +91,16 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("rs-above-controls", "this book", "(control the paper lacks) at the smallest width "
           "the slimmed RS model scores above its embedding-only floor", "—",
           "Slimmability of RS FMs",
-          Criterion(0.0, INF, WITHIN, "accuracy above the floor > 0"), rs_above_floor),
+          Criterion(0.0, INF, WITHIN, "accuracy above the floor > 0", strict=True), rs_above_floor),
     Claim("cv-10-33", "camera-ready", "CV MAE / DINOv2 keep only 10–33 % at their smallest "
           "budget (2.9 %) on ImageNet subsets", "10–33 %", "RS vs CV",
           Criterion(0.10, 0.33, MEETS, "within the paper's 10–33 %", max_width=0.23), cv_10_33),
     Claim("cv-74-vs-82-95", "camera-ready", "CV MAE moved to RS data keeps 74 %, below the "
           "82–95 % of RS FMs on the same data", "74 % vs 82–95 %", "RS vs CV",
-          Criterion(0.0, INF, WITHIN, "RS − CV retention > 0"), cv_on_rs),
+          Criterion(0.0, INF, WITHIN, "RS − CV retention > 0", strict=True), cv_on_rs),
     Claim("slimmable-moco", "camera-ready", "Learned slimmable training helps contrastive "
           "(MoCo) pretraining", "MoCo: yes", "Learned slimmable training",
-          Criterion(0.0, INF, WITHIN, "MoCo retention gain at s ≤ 0.25 > 0"), slimmable_moco,
+          Criterion(0.0, INF, WITHIN, "MoCo retention gain at s ≤ 0.25 > 0", strict=True), slimmable_moco,
           group="slimmable-moco-not-mae"),
     Claim("slimmable-mae", "camera-ready", "Learned slimmable training does not help MAE "
           "pretraining (v1: it helps both)", "MAE: no", "Learned slimmable training",
@@ -142,7 +143,7 @@ def select(*keys: str) -> tuple[Claim, ...]:
 def _interval_text(stat: Stat) -> str:
     if not (math.isfinite(stat.lo) and math.isfinite(stat.hi)):
         return "—"
-    if stat.lo == stat.hi:
+    if stat.interval == EXACT:
         return "exact"
     return f"[{stat.lo:.3f}, {stat.hi:.3f}]"
 

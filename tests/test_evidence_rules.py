@@ -77,3 +77,11 @@ def test_scoreboard_counts_verdicts_only():
         er.scoreboard(["inconclusive"])
     with pytest.raises(ValueError):
         er.Ruling("inconclusive", "x")
+
+
+def test_a_strict_bound_is_not_met_by_the_bound_itself():
+    above_zero = er.Criterion(0.0, math.inf, er.WITHIN, "> 0", strict=True)
+    assert er.decide(0.0, 0.0, 0.0, above_zero)[0] == er.FAILS
+    assert er.decide(0.0, -0.1, 0.0, above_zero)[0] == er.FAILS
+    assert er.decide(0.05, 0.0, 0.1, above_zero)[0] == er.NOT_TESTABLE
+    assert er.decide(0.05, 0.01, 0.1, above_zero)[0] == er.HOLDS
