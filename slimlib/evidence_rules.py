@@ -232,7 +232,7 @@ def decide(value: float, lo: float, hi: float, criterion: Criterion) -> tuple[st
     width = hi - lo
     if criterion.max_width is not None and width > criterion.max_width:
         return NOT_TESTABLE, (f"the interval [{lo:.3f}, {hi:.3f}] is wider than "
-                              f"{criterion.max_width:g}: too wide to decide")
+                              f"{criterion.max_width:.3g}: too wide to decide")
     if criterion.mode == WITHIN:
         inside = criterion.passes(lo) and criterion.passes(hi)
     else:

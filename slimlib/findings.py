@@ -41,7 +41,8 @@ SETTLE: Mapping[str, str] = {
                     "(the `paper` profile's ViT-B/L models)",
     "slimmable-moco": "more test images or datasets for the same pair (the interval is over "
                       "datasets), or the `paper` profile's pairs on a GPU",
-    "slimmable-mae": "an MAE regular/slimmable pair in the profile",
+    "slimmable-mae": "more test images or datasets for the same pair (the interval is over "
+                     "datasets), or the `paper` profile's pairs on a GPU",
     "order": "more test images for the ablation model (the interval comes from them), or the "
              "`paper` profile's models",
     "parts-attention": "nothing: a FLOP count is exact; the paper's convention is applied",
