@@ -200,7 +200,7 @@ plotting.show_table(ours_small.assign(
 
 # %%
 verdicts = claims.evaluate(claims.Evidence(rs=probe, controls=cmp, pretrained=cfg.pretrained,
-                                           real_rs=claims.is_real_rs(cfg.models)),
+                                           real_rs=claims.is_real_rs(cfg.models),
+                                           control_rows=rows, floor=floor, profile=cfg),
                            claims.select("rs-85", "rs-above-controls"))
-plotting.show_table(verdicts, "03_claims", compact_columns=[
-    "claim", "paper", "this build", "± (2 SE)", "verdict", "why"])
+plotting.show_table(verdicts, "03_claims", compact_columns=["claim", "paper", "this build", "interval", "criterion", "verdict", "why", "indication"])

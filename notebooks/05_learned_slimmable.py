@@ -171,5 +171,4 @@ plotting.show_table(claims.evaluate(claims.Evidence(slimmable=table,
                                                     pairs=tuple(map(tuple, pairs)),
                                                     pretrained=cfg.pretrained),
                                     claims.select("slimmable-moco-not-mae")),
-                    "05_claims", compact_columns=["claim", "paper", "this build", "± (2 SE)",
-                                                  "verdict", "why"])
+                    "05_claims", compact_columns=["claim", "paper", "this build", "interval", "criterion", "verdict", "why", "indication"])

@@ -72,8 +72,7 @@ plotting.show_table(by_order, "07_order", precision=4)
 
 # %%
 plotting.show_table(claims.evaluate(claims.Evidence(orders=orders, pretrained=cfg.pretrained),
-                                    claims.select("order")), "07_claims", compact_columns=[
-    "claim", "paper", "this build", "± (2 SE)", "verdict", "why"])
+                                    claims.select("order")), "07_claims", compact_columns=["claim", "paper", "this build", "interval", "criterion", "verdict", "why", "indication"])
 
 # %% [markdown]
 # The paper publishes no numbers for the order and layer-type ablations (only figures;
