@@ -26,8 +26,8 @@
 #
 # **What this page shows**: Galileo-nano's retention against compute beside two controls the
 # paper does not have: the same architecture with random weights (several init seeds,
-# through the same sweep) and the pretrained model's **embedding-only floor** (no transformer
-# block run). **What it cannot show**: the paper's models and GEO-Bench data (the `paper`
+# through the same sweep) and the pretrained model's **embedding-only floor** (the mean of the
+# embedding tokens it hands its first block, no transformer block run; `docs/evaluation.md`). **What it cannot show**: the paper's models and GEO-Bench data (the `paper`
 # profile needs a GPU and downloads), and — since Galileo-nano has d_k = 16 — widths below
 # 1/16 still keep one dimension per head, so this model cannot go below ≈ 4–5 % of compute.
 # EuroSAT 13-band has only 54 test images (SE ≈ 0.06 per accuracy): its numbers carry wide
@@ -100,7 +100,9 @@ for _, part in knn_cmp.groupby(["model", "dataset"]):
 # %% [markdown]
 # At the smallest control width: retention, retention above random init and the share of the
 # pretrained gain over the embedding-only floor that is kept, $(\mathrm{acc}(s) - \mathrm{floor})
-# / (\mathrm{acc}(1) - \mathrm{floor})$; "reading" columns compare differences with 2 SE.
+# / (\mathrm{acc}(1) - \mathrm{floor})$ (not defined, with the reason in `gain_kept_note`, where
+# the floor is degenerate or not beaten); "reading" columns say whether the difference's 95 %
+# interval excludes 0 (column `interval`: paired image bootstrap, or the binomial fallback).
 
 # %%
 from slimlib import claims, controls
@@ -108,7 +110,7 @@ from slimlib import claims, controls
 smallest_ctrl = controls.at_smallest(knn_cmp)
 smallest_ctrl[["model", "dataset", "width", "rel_compute", "value", "se", "retention",
                "random_mean", "above_random", "vs random init", "floor", "gain_kept",
-               "vs embedding-only floor"]].round(3)
+               "gain_kept_note", "vs embedding-only floor", "interval"]].round(3)
 
 # %%
 display(Markdown(" ".join(

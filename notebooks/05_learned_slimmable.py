@@ -68,7 +68,8 @@ ret.groupby(["model", "training"]).size().rename("widths").to_frame()
 # **Controls**: the four miniatures share one architecture and one random-init network per
 # init seed (checked by `slimlib.chapters.shared_controls_for`), so one grey band (min–max
 # over init seeds, dashed: their mean) is that control at the control widths; each model's
-# embedding-only floor (no block run) is a dotted line in its colour.
+# embedding-only floor (the mean of its embedding tokens, no block run) is a dotted line in
+# its colour.
 
 # %% tags=["hide-input"]
 native = reference.posthoc("native")
@@ -98,13 +99,15 @@ for dataset, part in ret.groupby("dataset"):
 
 # %% [markdown]
 # The same controls as numbers at each control width: accuracy above the random-init mean
-# (± 2 SE) and the share of the pretrained gain over the floor that the slimmed model keeps,
-# $(\mathrm{acc}(s) - \mathrm{floor}) / (\mathrm{acc}(1) - \mathrm{floor})$.
+# with its 95 % interval (column `interval` says how it was made) and the share of the
+# pretrained gain over the floor that the slimmed model keeps,
+# $(\mathrm{acc}(s) - \mathrm{floor}) / (\mathrm{acc}(1) - \mathrm{floor})$ — not defined, with
+# the reason in `gain_kept_note`, where the floor is degenerate or not beaten.
 
 # %%
-controls.assign(**{"± 2 SE": 2 * controls["above_random_se"]})[
-    ["model", "dataset", "width", "value", "random_mean", "above_random", "± 2 SE", "floor",
-     "gain_kept"]].round(3)
+controls[["model", "dataset", "width", "value", "random_mean", "above_random",
+          "above_random_lo", "above_random_hi", "floor", "gain_kept", "gain_kept_note",
+          "interval"]].round(3)
 
 # %% [markdown]
 # ## Gain of slimmable over regular training, per width
