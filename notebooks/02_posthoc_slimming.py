@@ -53,6 +53,11 @@ from slimlib import chapters, comparison, pages, plotting, reference
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
                   protocols=protocols, device=device, batch_size=batch_size, data_root=data_root)
 
+# %% [markdown]
+# Test images: none. Every number on this page is counted from the models' structure (FLOPs,
+# parameters, kept dimensions), not measured on images; the accuracy chapters say how many test
+# images each of their scores rests on.
+
 # %% tags=["hide-input"]
 from slimlib import models
 

@@ -64,6 +64,11 @@ ret = comparison.with_paper_axis(slimlib.retention(probe), profile=cfg)
 print(f"{len(table)} rows ({len(probe)} probe rows) from {table.attrs.get('path')}")
 ret.head()
 
+# %% tags=["remove-input"]
+from slimlib.book.runs import n_test_sentence
+
+display(Markdown(n_test_sentence(table)))
+
 # %% [markdown]
 # ## Absolute metric and retention vs relative compute (all widths)
 #

@@ -27,7 +27,7 @@ from slimlib.probe_inputs import (
     subsample,
 )
 
-__all__ = ["KNN_METRICS", "knn_predict", "knn_score"]
+__all__ = ["KNN_METRICS", "knn_outcomes", "knn_predict", "knn_score"]
 
 #: k-NN distance metrics.
 KNN_METRICS = ("cosine", "euclidean")
@@ -153,6 +153,19 @@ def knn_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, k: int = 
     Warns:
         ClassCoverageWarning: a class is absent from the training or the test split.
     """
+    return knn_outcomes(train_x, train_y, test_x, test_y, k=k, metric=metric, seed=seed,
+                        train_fraction=train_fraction)[0]
+
+
+def knn_outcomes(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, k: int = 5,
+                 metric: str = "cosine", seed: int = 0, train_fraction: float = 1.0
+                 ) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+    """:func:`knn_score` with the per-image outcomes behind it: ``(value, labels, preds)``.
+
+    Single-label: ``labels`` are the test class ids ``(M,)`` as given and ``preds`` the
+    predicted class ids, and ``value`` is their macro accuracy. Multi-label: ``(value, None,
+    None)``.
+    """
     check_choice(metric, KNN_METRICS, "metric")
     seed = check_seed(seed)
     tr_x, tr_y, te_x, te_y = prepare(train_x, train_y, test_x, test_y)
@@ -162,7 +175,7 @@ def knn_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, k: int = 
     k = _check_k(k, tr_x.shape[0])
     if tr_y.ndim == 2:
         mask = check_multi(tr_y, te_y)
-        return macro_map(te_y, _knn(tr_x, tr_y, te_x, k, metric, tr_y.shape[1]), mask)
+        return macro_map(te_y, _knn(tr_x, tr_y, te_x, k, metric, tr_y.shape[1]), mask), None, None
     classes, tr_codes, te_codes = encode_single(tr_y, te_y)
     pred = _knn(tr_x, tr_codes, te_x, k, metric, classes.size)
-    return macro_accuracy(te_codes, pred)
+    return macro_accuracy(te_codes, pred), te_y, classes[pred]

@@ -27,7 +27,7 @@ from slimlib.probe_inputs import (
     subsample,
 )
 
-__all__ = ["linear_probe_predict", "linear_probe_score"]
+__all__ = ["linear_probe_outcomes", "linear_probe_predict", "linear_probe_score"]
 
 # Linear-probe compute dtype: float32 L-BFGS was 2-10x faster than float64 on the shared CPU
 # and agrees with scikit-learn to ~1e-4 in probability (tests/test_probes.py).
@@ -127,6 +127,16 @@ def linear_probe_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, 
 
     Raises / Warns: as :func:`knn_score`.
     """
+    return linear_probe_outcomes(train_x, train_y, test_x, test_y, seed=seed,
+                                 train_fraction=train_fraction, l2=l2, max_iter=max_iter)[0]
+
+
+def linear_probe_outcomes(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *,
+                          seed: int = 0, train_fraction: float = 1.0, l2: float = 1e-3,
+                          max_iter: int = 300
+                          ) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+    """:func:`linear_probe_score` with the per-image outcomes behind it: ``(value, labels,
+    preds)`` as :func:`slimlib.knn_probe.knn_outcomes` (``None`` for multi-label data)."""
     _check_linear_args(l2, max_iter)
     seed = check_seed(seed)
     tr_x, tr_y, te_x, te_y = prepare(train_x, train_y, test_x, test_y)
@@ -135,8 +145,8 @@ def linear_probe_score(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, 
         tr_x, tr_y = tr_x[torch.from_numpy(keep)], tr_y[keep]
     if tr_y.ndim == 2:
         mask = check_multi(tr_y, te_y)
-        return macro_map(te_y, _linear(tr_x, tr_y, te_x, l2, max_iter), mask)
+        return macro_map(te_y, _linear(tr_x, tr_y, te_x, l2, max_iter), mask), None, None
     classes, tr_codes, te_codes = encode_single(tr_y, te_y)
     train_classes, tr_local = np.unique(tr_codes, return_inverse=True)
     pred = train_classes[_linear(tr_x, tr_local, te_x, l2, max_iter)]
-    return macro_accuracy(te_codes, pred)
+    return macro_accuracy(te_codes, pred), te_y, classes[pred]

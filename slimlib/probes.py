@@ -22,23 +22,28 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from slimlib._validation import check_choice
 from slimlib.constants import PROTOCOLS
 from slimlib.knn_probe import KNN_METRICS as KNN_METRICS  # the k-NN distance metrics
-from slimlib.knn_probe import knn_predict, knn_score
-from slimlib.linear_probe import linear_probe_predict, linear_probe_score
+from slimlib.knn_probe import knn_outcomes, knn_predict, knn_score
+from slimlib.linear_probe import linear_probe_outcomes, linear_probe_predict, linear_probe_score
 from slimlib.probe_inputs import METRIC_NAMES, ClassCoverageWarning, metric_name, subsample
 
 __all__ = [
     "METRIC_NAMES",
     "PROTOCOLS",
     "ClassCoverageWarning",
+    "knn_outcomes",
     "knn_predict",
     "knn_score",
+    "linear_probe_outcomes",
     "linear_probe_predict",
     "linear_probe_score",
     "metric_name",
     "score",
+    "score_outcomes",
 ]
 
 #: Old private name of :func:`slimlib.probe_inputs.subsample`.
@@ -51,4 +56,19 @@ def score(protocol: str, train_x: Any, train_y: Any, test_x: Any, test_y: Any, *
     (:func:`linear_probe_score`); ``kwargs`` go to that function."""
     check_choice(protocol, PROTOCOLS, "protocol")
     fn = knn_score if protocol == "knn" else linear_probe_score
+    return fn(train_x, train_y, test_x, test_y, seed=seed, **kwargs)
+
+
+def score_outcomes(protocol: str, train_x: Any, train_y: Any, test_x: Any, test_y: Any, *,
+                   seed: int = 0, **kwargs: Any
+                   ) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+    """:func:`score` with the per-image outcomes behind it: ``(value, labels, preds)``.
+
+    Single-label data: ``labels`` are the test class ids in test order, ``preds`` the predicted
+    class ids, and ``value`` is exactly their macro accuracy
+    (:func:`slimlib.sweeping.outcomes.encode` stores them in a sweep row). Multi-label data:
+    ``(value, None, None)``.
+    """
+    check_choice(protocol, PROTOCOLS, "protocol")
+    fn = knn_outcomes if protocol == "knn" else linear_probe_outcomes
     return fn(train_x, train_y, test_x, test_y, seed=seed, **kwargs)

@@ -87,6 +87,13 @@ def _check_setting(key: str, value: Any) -> Any:
         if not all(len(p) == 2 and all(isinstance(n, str) for n in p) for p in pairs):
             raise _bad(key, "a list of [regular, slimmable] name pairs", value)
         return pairs
+    if key == "crossfit":
+        names = _tuple(value, key)
+        if not all(isinstance(n, str) and n for n in names):
+            raise _bad(key, "a list of dataset names (possibly empty)", value)
+        return names
+    if key == "folds":
+        return _integer(key, value, 2)
     if key in ("batch_size", "latency_repeats") or key.endswith("limit_per_class"):
         return _integer(key, value, 1)
     if key in ("name", "device", "data_root"):

@@ -37,14 +37,17 @@ from slimlib.profile_checks import _bad, _check_setting
 from slimlib.settings import PROFILE_ENV, Settings, or_current, profile_name
 
 __all__ = ["Profile", "PROFILES", "PROFILE_ENV", "get", "resolve", "check_parameters",
-           "load_datasets", "data_note", "results_path", "repo_root", "environment",
-           "settings_of"]
+           "load_datasets", "data_note", "test_limit_note", "results_path", "repo_root",
+           "environment", "settings_of"]
 
 #: The paper's 31 width factors (:data:`slimlib.constants.WIDTHS`).
 _ALL_WIDTHS: tuple[float, ...] = WIDTHS
 _FEW_WIDTHS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.333, 0.5, 0.75, 1.0)
 #: Widths of the default build's controls and ablations (what a 20-minute CPU build affords).
 _CONTROL_WIDTHS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+#: Datasets the smoke and default profiles cross-fit (too small for a useful fixed test split).
+_CROSSFIT: tuple[str, ...] = ("eurosat-ms", "ucmerced")
 
 #: The paper's models whose compute the book tabulates (built with ``pretrained=False``).
 PAPER_COMPUTE_MODELS: tuple[str, ...] = (
@@ -70,7 +73,12 @@ class Profile:
         seeds: probe seeds (and slimming seeds for ``order="random"``).
         protocols: probes of the main curves (``"knn"``, ``"linear"``).
         limit_per_class, test_limit_per_class: per-class subset of the train/test splits
-            (``None`` = all).
+            (``None`` = all). ``limit_per_class`` is the probe's training bank.
+        crossfit: datasets evaluated by ``folds``-fold cross-fitting over all their images
+            instead of their fixed split (:mod:`slimlib.crossfit`): every image is a test
+            image once. Their per-class subset is ``limit_per_class +
+            test_limit_per_class`` (all images when either is ``None``).
+        folds: number of cross-fitting folds (stratified; fold seed 0).
         batch_size, device: feature extraction settings (``device=None``: CUDA when present).
         compute_models: models whose FLOPs per width are tabulated (``pretrained=False``).
         compute_widths: widths of that table (FLOP counting a ViT-B takes seconds per width).
@@ -116,6 +124,8 @@ class Profile:
     init_seeds: tuple[int, ...] = (0, 1, 2)
     train_fraction: float = 1.0
     model_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    crossfit: tuple[str, ...] = ()
+    folds: int = 5
     settings: Settings | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -140,6 +150,7 @@ PROFILES: dict[str, Profile] = {
         widths=(0.1, 0.5, 1.0), ablation_widths=(0.25, 1.0),
         seeds=(0,), protocols=("knn",),
         limit_per_class=12, test_limit_per_class=6, batch_size=128, train_fraction=0.8,
+        crossfit=_CROSSFIT,
         compute_models=("ssl4eo-vits16-moco",), compute_widths=(0.1, 1.0),
         latency_repeats=2, pretrained=False, control_widths=(0.1, 1.0), init_seeds=(0, 1),
         model_options=(("galileo-nano", (("patch_size", 8),)),),
@@ -153,7 +164,11 @@ PROFILES: dict[str, Profile] = {
         datasets=None, cv_datasets=None,
         widths=_ALL_WIDTHS, ablation_widths=_CONTROL_WIDTHS, control_widths=_CONTROL_WIDTHS,
         seeds=(0, 1, 2), protocols=("knn",),
-        limit_per_class=60, test_limit_per_class=30, batch_size=256, train_fraction=0.8,
+        # EuroSAT RGB: all of the manifest's 160 test images per class and a training bank of
+        # 60 per class (docs/book.md, "Test images and build time": what a 20-minute build
+        # affords); the two small datasets cross-fitted over all their images (270 and 168)
+        limit_per_class=60, test_limit_per_class=160, batch_size=256, train_fraction=0.8,
+        crossfit=_CROSSFIT,
         # patch 8: 4x fewer tokens than Galileo's default 4 (320 vs 1,280 on 13-band input),
         # what a 20-minute CPU build affords; docs/models.md compares both patch sizes
         model_options=(("galileo-nano", (("patch_size", 8),)),
@@ -272,28 +287,53 @@ def load_datasets(profile: Profile, names: Sequence[str] | None = None,
     """``{display name: (train, test)}`` of :class:`~slimlib.specs.ImageDataset` per dataset.
 
     Uses the profile's per-class subsets; synthetic data keep ``(synthetic)`` in the key so no
-    table or figure can mistake them for real data.
+    table or figure can mistake them for real data. A dataset in ``profile.crossfit`` comes as
+    a :class:`slimlib.crossfit.CrossFitted` pair: its fixed split (for code that needs one)
+    carrying ``.crossfit``, every image (at most ``limit_per_class + test_limit_per_class``
+    per class) evaluated by ``profile.folds``-fold cross-fitting, which
+    :func:`slimlib.sweep` uses instead.
+
+    Raises:
+        ValueError: a cross-fitted dataset without an ``"all"`` split.
     """
     from slimlib import data
+    from slimlib.crossfit import CrossFit, CrossFitted
 
     settings = settings_of(profile)
     names = profile.datasets if names is None else tuple(names)
+    limits = (profile.limit_per_class, profile.test_limit_per_class)
     out: dict[str, tuple[Any, Any]] = {}
+
+    def load(name: str, split: str, limit: int | None) -> Any:
+        kind = data.info(name)["kind"]
+        key = {"synthetic": "n_per_class", "embedded": "limit_per_class"}.get(kind)
+        kwargs = {} if limit is None or key is None else {key: limit}
+        return data.load(name, split, root=profile.data_root, settings=settings, **kwargs)
+
     for name in names:
-        info = data.info(name)
-        splits = []
-        for split, limit in (("train", profile.limit_per_class),
-                             ("test", profile.test_limit_per_class)):
-            if info["kind"] == "synthetic":
-                kwargs = {} if limit is None else {"n_per_class": limit}
-            elif info["kind"] == "embedded":
-                kwargs = {} if limit is None else {"limit_per_class": limit}
-            else:
-                kwargs = {}
-            splits.append(data.load(name, split, root=profile.data_root, settings=settings,
-                                    **kwargs))
-        out[splits[1].display_name] = (splits[0], splits[1])
+        train, test = (load(name, split, limit) for split, limit in zip(("train", "test"),
+                                                                         limits, strict=True))
+        pair: tuple[Any, Any] = (train, test)
+        if name in getattr(profile, "crossfit", ()):
+            if "all" not in data.info(name)["splits"]:
+                raise ValueError(f"profile {profile.name!r} cross-fits {name!r}, which has no "
+                                 "'all' split; remove it from crossfit=")
+            every = load(name, "all", None if None in limits else sum(limits))
+            pair = CrossFitted(train, test, CrossFit(every, folds=profile.folds))
+        out[test.display_name] = pair
     return out
+
+
+def test_limit_note(profile: Profile) -> str:
+    """How many images per class the profile's RS datasets use, in words."""
+    train, test = profile.limit_per_class, profile.test_limit_per_class
+    text = (f"{'all' if train is None else f'at most {train}'} train / "
+            f"{'all' if test is None else f'at most {test}'} test images per class")
+    crossfit = [n for n in (profile.datasets or ()) if n in profile.crossfit]
+    if crossfit:
+        text += (f"; {', '.join(crossfit)} cross-fitted ({profile.folds} folds: every image is "
+                 "a test image once)")
+    return text
 
 
 def repo_root(start: str | os.PathLike | None = None) -> Path:
@@ -347,7 +387,7 @@ def environment(profile: Profile) -> dict[str, str]:
         "seeds": ", ".join(map(str, profile.seeds)),
         "protocols": ", ".join(profile.protocols),
         "weights": "pretrained" if profile.pretrained else "RANDOM (pipeline check only)",
-        "subset per class": f"{profile.limit_per_class} train / {profile.test_limit_per_class} test",
+        "subset per class": test_limit_note(profile),
     }
 
 
@@ -362,9 +402,8 @@ def data_note(profile: Profile) -> str:
                      "was set (`SLIMLIB_DATA`), so the numbers below illustrate the method and "
                      "are not real-data results.")
     if real:
-        parts.append(f"Data: embedded real images ({', '.join(real)}), at most "
-                     f"{profile.limit_per_class} train / {profile.test_limit_per_class} test "
-                     "images per class.")
+        parts.append(f"Data: embedded real images ({', '.join(real)}), "
+                     f"{test_limit_note(profile)}.")
     if not profile.pretrained:
         parts.append("**The encoders have RANDOM weights** (profile "
                      f"`{profile.name}` checks that the pipeline runs; not a result).")

@@ -638,3 +638,34 @@ def test_relative_path_settings_are_made_absolute_for_chapter_kernels(monkeypatc
     monkeypatch.setenv("SLIMLIB_DATA", "..")
     meta = sphinxext.setup(object())  # the book's extension (an entry point) writes them
     assert os.environ["SLIMLIB_DATA"] == str(base) and meta["parallel_read_safe"]
+
+
+def test_default_profile_uses_the_test_images_we_have(data_root):
+    """EuroSAT RGB: the manifest's 160 test images per class; EuroSAT 13-band and UC Merced:
+    cross-fitted over every image (docs/evaluation.md)."""
+    import numpy as np
+
+    from slimlib import profiles
+    from slimlib.crossfit import CrossFitted
+    from slimlib.sweeping import as_datasets
+
+    profile = profiles.resolve("default", data_root=str(data_root))
+    data = profiles.load_datasets(profile)
+    rgb_train, rgb_test = data["eurosat-rgb"]
+    assert len(rgb_test) == 1600
+    assert np.bincount(rgb_test.labels.numpy()).tolist() == [160] * 10
+    assert len(rgb_train) == 10 * profile.limit_per_class
+    assert not isinstance(data["eurosat-rgb"], CrossFitted)
+    swept = {d.name: d for d in as_datasets(data)}
+    assert swept["eurosat-rgb"].folds == 0 and swept["eurosat-rgb"].n_test == 1600
+    for name, n in (("eurosat-ms", 270), ("ucmerced", 168)):
+        pair = data[name]
+        assert isinstance(pair, CrossFitted)
+        train, test = pair  # code that needs a fixed split still gets the source split
+        assert len(train) + len(test) == n
+        d = swept[name]
+        assert d.folds == profile.folds == 5 and d.n_test == n
+        assert d.n_train == round(n * 4 / 5)
+        ids = d.fold_ids()
+        assert np.bincount(ids).min() >= n // 5 - 1  # every fold holds its share
+    assert "cross-fitted" in profiles.data_note(profile)

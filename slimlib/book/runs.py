@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["embedded_models_of", "pretrain_models", "runs_on", "runs_on_name", "sweep_for",
-           "controls_for", "shared_controls_for"]
+           "controls_for", "shared_controls_for", "n_test_images", "n_test_sentence"]
 
 
 def _settings(profile: Any):
@@ -290,3 +290,49 @@ def shared_controls_for(profile: Any, models: Any, datasets: Any = None, *, widt
     rows = pd.concat(parts, ignore_index=True)
     floor = pd.concat(floors, ignore_index=True)
     return rows, floor, controls.compare(rows, floor)
+
+
+def n_test_images(rows: Any):
+    """How many test images each dataset's numbers rest on, from sweep rows.
+
+    Returns one row per dataset (probe rows only): ``n_test`` (test images per score; several
+    values joined by "/" when the rows differ), ``n_train`` (the probe's training bank: per
+    fold when cross-fitted), ``evaluation`` (``"fixed split"`` or ``"cross-fitted, k
+    folds"``, read from the rows' ``notes``, :mod:`slimlib.crossfit`) and ``classes`` (classes
+    among the test labels, from the ``outcomes`` cell; 0 when no row has outcomes).
+    """
+    import re
+
+    import pandas as pd
+
+    from slimlib.crossfit import NOTE
+    from slimlib.sweeping.outcomes import decode
+
+    probe = rows[rows["protocol"] != "features"]
+    out = []
+    for dataset, grp in probe.groupby("dataset", sort=False):
+        folds = {int(m.group(1)) for n in grp["notes"].astype(str)
+                 for m in [re.search(rf"{NOTE}: (\d+) ", n)] if m}
+        cells = [c for c in grp.get("outcomes", pd.Series(dtype=object)) if decode(c) is not None]
+        out.append({
+            "dataset": dataset,
+            "n_test": "/".join(f"{v:,}" for v in sorted(set(grp["n_test"].astype(int)))),
+            "n_train": "/".join(f"{v:,}" for v in sorted(set(grp["n_train"].astype(int)))),
+            "evaluation": (f"cross-fitted, {'/'.join(map(str, sorted(folds)))} folds" if folds
+                           else "fixed split"),
+            "classes": int(pd.unique(decode(cells[0]).labels).size) if cells else 0,
+        })
+    return pd.DataFrame(out, columns=["dataset", "n_test", "n_train", "evaluation", "classes"])
+
+
+def n_test_sentence(rows: Any) -> str:
+    """One sentence for a chapter: the test images each dataset's scores rest on."""
+    table = n_test_images(rows)
+    if table.empty:
+        return "No probe rows: no test images to report."
+    parts = []
+    for r in table.itertuples():
+        bank = " per fold" if r.evaluation.startswith("cross") else ""
+        parts.append(f"{r.dataset}: {r.n_test} test images ({r.evaluation}; training bank "
+                     f"{r.n_train}{bank})")
+    return "Each score rests on " + "; ".join(parts) + "."

@@ -35,6 +35,9 @@ class SweepData:
         train, test: :class:`ImageDataset` splits, or prepared ``(x, y)`` tensors
             (``x`` float ``(N, C, S, S)``, ``y`` ``(N,)`` or ``(N, K)``).
         synthetic, notes: from the splits (set by the converters).
+        folds, fold_seed: ``folds > 0``: evaluated by ``folds``-fold cross-fitting over
+            every image (:mod:`slimlib.crossfit`; ``train`` and ``test`` are then the same
+            images); ``0``: the fixed train/test split.
         fp_train, fp_test, fp, metric: filled in by :func:`slimlib.sweep`.
     """
 
@@ -47,6 +50,8 @@ class SweepData:
     fp: str = ""
     metric: str = ""
     notes: list[str] = field(default_factory=list)
+    folds: int = 0
+    fold_seed: int = 0
 
     def __post_init__(self) -> None:
         splits = (self.train, self.test)
@@ -57,7 +62,20 @@ class SweepData:
 
     @property
     def n_train(self) -> int:
+        """Training images per probe (cross-fitted: the mean bank size of a fold)."""
+        if self.folds:
+            from slimlib.crossfit import bank_size
+
+            return bank_size(self.fold_ids())
         return len(_labels_of(self.train))
+
+    def fold_ids(self) -> Any:
+        """The fold of each image (cross-fitted data only; :func:`slimlib.crossfit.fold_ids`)."""
+        from slimlib.crossfit import fold_ids
+
+        if not self.folds:
+            raise ValueError(f"{self.name} is evaluated on a fixed split, not cross-fitted")
+        return fold_ids(_labels_of(self.test), folds=self.folds, seed=self.fold_seed)
 
     @property
     def n_test(self) -> int:
@@ -82,6 +100,17 @@ class SweepData:
             raise ValueError(f"{train.name}: train and test splits must share one label space;"
                              f" got classes {train.classes} vs {test.classes}")
         return cls(name or train.name, train, test)
+
+    @classmethod
+    def crossfitted(cls, dataset: ImageDataset, *, folds: int = 5, seed: int = 0,
+                    name: str | None = None) -> SweepData:
+        """Every image of ``dataset``, evaluated by ``folds``-fold cross-fitting
+        (:mod:`slimlib.crossfit`); ``seed`` draws the stratified folds."""
+        from slimlib.crossfit import fold_ids, note
+
+        fold_ids(dataset.labels, folds=folds, seed=seed)  # checks folds against the data
+        return cls(name or dataset.name, dataset, dataset, folds=int(folds),
+                   fold_seed=int(seed), notes=[*dataset.notes, note(folds, seed, len(dataset))])
 
     @classmethod
     def from_prepared(cls, name: str, train: tuple[Any, Any], test: tuple[Any, Any]
@@ -111,9 +140,13 @@ def as_datasets(datasets: Any, *, train_split: str = "train", test_split: str = 
     Accepted: a :class:`SweepData` (or a list of them), a registry name, a ``(train, test)``
     pair of :class:`ImageDataset`, a list of names / pairs, or a dict name -> name / pair /
     prepared ``((x_train, y_train), (x_test, y_test))``. This is the one function that tells
-    those shapes apart; each is built by its ``SweepData.from_*`` converter.
+    those shapes apart; each is built by its ``SweepData.from_*`` converter. A
+    :class:`slimlib.crossfit.CrossFit` (or the :class:`~slimlib.crossfit.CrossFitted` pair
+    :func:`slimlib.profiles.load_datasets` returns) becomes :meth:`SweepData.crossfitted`.
     """
-    if isinstance(datasets, str | SweepData) or _is_pair(datasets):
+    from slimlib.crossfit import CrossFit, CrossFitted
+
+    if isinstance(datasets, str | SweepData | CrossFit) or _is_pair(datasets):
         datasets = [datasets]
     items = list(datasets.items()) if isinstance(datasets, Mapping) \
         else [(None, d) for d in datasets]
@@ -121,8 +154,13 @@ def as_datasets(datasets: Any, *, train_split: str = "train", test_split: str = 
         raise ValueError("datasets must name at least one dataset")
     out = []
     for name, ds in items:
+        if isinstance(ds, CrossFitted):
+            ds = ds.crossfit
         if isinstance(ds, SweepData):
             out.append(ds)
+        elif isinstance(ds, CrossFit):
+            out.append(SweepData.crossfitted(ds.dataset, folds=ds.folds, seed=ds.seed,
+                                             name=name))
         elif isinstance(ds, str):
             out.append(SweepData.from_registry(ds, name=name, train_split=train_split,
                                                test_split=test_split, data_root=data_root,

@@ -11,7 +11,6 @@ import hashlib
 import math
 import os
 import time
-import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from torch import nn
 
 from slimlib import features as _features
 from slimlib._validation import check_choice, check_int
-from slimlib.constants import FEATURE_METRICS, ORDERS, REDUNDANCY_METRICS, SCALES, WIDTHS
+from slimlib.constants import FEATURE_METRICS, ORDERS, SCALES, WIDTHS
 from slimlib.specs import ImageDataset, ModelSpec
 from slimlib.sweeping.inputs import (
     SweepData,
@@ -37,6 +36,7 @@ from slimlib.sweeping.inputs import (
     as_datasets,
     as_models,
 )
+from slimlib.sweeping.probing import _feature_metrics, _score
 from slimlib.sweeping.table import (
     NO_SEED,
     _frame_keys,
@@ -72,41 +72,6 @@ def _dims(slimmed: nn.Module) -> tuple[Any, Any]:
         vals = list(dict.fromkeys(int(v) for v in info[col]))
         dims.append(vals[0] if len(vals) == 1 else "/".join(map(str, vals)))
     return dims[0], dims[1]
-
-
-def _score(protocol: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-           seed: int, train_fraction: float) -> tuple[float, list[str]]:
-    """One probe score plus the warning messages it raised (e.g. a class absent from a split)."""
-    from slimlib import probes
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        value = probes.score(protocol, train[0], train[1], test[0], test[1], seed=seed,
-                             train_fraction=train_fraction)
-    notes = list(dict.fromkeys(f"{type(w.message).__name__}: {w.message}" for w in caught))
-    return float(value), notes
-
-
-def _feature_metrics(feats: np.ndarray, reference: np.ndarray | None
-                     ) -> dict[str, tuple[float, str]]:
-    """The :data:`FEATURE_METRICS` of test features: name -> (value, note)."""
-    from slimlib import metrics
-
-    out: dict[str, tuple[float, str]] = {}
-    try:
-        desc = metrics.describe_features(feats)
-        for name in REDUNDANCY_METRICS:
-            out[name] = (float(desc[name]), "")
-    except ValueError as err:
-        out.update({name: (math.nan, f"undefined: {err}") for name in REDUNDANCY_METRICS})
-    if reference is None:
-        out["cka_full"] = (math.nan, "no full-width reference")
-    else:
-        try:
-            out["cka_full"] = (float(metrics.linear_cka(feats, reference)), "")
-        except ValueError as err:
-            out["cka_full"] = (math.nan, f"undefined: {err}")
-    return out
 
 
 def _example_input(model: nn.Module, data: SweepData) -> torch.Tensor:
@@ -159,6 +124,7 @@ class _Job:
         if image_data:
             self.notes += _features.preparation_notes(data.train, spec)
         self._inputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.fold_ids = data.fold_ids() if data.folds else None
         self._reference: np.ndarray | None = None
 
     # -------------------------------------------------------------- helpers
@@ -276,15 +242,17 @@ class _Job:
         start = time.perf_counter()
         fingerprint = _features.module_fingerprint(slimmed)
         timer.add("slim", start)
-        train = self.features("train", slimmed, fingerprint, width)
         test = self.features("test", slimmed, fingerprint, width)
-        common["extract_s"] = train[2] + test[2]
+        # cross-fitted data: one extraction of every image serves as both banks
+        train = test if self.data.folds else self.features("train", slimmed, fingerprint, width)
+        common["extract_s"] = test[2] + (0.0 if self.data.folds else train[2])
 
-        shared: dict[str, tuple[float, list[str], float]] = {}
+        shared: dict[str, tuple[float, list[str], float, str]] = {}
         feature_values: dict[str, tuple[float, str]] | None = None
         feature_time = 0.0
         for row in missing:
             notes = list(self.notes)
+            outcomes = ""
             if row["protocol"] == "features":
                 if feature_values is None:
                     full = math.isclose(width, 1.0) and cfg.order != "random"
@@ -296,18 +264,20 @@ class _Job:
                 notes += ["test features"] + ([note] if note else [])
                 runtime = feature_time
             elif cfg.deterministic and row["protocol"] in shared:
-                value, probe_notes, runtime = shared[row["protocol"]]
+                value, probe_notes, runtime, outcomes = shared[row["protocol"]]
                 notes += probe_notes + ["deterministic probe: same score for every seed"]
             else:
                 start = time.perf_counter()
-                value, probe_notes = _score(row["protocol"], train[:2], test[:2], row["seed"],
-                                            cfg.train_fraction)
+                value, probe_notes, outcomes = _score(row["protocol"], train[:2], test[:2],
+                                                      row["seed"], cfg.train_fraction,
+                                                      folds=self.fold_ids)
                 runtime = timer.add("probe", start)
-                shared[row["protocol"]] = (value, probe_notes, runtime)
+                shared[row["protocol"]] = (value, probe_notes, runtime, outcomes)
                 notes += probe_notes
             start = time.perf_counter()
             self.table.append([{**row, **common, "value": value, "runtime_s": runtime,
-                                "notes": "; ".join(dict.fromkeys(notes))}])
+                                "notes": "; ".join(dict.fromkeys(notes)),
+                                "outcomes": outcomes}])
             timer.add("write", start)
 
 
@@ -396,7 +366,8 @@ def sweep(
     for d in data_items:
         d.fp_train = _features.data_fingerprint(d.train)
         d.fp_test = _features.data_fingerprint(d.test)
-        d.fp = _short(d.fp_train, d.fp_test)
+        d.fp = _short(d.fp_train, d.fp_test,
+                      *([f"crossfit:{d.folds}:{d.fold_seed}"] if d.folds else []))
         d.metric = metric_name(_labels_of(d.train))
     model_items = as_models(models, pretrained=pretrained, data_root=data_root,
                             settings=settings)

@@ -33,13 +33,18 @@ KEY_COLUMNS: tuple[str, ...] = (
 COLUMNS: tuple[str, ...] = (
     "model", "dataset", "synthetic", "protocol", "metric", "seed", "width", "parts", "order",
     "scale", "train_fraction", "d_k", "d_h", "flops", "rel_compute", "params", "value",
-    "runtime_s", "extract_s", "n_train", "n_test", "notes", "model_fp", "data_fp",
+    "runtime_s", "extract_s", "n_train", "n_test", "notes", "model_fp", "data_fp", "outcomes",
 )
+#: Columns of tables written before ``outcomes`` existed; :func:`read_table` reads them with
+#: empty ``outcomes`` cells (and, when repairing, rewrites the file with the new header).
+_LEGACY_COLUMNS: tuple[str, ...] = COLUMNS[:-1]
+#: Columns a row passed to the appender may leave out (written as empty cells).
+_OPTIONAL_COLUMNS: tuple[str, ...] = ("outcomes",)
 #: Seed value of ``protocol="features"`` rows when the features do not depend on a seed.
 NO_SEED = -1
 
 _STR_COLS = ("model", "dataset", "protocol", "metric", "parts", "order", "scale", "notes",
-             "model_fp", "data_fp")
+             "model_fp", "data_fp", "outcomes")
 _INT_COLS = ("seed", "flops", "params", "n_train", "n_test")
 _FLOAT_COLS = ("width", "train_fraction", "rel_compute", "value", "runtime_s", "extract_s")
 _BOOL_COLS = ("synthetic",)
@@ -134,6 +139,9 @@ def read_table(path: str | os.PathLike, *, repair: bool = True,
       file, line and column, unless ``quarantine=True`` (what :func:`sweep` uses): then the
       row is moved to :func:`quarantine_path` with a ``RuntimeWarning`` naming file and line,
       and a sweep recomputes it.
+    * A table written before the ``outcomes`` column existed (its header is :data:`COLUMNS`
+      without ``outcomes``) reads with empty ``outcomes`` cells; with ``repair=True`` the
+      file is rewritten with the current header so later appends fit it.
     * Rows whose key (:data:`KEY_COLUMNS`) repeats an earlier row's (e.g. written by two
       sweeps before the table was locked) are dropped, the first kept, with a
       ``RuntimeWarning``.
@@ -178,7 +186,11 @@ def _read_table(path: Path, *, repair: bool, quarantine: bool) -> pd.DataFrame:
         warnings.warn(f"{path}: dropped a partial header line", RuntimeWarning, stacklevel=3)
         return _empty_table()
     header = next(csv.reader([lines[0]]))
-    if tuple(header) != COLUMNS:
+    legacy = tuple(header) == _LEGACY_COLUMNS
+    if legacy:  # written before the outcomes column: every row gets an empty cell
+        lines = [_header()] + [line[:-1] + ",\n" if len(next(csv.reader([line]), []))
+                               == len(_LEGACY_COLUMNS) else line for line in lines[1:]]
+    elif tuple(header) != COLUMNS:
         raise ValueError(f"{path} is not a slimlib sweep table of this version: its columns are "
                          f"{header}, expected {list(COLUMNS)}. Pass another out= path.")
     cols: dict[str, list[str]] = {c: [] for c in COLUMNS}
@@ -224,7 +236,7 @@ def _read_table(path: Path, *, repair: bool, quarantine: bool) -> pd.DataFrame:
                       f"row (lines {duplicates[:5]}{' ...' if len(duplicates) > 5 else ''}), "
                       "e.g. from two sweeps writing one table without a lock; the first of "
                       "each is kept", RuntimeWarning, stacklevel=3)
-    if repair and (dropped or bad or duplicates):
+    if repair and (dropped or bad or duplicates or legacy):
         _io.atomic_write(path, "".join(good))
     return _typed(cols)
 
@@ -321,7 +333,8 @@ class _ResultFile:
                 buf = io.StringIO()
                 writer = csv.writer(buf, lineterminator="\n")
                 for row in new:
-                    writer.writerow([_fmt(row[c]) for c in COLUMNS])
+                    writer.writerow([_fmt(row.get(c) if c in _OPTIONAL_COLUMNS else row[c])
+                                     for c in COLUMNS])
                 with open(self.path, "a", encoding="utf-8", newline="") as f:
                     f.write(buf.getvalue())
                     f.flush()
