@@ -29,10 +29,9 @@ See docs/evaluation.md, "The embedding-only floor".
 
 from __future__ import annotations
 
-import copy
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -40,11 +39,20 @@ import pandas as pd
 import torch
 from torch import nn
 
+from slimlib.floors import (
+    EmbeddingFloor,
+    SkippedBlock,
+    degenerate_features,
+    embedding_floor,
+    embedding_only,
+    floor_scores,
+)
+
 __all__ = [
     "RANDOM_TAG", "embedding_only", "embedding_floor", "EmbeddingFloor", "random_init_models",
     "control_label", "split_label", "is_control", "floor_scores", "degenerate_features",
     "compare", "binomial_se", "at_smallest", "distinguishable", "FLOOR_DEGENERATE",
-    "FLOOR_NOT_BEATEN", "PAIRED", "BINOMIAL",
+    "FLOOR_NOT_BEATEN", "PAIRED", "BINOMIAL", "SkippedBlock",
 ]
 
 #: ``gain_kept_note`` where the floor's features are constant over the test images.
@@ -60,120 +68,6 @@ BINOMIAL = "binomial ±2 SE (no per-image outcomes; unpaired)"
 #: How a random-init control is named in a sweep table: ``"<model> [random init <seed>]"``.
 RANDOM_TAG = "[random init {seed}]"
 _LABEL = re.compile(r"^(?P<base>.*) \[random init (?P<seed>-?\d+)\]$")
-
-
-class SkippedBlock(nn.Module):
-    """Stands in for a transformer block and returns its input unchanged.
-
-    Accepts (and ignores) any extra arguments a model passes its blocks (attention masks, ...).
-    Shapes: ``x`` (B, N, D) -> (B, N, D).
-    """
-
-    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return x
-
-
-def embedding_only(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every transformer block skipped.
-
-    What is left is what slimming never touches: patch/position (and, where the model has
-    them, channel/month) embeddings, the final norm and the model's own pooling. For a
-    mean-pooled model this is a floor; for a CLS-pooled one it is not (the CLS token is the
-    same for every image): the book's floor is :func:`embedding_floor`, built on this copy.
-    ``model`` is not modified; the copy keeps ``.spec``.
-
-    Raises:
-        TypeError: ``model`` has no transformer blocks (see :func:`slimlib.find_blocks`).
-    """
-    from slimlib.slimming import find_blocks
-
-    names = [name for name, _ in find_blocks(model)]
-    new = copy.deepcopy(model)
-    for name in names:
-        parent_name, _, child = name.rpartition(".")
-        parent = new.get_submodule(parent_name) if parent_name else new
-        setattr(parent, child, SkippedBlock())
-    return new.eval()
-
-
-class _TokenRecorder(nn.Module):
-    """Stands in for the first transformer block: keeps the tokens it is handed (and the
-    boolean attention mask, where the model passes one) and returns them unchanged."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: dict[str, Any] = {}
-
-    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        self._seen["tokens"] = x
-        self._seen["attn_mask"] = kwargs.get("attn_mask")
-        return x
-
-
-def _num_prefix_tokens(model: nn.Module) -> int:
-    """Class/register tokens in front of the patch tokens: a timm-style ``num_prefix_tokens``
-    anywhere in ``model``; else 1 for a CLS-pooled spec, 0 otherwise."""
-    for module in model.modules():
-        value = getattr(module, "num_prefix_tokens", None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    spec = getattr(model, "spec", None)
-    return 1 if getattr(spec, "feature", None) == "cls" else 0
-
-
-class EmbeddingFloor(nn.Module):
-    """The embedding-only floor of a model: ``forward(x) -> (B, D)``, the mean over the patch
-    tokens the model hands its first transformer block.
-
-    The tokens are whatever the model builds before its blocks (patch embedding plus position
-    embedding, and the channel/month embeddings of models that add them); class and register
-    tokens (``num_prefix``) are dropped; where the model passes its blocks a boolean attention
-    mask (True = may attend, shape ``(B, 1, 1, N)``), only those tokens are averaged. No block,
-    no final norm and no pooling head runs on them. Keeps ``.spec``.
-    """
-
-    def __init__(self, model: nn.Module, num_prefix: int) -> None:
-        super().__init__()
-        from slimlib.slimming import find_blocks
-
-        names = [name for name, _ in find_blocks(model)]
-        self.model = embedding_only(model)
-        first = names[0]
-        parent_name, _, child = first.rpartition(".")
-        parent = self.model.get_submodule(parent_name) if parent_name else self.model
-        self.recorder = _TokenRecorder()
-        setattr(parent, child, self.recorder)
-        self.num_prefix = int(num_prefix)
-        spec = getattr(model, "spec", None)
-        if spec is not None:
-            self.spec = spec
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.recorder._seen.clear()
-        self.model(x)  # blocks skipped: only the embedding, the final norm and pooling run
-        tokens = self.recorder._seen.get("tokens")
-        if tokens is None or tokens.ndim != 3:
-            raise RuntimeError("the model never called its first transformer block with "
-                               "(B, N, D) tokens; the embedding-only floor needs that call")
-        patches = tokens[:, self.num_prefix:]
-        mask = self.recorder._seen.get("attn_mask")
-        self.recorder._seen.clear()
-        if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and mask.ndim == 4 \
-                and mask.shape[-1] == tokens.shape[1]:
-            keep = mask[:, 0, 0, self.num_prefix:].to(patches.dtype).unsqueeze(-1)
-            return (patches * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
-        return patches.mean(dim=1)
-
-
-def embedding_floor(model: nn.Module) -> EmbeddingFloor:
-    """The embedding-only floor of ``model`` (see :class:`EmbeddingFloor`): one definition for
-    every model, whatever its pooling, so that a CLS-pooled model's floor is not the constant
-    CLS token. ``model`` is not modified.
-
-    Raises:
-        TypeError: ``model`` has no transformer blocks (see :func:`slimlib.find_blocks`).
-    """
-    return EmbeddingFloor(model, _num_prefix_tokens(model)).eval()
 
 
 def control_label(name: str, seed: int) -> str:
@@ -228,77 +122,6 @@ def random_init_models(name: str, seeds: Iterable[int] = (0, 1, 2), **load_optio
         raise ValueError(f"random_init_models({name!r}): different seeds gave identical weights; "
                          "the loader ignores torch's RNG, so the control would be copies")
     return out
-
-
-def degenerate_features(x: Any, *, rtol: float = 1e-6) -> bool:
-    """Whether features ``x`` (N, D) are (numerically) the same for every image: the largest
-    per-feature standard deviation over images is at most ``rtol`` times the largest
-    magnitude. A probe of such features scores chance whatever the images hold."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 2:
-        return False
-    scale = float(np.max(np.abs(x))) if x.size else 0.0
-    return float(np.max(np.std(x, axis=0))) <= rtol * max(scale, 1e-30)
-
-
-def _predict(protocol: str, x_train: Any, y_train: Any, x_test: Any, *, seed: int,
-             train_fraction: float) -> np.ndarray:
-    """Single-label predictions of ``protocol`` with the training subset ``seed`` picks, as
-    :func:`slimlib.probes.score` uses it."""
-    from slimlib import probes
-    from slimlib.probe_inputs import subsample
-
-    y_train = np.asarray(y_train)
-    keep = subsample(y_train, train_fraction, int(seed))
-    if keep is not None:
-        x_train, y_train = np.asarray(x_train)[keep], y_train[keep]
-    fn = probes.knn_predict if protocol == "knn" else probes.linear_probe_predict
-    return np.asarray(fn(x_train, y_train, x_test))
-
-
-def floor_scores(encoder: nn.Module, datasets: Mapping[str, tuple[Any, Any]], *,
-                 name: str, protocols: Iterable[str] = ("knn",), seeds: Iterable[int] = (0,),
-                 batch_size: int = 256, device: Any = None, train_fraction: float = 1.0,
-                 settings: Any = None) -> pd.DataFrame:
-    """Probe scores of :func:`embedding_floor` ``(encoder)`` on each ``(train, test)`` pair.
-
-    Features go through the feature cache like any sweep's; ``seed`` and ``train_fraction``
-    mean what they mean in :func:`slimlib.probes.knn_score`; ``settings`` says where the cache
-    is (``None``: :func:`slimlib.settings.current`). Returns one row per dataset,
-    protocol and seed: ``model, dataset, protocol, seed, value, n_test, degenerate``
-    (the floor's test features are constant over images, :func:`degenerate_features`) and
-    ``outcomes`` (per-image outcomes, :mod:`slimlib.sweeping.outcomes`; empty for
-    multi-label data), so the floor can be paired image by image with sweep rows of the
-    same test images.
-    """
-    from slimlib import features, probes
-    from slimlib.sweeping import outcomes as outcome_cells
-
-    floor = embedding_floor(encoder)
-    label = f"{name} (embedding floor)"
-    rows = []
-    for dataset, (train, test) in datasets.items():
-        x_train, y_train = features.extract(floor, train, batch_size=batch_size, device=device,
-                                            progress=False, name=label, settings=settings)
-        x_test, y_test = features.extract(floor, test, batch_size=batch_size, device=device,
-                                          progress=False, name=label, settings=settings)
-        degenerate = degenerate_features(x_test)
-        single = np.asarray(y_test).ndim == 1
-        for protocol in protocols:
-            for seed in seeds:
-                value = probes.score(protocol, x_train, y_train, x_test, y_test, seed=int(seed),
-                                     train_fraction=train_fraction)
-                cell = ""
-                if single:
-                    preds = _predict(protocol, x_train, y_train, x_test, seed=int(seed),
-                                     train_fraction=train_fraction)
-                    cell = outcome_cells.encode(y_test, preds)
-                rows.append({"model": name, "dataset": dataset, "protocol": protocol,
-                             "seed": int(seed), "value": float(value),
-                             "n_test": int(len(y_test)), "degenerate": bool(degenerate),
-                             "outcomes": cell})
-    return pd.DataFrame(rows, columns=["model", "dataset", "protocol", "seed", "value",
-                                       "n_test", "degenerate", "outcomes"])
 
 
 def binomial_se(p: Any, n: Any) -> Any:

@@ -26,14 +26,14 @@ from slimlib.robustness_chapter import (
     _load,
     _model_threads,
     _pair,
-    _paper_band,
-    _paper_retention,
     _row,
     _threads,
     _threads_for,
-    paper_effect,
     rgb_dataset,
 )
+from slimlib.robustness_paper import paper_band as _paper_band
+from slimlib.robustness_paper import paper_effect
+from slimlib.robustness_paper import paper_retention as _paper_retention
 
 __all__ = ["geographic", "finetuning", "dynamics", "sections", "verdict_rows", "verdict_table"]
 

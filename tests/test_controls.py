@@ -130,6 +130,11 @@ def test_controls_for_runs_model_controls_and_floor_on_real_data(data_root):
     # over images (with no block run its CLS token alone would be one constant: chance)
     assert not floor["degenerate"].any()
     assert (floor["outcomes"].str.len() > 0).all()
+    # the floor's outcomes list the sweep's test images (cross-fitted data: every image), so
+    # every difference is paired image by image
+    assert (cmp["interval"] == controls.PAIRED).all(), cmp[["dataset", "interval"]]
+    assert (cmp["above_floor_lo"] <= cmp["above_floor"]).all()
+    assert (cmp["above_floor"] <= cmp["above_floor_hi"]).all()
     defined = cmp["gain_kept_note"] == ""
     assert np.isfinite(cmp.loc[defined, "gain_kept"]).all()
     assert cmp.loc[~defined, "gain_kept"].isna().all()
