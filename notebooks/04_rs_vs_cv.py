@@ -59,8 +59,10 @@ ctrl = ctrl_rows[controls.is_control(ctrl_rows["model"])]
 # the CV curves' own random-init control: control widths only, the first two init seeds
 cv_ctrl_rows, cv_floor, cv_ctrl_cmp = chapters.controls_for(
     cfg, cfg.cv_models, cfg.cv_datasets, init_seeds=cfg.init_seeds[:2])
+cv_ctrl = cv_ctrl_rows[controls.is_control(cv_ctrl_rows["model"])]
 knn = {name: t[t["protocol"] == "knn"] for name, t in
-       (("rs", rs), ("cv_own", cv_own), ("cv_rs", cv_rs), ("rs_random", ctrl))}
+       (("rs", rs), ("cv_own", cv_own), ("cv_rs", cv_rs), ("rs_random", ctrl),
+        ("cv_random", cv_ctrl))}
 rs_label = "RS FM (Galileo-nano)" if claims.is_real_rs(cfg.models) else "RS tiny models"
 {name: len(t) for name, t in knn.items()}
 
