@@ -159,26 +159,31 @@ def _example(model: Any, data: Any) -> Any:
 def _row(analysis: str, statistic: str, paper: tuple[float, float] | None, value: float,
          lo: float, hi: float, why: str, *, profile: Any, models: Any, datasets: Any,
          kind: str = er.RS_FM, max_width: float | None = 0.2, mode: str = er.MEETS,
-         untestable: str | None = None, control: tuple[str, bool] | None = None
-         ) -> dict[str, Any]:
+         untestable: str | None = None, control: tuple[str, bool] | None = None,
+         indicate: bool = True) -> dict[str, Any]:
     """One verdict row, judged by the book's one policy (:func:`slimlib.robustness.judge`).
 
     ``paper``: the paper's range over its models at the same width (``None``: the paper has
     no number to compare with, ``untestable`` says why); ``control``:
     :func:`slimlib.robustness.control_reading` of the random-init network's effect (its
     text goes in column ``random init``; where it shows the same effect, the reason says so).
+    ``untestable``: a reason the section knows; the number is then only an indication
+    (none where ``indicate`` is False, e.g. a retention of a chance-level class).
     """
     shown = math.isfinite(value)
-    if paper is None:
+    number = (f"{value:+.3f} [{lo:+.3f}, {hi:+.3f}]" if math.isfinite(lo) and math.isfinite(hi)
+              else f"{value:+.3f}") if shown else ""
+    if paper is None or untestable is not None:
+        # a reason the section knows (no data, chance-level class, random weights, ...)
         ruling = er.Ruling(rb.NOT_TESTABLE, untestable or why,
-                           f"indication only: {value:+.3f}" if shown else "")
+                           f"indication only: {number}" if shown and indicate else "")
     else:
         ruling = rb.judge(value, lo, hi, paper, models=models, datasets=datasets,
                           pretrained=bool(getattr(profile, "pretrained", True)), kind=kind,
-                          max_width=max_width, mode=mode, untestable=untestable, detail=why)
+                          max_width=max_width, mode=mode, detail=why)
     reason = ruling.why
     text, same = control if control is not None else ("—", False)
-    if same:
+    if same and untestable is None:
         reason = f"{reason}; {rb.SAME_AS_RANDOM}"
     return {"analysis": analysis, "statistic": statistic,
             "paper": "—" if paper is None else f"{min(paper):+.3f} … {max(paper):+.3f}"
@@ -363,7 +368,7 @@ def classwise(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
             f"at the same width (a different dataset){note}", max_width=0.5,
             profile=profile, models=st.model, datasets=d,
             untestable=problem or no_band or (None if profile.pretrained else RANDOM_WEIGHTS),
-            control=ctrl))
+            control=ctrl, indicate=problem is None))
     return {"table": pd.DataFrame(rows), "extremes": pd.DataFrame(extremes),
             "verdicts": rows_v, "paper": ref, "paper_left_out": dropped}
 

@@ -454,3 +454,10 @@ def test_verdict_says_when_the_random_init_network_shows_the_same_effect():
     row = rc._row("fine-tuning", "stat", (-0.02, 0.005), 0.0, -0.01, 0.01, "images",
                   profile=profile, models="rs-moco-tiny", datasets="eurosat-rgb")
     assert row["verdict"] == rb.NOT_TESTABLE and row["indication"].startswith("indication")
+    # a section's own reason (a chance-level class): no random-init reading, no indication
+    row = rc._row("class-wise AP", "stat", (-0.6, -0.3), 0.0, 0.0, 0.0, "images",
+                  profile=profile, models="galileo-nano-rgb", datasets="ucmerced",
+                  untestable="this build's hardest class is at chance level",
+                  control=rb.control_reading((0.0, 0.0, 0.0), (0.0, 0.0, 0.0)), indicate=False)
+    assert row["verdict"] == rb.NOT_TESTABLE and row["indication"] == ""
+    assert rb.SAME_AS_RANDOM not in row["why"]
