@@ -34,9 +34,10 @@
 # (all versions) and every robustness comparison of the camera-ready, each with this build's
 # statistic, its interval and a verdict. **What it cannot show**: whether the claims hold for
 # the paper's own ViT-B/L foundation models and GEO-Bench data (this build has one real RS
-# foundation model, Galileo-nano, beside miniatures, so a verdict here is about this build's
-# models); claims whose budget or models this build cannot reach are marked not testable with
-# the reason; segmentation and change detection are not run.
+# foundation model, Galileo-nano, beside miniatures: a verdict about RS FMs rests on that one
+# model, and claims about model kinds, budgets or data this build lacks are *not testable
+# here*, with the reason and an indication that is never counted); segmentation and change
+# detection are not run.
 #
 # **Post-hoc slimming** keeps, in every transformer block of a pretrained ViT, the first
 # $\max(1, \lfloor s\, d_h \rfloor)$ FFN hidden units and, in every attention head, the first
@@ -116,22 +117,35 @@ else:
 # ## The paper's claims, computed
 #
 # `slimlib.claims.gather` runs (or reads back) every sweep the claims need with exactly the
-# calls the owning chapters make; those chapters then reuse the rows. Each verdict comes from a
-# statistic function in `slimlib.claims` that the owning chapter calls too. Intervals are
-# ± 2 standard errors (binomial SE of each accuracy on its test split).
+# calls the owning chapters make; those chapters then reuse the rows. Each claim is judged by
+# one set of rules (`slimlib.evidence_rules`, explained in `docs/claims.md`): a claim is about
+# a kind of model (RS foundation models, ImageNet CV foundation models, a regular/slimmable
+# pair), a compute budget and a kind of data, and gets **holds** or **does not hold** only when
+# this build ran real pretrained models of that kind, at that budget, on that kind of data,
+# and its interval decides the paper's criterion. Everything else is **not testable here**,
+# with the reason, and its **indication** (what the stand-ins or an undecided interval show)
+# is labelled as such and never counted. The criterion is applied to the number in the
+# *this build* column; *interval kind* says what its 95 % interval comes from (a bootstrap
+# over test images and probe seeds, paired where both sides share the test images, clustered
+# over model × dataset runs where runs are pooled).
 
 # %% tags=["full-width"]
 from slimlib import claims
 
 evidence = claims.gather(cfg)
 verdicts = claims.evaluate(evidence)
-(verdicts.drop(columns="key").style.hide(axis="index")
- .format({"this build": "{:.3f}", "± (2 SE)": "{:.3f}"}, na_rep="—"))
+(verdicts.drop(columns=["key", "lo", "hi"]).style.hide(axis="index")
+ .format({"this build": "{:.3f}"}, na_rep="—"))
 
 # %%
-counts = verdicts["verdict"].value_counts()
-display(Markdown("In this build: " + ", ".join(f"**{n}** {v}" for v, n in counts.items())
-                 + f" (of {len(verdicts)} claims)."))
+board = claims.scoreboard(verdicts)
+tested = board[claims.HOLDS] + board[claims.FAILS]
+display(Markdown(
+    f"**Scoreboard** (verdicts only): of {len(verdicts)} claims, this build can test "
+    f"**{tested}** with the model kind, budget and data they are about: **{board[claims.HOLDS]}** "
+    f"{claims.HOLDS}, **{board[claims.FAILS]}** {claims.FAILS}. The other "
+    f"**{board[claims.NOT_TESTABLE]}** are {claims.NOT_TESTABLE}; their indications are listed "
+    "in the table and are not counted. *What this build finds* reads each of them."))
 
 # %% [markdown]
 # ### The camera-ready's robustness claims, computed
@@ -141,11 +155,9 @@ display(Markdown("In this build: " + ", ".join(f"**{n}** {v}" for v, n in counts
 # pretraining) are compared with the paper's rebuttal numbers by
 # `slimlib.robustness_sections.verdict_table`: the same section functions, with this profile's
 # settings, that the chapter *Robustness* calls, so each row below is a row of that chapter's
-# verdict table (which draws the curves behind it). A verdict is *holds* when this build's
-# interval meets the range of the paper's own models, *does not hold* when it misses it,
-# *inconclusive* when the interval is wider than 0.2; "reference" rows are the regular
-# training runs the slimmable ones are read against. The features and fine-tuning runs are
-# cached, so chapter 10 reads them back.
+# verdict table (which draws the curves behind it and states the rule of each comparison);
+# "reference" rows are the regular training runs the slimmable ones are read against. The
+# features and fine-tuning runs are cached, so chapter 10 reads them back.
 
 # %% tags=["full-width"]
 from slimlib import robustness_chapter, robustness_sections

@@ -194,6 +194,7 @@ ours_small.assign(paper=published, difference=ours_small["retention"] - publishe
 
 # %%
 verdicts = claims.evaluate(claims.Evidence(rs=probe, controls=cmp, pretrained=cfg.pretrained,
-                                           real_rs=claims.is_real_rs(cfg.models)),
+                                           real_rs=claims.is_real_rs(cfg.models),
+                                           control_rows=rows, floor=floor, profile=cfg),
                            claims.select("rs-85", "rs-above-controls"))
-verdicts[["claim", "paper", "this build", "± (2 SE)", "verdict", "why"]]
+verdicts[["claim", "paper", "this build", "interval", "verdict", "why"]]

@@ -95,6 +95,20 @@ ax.figure.set_size_inches(8, 5)
 plt.show()
 
 # %% [markdown]
+# The same RS rows in the **authors' own convention** (`slimlib.plot_tables.
+# first_row_retention`): the generator of the paper's project page divides every row by the
+# *first* width-1 row of its curve (seeds pooled) and bins floor(10·compute)/10 with mean ± 2 SD
+# over rows; the book divides each seed by its own width-1 value. Side by side, per bin:
+
+# %%
+from slimlib import plot_tables
+
+authors_rs = comparison.with_paper_axis(plot_tables.first_row_retention(knn["rs"]), profile=cfg)
+pd.concat({"book": bins(runs["rs"]).set_index("bin")[["mean", "sd", "n"]],
+           "authors' convention": bins(authors_rs).set_index("bin")[["mean", "sd", "n"]]},
+          axis=1).round(3)
+
+# %% [markdown]
 # Ours − paper per bin (`slimlib.comparison.paper_difference`, aligned by bin value): the RS
 # curve and its random-init control against the paper's RS FMs, and each CV miniature against
 # the paper's CV model of the same objective on ImageNet-10 (MAE → "CV MAE", a MoCo miniature
@@ -168,6 +182,7 @@ claims.smallest_width_retention(all_knn).round(3)
 
 # %%
 ev = claims.Evidence(rs=knn["rs"], cv_own=knn["cv_own"], cv_rs=knn["cv_rs"],
-                     pretrained=cfg.pretrained, real_rs=claims.is_real_rs(cfg.models))
+                     pretrained=cfg.pretrained, real_rs=claims.is_real_rs(cfg.models),
+                     profile=cfg)
 claims.evaluate(ev, claims.select("v1-sevenfold", "cv-10-33", "cv-74-vs-82-95"))[
-    ["claim", "paper", "this build", "± (2 SE)", "verdict", "why"]]
+    ["claim", "paper", "this build", "interval", "verdict", "why"]]

@@ -153,4 +153,4 @@ from slimlib import claims
 claims.evaluate(claims.Evidence(slimmable=table, pairs=tuple(map(tuple, pairs)),
                                 pretrained=cfg.pretrained),
                 claims.select("slimmable-moco-not-mae"))[
-    ["claim", "paper", "this build", "± (2 SE)", "verdict", "why"]]
+    ["claim", "paper", "this build", "interval", "verdict", "why"]]

@@ -75,7 +75,7 @@ by_order
 
 # %%
 claims.evaluate(claims.Evidence(orders=orders, pretrained=cfg.pretrained),
-                claims.select("order"))[["claim", "paper", "this build", "± (2 SE)", "verdict",
+                claims.select("order"))[["claim", "paper", "this build", "interval", "verdict",
                                          "why"]]
 
 # %% [markdown]

@@ -76,14 +76,15 @@ def gather(profile: Any) -> Evidence:
     from slimlib.chapters import controls_for, sweep_for
 
     rs = sweep_for(profile, profile.models)
-    _, _, cmp = controls_for(profile, profile.models)
+    control_rows, floor, cmp = controls_for(profile, profile.models)
     pairs = tuple(tuple(p) for p in profile.slimmable_pairs)
     names = list(dict.fromkeys(n for pair in pairs for n in pair))
     return Evidence(
         rs=rs[rs["protocol"] != "features"], features=rs[rs["protocol"] == "features"],
         cv_own=sweep_for(profile, profile.cv_models, profile.cv_datasets),
         cv_rs=sweep_for(profile, profile.cv_models), controls=cmp,
+        control_rows=control_rows, floor=floor,
         slimmable=sweep_for(profile, names) if names else None, pairs=pairs,
         orders=order_rows(profile), parts=parts_tables(profile),
         real_rs=is_real_rs(profile.models),
-        pretrained=bool(profile.pretrained))
+        pretrained=bool(profile.pretrained), profile=profile)

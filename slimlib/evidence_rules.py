@@ -74,13 +74,15 @@ class Scope:
 @dataclass(frozen=True)
 class Criterion:
     """The paper's criterion: the statistic lies in ``[lo, hi]`` (``±inf`` for one-sided
-    claims), read in ``mode`` (:data:`WITHIN` or :data:`MEETS`); ``text`` is what is shown."""
+    claims), read in ``mode`` (:data:`WITHIN` or :data:`MEETS`); ``text`` is what is shown;
+    ``strict``: the bounds themselves fail (a claim of "> 0" is not met by 0)."""
 
     lo: float
     hi: float
     mode: str = WITHIN
     text: str = ""
     max_width: float | None = None
+    strict: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in (WITHIN, MEETS):
@@ -89,8 +91,17 @@ class Criterion:
             raise ValueError(f"criterion range [{self.lo}, {self.hi}] is empty")
 
     def passes(self, value: float) -> bool:
-        """Whether a point value meets the criterion."""
+        """Whether a point value meets the criterion (``strict``: the bounds are excluded,
+        as in "> 0")."""
+        if self.strict:
+            return bool(self.lo < value < self.hi)
         return bool(self.lo <= value <= self.hi)
+
+    def misses(self, lo: float, hi: float) -> bool:
+        """Whether no value of ``[lo, hi]`` meets the criterion."""
+        if self.strict:
+            return bool(hi <= self.lo or lo >= self.hi)
+        return bool(hi < self.lo or lo > self.hi)
 
     def __str__(self) -> str:
         if self.text:
@@ -211,7 +222,11 @@ def decide(value: float, lo: float, hi: float, criterion: Criterion) -> tuple[st
         return NOT_TESTABLE, "no statistic"
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return NOT_TESTABLE, "no interval for the statistic"
-    outside = hi < criterion.lo or lo > criterion.hi
+    outside = criterion.misses(lo, hi)
+    if lo == hi:                          # an exact statistic (nothing random)
+        if not criterion.passes(value):
+            return FAILS, f"{value:.3f} (exact) is outside {criterion}"
+        return HOLDS, f"{value:.3f} (exact) meets {criterion}"
     if outside:
         return FAILS, f"the interval [{lo:.3f}, {hi:.3f}] misses {criterion}"
     width = hi - lo
@@ -219,7 +234,7 @@ def decide(value: float, lo: float, hi: float, criterion: Criterion) -> tuple[st
         return NOT_TESTABLE, (f"the interval [{lo:.3f}, {hi:.3f}] is wider than "
                               f"{criterion.max_width:g}: too wide to decide")
     if criterion.mode == WITHIN:
-        inside = criterion.lo <= lo and hi <= criterion.hi
+        inside = criterion.passes(lo) and criterion.passes(hi)
     else:
         inside = criterion.passes(value)
     if inside:
@@ -251,9 +266,9 @@ def judge(value: float, lo: float, hi: float, criterion: Criterion, *,
     if reason is not None:
         indication = ""
         if shown:
-            side = "inside" if criterion.passes(value) else "outside"
-            indication = (f"indication only: the stand-ins show {shown}, {side} {criterion}"
-                          f"{where}")
+            side = "meets" if criterion.passes(value) else "does not meet"
+            indication = (f"indication only: the stand-ins show {shown}, which {side} the "
+                          f"criterion ({criterion}){where}")
         return Ruling(NOT_TESTABLE, reason, indication)
     if verdict != NOT_TESTABLE:
         return Ruling(verdict, why + where)

@@ -26,8 +26,8 @@ import pandas as pd
 
 from slimlib.sweeping.outcomes import Outcomes
 
-__all__ = ["Estimate", "bootstrap", "pooled", "interval", "estimate", "merge_identical_widths",
-           "N_BOOT", "LEVEL"]
+__all__ = ["Estimate", "bootstrap", "pooled", "pool_draws", "interval", "estimate",
+           "merge_identical_widths", "N_BOOT", "LEVEL"]
 
 #: Bootstrap draws used by the book (enough for a stable 95 % percentile interval).
 N_BOOT = 2000
@@ -162,11 +162,21 @@ def pooled(runs: Sequence[Mapping[str, Sequence[Outcomes]]], statistic: Statisti
         observed.append(float(statistic(obs)))
         per_run.append(np.asarray(statistic(draws), dtype=np.float64))
         n_images += next(iter(groups.values()))[0].n
-    per_run_arr = np.stack(per_run)                              # runs × draws
-    pick = rng.integers(0, len(runs), size=(n_boot, len(runs)))  # draws × runs
-    pooled_draws = np.nanmean(per_run_arr[pick, np.arange(n_boot)[:, None]], axis=1)
-    return estimate(float(np.mean(observed)), pooled_draws, n_images=n_images,
-                    n_runs=len(runs), level=level)
+    value, draws = pool_draws(observed, per_run, rng=rng)
+    return estimate(value, draws, n_images=n_images, n_runs=len(runs), level=level)
+
+
+def pool_draws(observed: Sequence[float], per_run: Sequence[np.ndarray], *,
+               rng: np.random.Generator) -> tuple[float, np.ndarray]:
+    """The cluster bootstrap behind :func:`pooled`: the mean of the runs' observed values, and
+    draws of that mean in which each draw resamples the runs (clusters) with replacement and
+    takes each resampled run's own draw of the same index. ``per_run``: one array of draws
+    per run, all of one length."""
+    per_run_arr = np.stack([np.asarray(d, dtype=np.float64) for d in per_run])  # runs × draws
+    n_runs, n_boot = per_run_arr.shape
+    pick = rng.integers(0, n_runs, size=(n_boot, n_runs))                      # draws × runs
+    draws = np.nanmean(per_run_arr[pick, np.arange(n_boot)[:, None]], axis=1)
+    return float(np.mean(observed)), draws
 
 
 def merge_identical_widths(rows: pd.DataFrame) -> pd.DataFrame:

@@ -2,7 +2,9 @@
 
 :func:`compute_bins` / :func:`bin_stats` are the paper's Fig. 1 bins (10 % of compute) and
 their mean ± 2 SD; :func:`per_run_retention` divides each run by its own width-1 value (how
-Fig. 1 pools runs); :func:`paper_fig_parts` splits the published Fig. 1 rows into bin means
+Fig. 1 pools runs); :func:`first_row_retention` is the authors' own convention (each row over
+the *first* width-1 row of its curve, as the generator of their project page does);
+:func:`paper_fig_parts` splits the published Fig. 1 rows into bin means
 and bands; :func:`check_columns` is the one column check every figure helper uses. The
 drawing is :mod:`slimlib.plotting`.
 """
@@ -14,7 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["check_columns", "compute_bins", "bin_stats", "per_run_retention", "paper_fig_parts"]
+__all__ = ["check_columns", "compute_bins", "bin_stats", "per_run_retention",
+           "first_row_retention", "paper_fig_parts"]
 
 
 def check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -68,6 +71,30 @@ def per_run_retention(table: pd.DataFrame) -> pd.DataFrame:
     if full.empty:
         raise ValueError("no width-1 rows: retention needs metric(1)")
     rows = rows.join(full.rename("full"), on=keys)
+    rows["retention"] = rows["value"] / rows["full"]
+    return rows.dropna(subset=["retention"])
+
+
+def first_row_retention(table: pd.DataFrame) -> pd.DataFrame:
+    """Retention in the authors' convention: every row over the **first** width-1 row (in
+    table order) of its curve, seeds pooled (model, dataset, protocol, metric and slimming
+    settings; the seed is not a key). The generator of the paper's project page does this, so
+    its full-width bin is not 1 ± 0 when the seeds differ; bin the result with
+    :func:`bin_stats` (mean ± 2 SD over rows).
+
+    Returns the probe rows of ``table`` with ``full`` (that first row's value) and
+    ``retention``.
+    """
+    check_columns(table, ["model", "dataset", "protocol", "width", "value"],
+                  "first_row_retention")
+    rows = table[table["protocol"] != "features"].copy()
+    keys = [c for c in ("model", "dataset", "protocol", "metric", "parts", "order", "scale",
+                        "train_fraction") if c in rows.columns]
+    first = rows[np.isclose(rows["width"].astype(float), 1.0)].groupby(
+        keys, sort=False, dropna=False)["value"].first()
+    if first.empty:
+        raise ValueError("no width-1 rows: retention needs metric(1)")
+    rows = rows.join(first.rename("full"), on=keys)
     rows["retention"] = rows["value"] / rows["full"]
     return rows.dropna(subset=["retention"])
 

@@ -17,7 +17,7 @@ def test_imagenet_claim_on_miniature_cv_models_is_not_testable_with_an_indicatio
     assert ruling.verdict == er.NOT_TESTABLE and not ruling.counted
     assert "cv-moco-tiny" in ruling.why and er.SLIMLIB in ruling.why
     assert ruling.indication.startswith("indication only") and "0.950" in ruling.indication
-    assert "outside" in ruling.indication
+    assert "does not meet the criterion" in ruling.indication
 
 
 def test_registered_models_say_who_pretrained_them():
@@ -60,6 +60,8 @@ def test_within_needs_the_whole_interval_meets_needs_the_point():
     assert er.decide(0.2, 0.0, 0.5, wide)[0] == er.NOT_TESTABLE
     assert er.decide(0.2, 0.1, 0.25, er.Criterion(0.1, 0.33))[0] == er.HOLDS
     assert er.decide(0.2, math.nan, math.nan, BAND)[0] == er.NOT_TESTABLE
+    assert er.decide(0.339, 0.339, 0.339, er.Criterion(0.34, 0.37)) == (
+        er.FAILS, "0.339 (exact) is outside 0.34–0.37")
 
 
 def test_undecided_interval_is_an_indication_not_a_verdict():
@@ -75,3 +77,11 @@ def test_scoreboard_counts_verdicts_only():
         er.scoreboard(["inconclusive"])
     with pytest.raises(ValueError):
         er.Ruling("inconclusive", "x")
+
+
+def test_a_strict_bound_is_not_met_by_the_bound_itself():
+    above_zero = er.Criterion(0.0, math.inf, er.WITHIN, "> 0", strict=True)
+    assert er.decide(0.0, 0.0, 0.0, above_zero)[0] == er.FAILS
+    assert er.decide(0.0, -0.1, 0.0, above_zero)[0] == er.FAILS
+    assert er.decide(0.05, 0.0, 0.1, above_zero)[0] == er.NOT_TESTABLE
+    assert er.decide(0.05, 0.01, 0.1, above_zero)[0] == er.HOLDS
