@@ -26,8 +26,8 @@
 #
 # **What this page shows**: Galileo-nano's retention against compute beside two controls the
 # paper does not have: the same architecture with random weights (several init seeds,
-# through the same sweep) and the pretrained model's **embedding-only floor** (no transformer
-# block run). **What it cannot show**: the paper's models and GEO-Bench data (the `paper`
+# through the same sweep) and the pretrained model's **embedding-only floor** (the mean of the
+# embedding tokens it hands its first block, no transformer block run; `docs/evaluation.md`). **What it cannot show**: the paper's models and GEO-Bench data (the `paper`
 # profile needs a GPU and downloads), and — since Galileo-nano has d_k = 16 — widths below
 # 1/16 still keep one dimension per head, so this model cannot go below ≈ 4–5 % of compute.
 # EuroSAT 13-band has only 54 test images (SE ≈ 0.06 per accuracy): its numbers carry wide
@@ -106,17 +106,20 @@ for _, part in knn_cmp.groupby(["model", "dataset"]):
 # %% [markdown]
 # At the smallest control width: retention, retention above random init and the share of the
 # pretrained gain over the embedding-only floor that is kept, $(\mathrm{acc}(s) - \mathrm{floor})
-# / (\mathrm{acc}(1) - \mathrm{floor})$; "reading" columns compare differences with 2 SE.
+# / (\mathrm{acc}(1) - \mathrm{floor})$ (not defined, with the reason in `gain_kept_note`, where
+# the floor is degenerate or not beaten); "reading" columns say whether the difference's 95 %
+# interval excludes 0 (column `interval`: paired image bootstrap, or the binomial fallback).
 
 # %%
 from slimlib import claims, controls
 
 smallest_ctrl = controls.at_smallest(knn_cmp)
 plotting.show_table(smallest_ctrl, "03_at_smallest_control_width", compact_columns=[
-    "model", "dataset", "width", "rel_compute", "value", "se", "retention", "random_mean",
-    "above_random", "vs random init", "floor", "gain_kept", "vs embedding-only floor"],
-    missing={"gain_kept": "no gain over the floor to keep (full-width accuracy at or below "
-                          "the embedding-only floor, or no floor)"})
+    "model", "dataset", "width", "rel_compute", "value", "retention", "random_mean",
+    "above_random", "vs random init", "floor", "gain_kept", "gain_kept_note",
+    "vs embedding-only floor", "interval"],
+    missing={"gain_kept": "not defined: see gain_kept_note (a degenerate floor, or a "
+                          "full-width model that does not beat its floor)"})
 
 # %%
 display(Markdown(" ".join(

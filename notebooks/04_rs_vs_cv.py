@@ -25,8 +25,8 @@
 # like the paper, beside the pooled random-init controls of the same architecture. **What it
 # cannot show**: the paper's CV models (ImageNet MAE/DINOv2 ViT-B need downloads): the CV side
 # here is slimlib's **tiny self-pretrained miniatures** (MoCo/MAE on 3,000 CIFAR-10 images),
-# not foundation models, so the RS-vs-CV contrast on this page compares a real FM with
-# miniatures and says nothing about ImageNet FMs.
+# shown beside their own random-init control (the table after Fig. 1a), so the RS-vs-CV
+# contrast on this page compares a real FM with miniatures and says nothing about ImageNet FMs.
 
 # %% tags=["parameters"]
 # Parameters (papermill / `python -m slimlib run ... -p NAME VALUE`); None = from the profile.
@@ -56,8 +56,13 @@ cv_own = chapters.sweep_for(cfg, cfg.cv_models, cfg.cv_datasets)  # CV models on
 cv_rs = chapters.sweep_for(cfg, cfg.cv_models)  # CV models on the RS data (Fig. 1b)
 ctrl_rows, _, ctrl_cmp = chapters.controls_for(cfg, cfg.models)
 ctrl = ctrl_rows[controls.is_control(ctrl_rows["model"])]
+# the CV curves' own random-init control: control widths only, the first two init seeds
+cv_ctrl_rows, cv_floor, cv_ctrl_cmp = chapters.controls_for(
+    cfg, cfg.cv_models, cfg.cv_datasets, init_seeds=cfg.init_seeds[:2])
+cv_ctrl = cv_ctrl_rows[controls.is_control(cv_ctrl_rows["model"])]
 knn = {name: t[t["protocol"] == "knn"] for name, t in
-       (("rs", rs), ("cv_own", cv_own), ("cv_rs", cv_rs), ("rs_random", ctrl))}
+       (("rs", rs), ("cv_own", cv_own), ("cv_rs", cv_rs), ("rs_random", ctrl),
+        ("cv_random", cv_ctrl))}
 rs_label = "RS FM (Galileo-nano)" if claims.is_real_rs(cfg.models) else "RS tiny models"
 random_label = f"{rs_label}: same architecture, random init"  # drawn in its lighter colour
 print("k-NN rows: " + ", ".join(f"{name} {len(t)}" for name, t in knn.items()))
@@ -124,6 +129,19 @@ fig1a_diff = pd.concat([comparison.paper_difference(
 plotting.show_table(fig1a_diff, "04_fig1a_difference", compact_columns=[
     c for c in ("ours_curve", "paper_curve", "bin", "paper", "ours", "difference", "interval")
     if c in fig1a_diff], missing="no interval: a single run in the bin")
+
+# %% [markdown]
+# **The CV curves' control.** Each CV model beside the random-init network of its own
+# architecture (`chapters.controls_for` at the profile's control widths, two init seeds) and
+# its embedding-only floor, on its own natural images, k-NN. "above random init" is the
+# pretrained accuracy minus the random-init mean, with its interval (column `interval` says
+# whether it is a paired image bootstrap or the binomial fallback).
+
+# %%
+cv_control_table = cv_ctrl_cmp[cv_ctrl_cmp["protocol"] == "knn"][
+    ["model", "dataset", "width", "value", "random_mean", "above_random", "above_random_lo",
+     "above_random_hi", "retention", "random_retention", "floor", "interval"]]
+cv_control_table.round(3)
 
 # %% [markdown]
 # ## Fig. 1b: RS and CV models on the same RS data

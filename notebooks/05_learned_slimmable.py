@@ -69,8 +69,9 @@ plotting.show_table(ret.groupby(["model", "training"]).size().rename("widths").t
 # evaluation data differ; the figure places the miniatures next to the published curves.
 # **Controls**: the four miniatures share one architecture and one random-init network per
 # init seed (checked by `slimlib.chapters.shared_controls_for`), so one band (min–max
-# over init seeds, dash-dotted: their mean; in a lighter shade of the first model's colour) is that control at the control widths; each model's
-# embedding-only floor (no block run) is a dotted line in its colour.
+# over init seeds, dash-dotted: their mean; in a lighter shade of the first model's colour)
+# is that control at the control widths; each model's embedding-only floor (the mean of its
+# embedding tokens, no block run) is a dotted line in its colour.
 
 # %% tags=["hide-input"]
 native = reference.posthoc("native")
@@ -100,23 +101,26 @@ for dataset, part in ret.groupby("dataset"):
 
 # %% [markdown]
 # The same controls as numbers at each control width: accuracy above the random-init mean
-# (± 2 SE) and the share of the pretrained gain over the floor that the slimmed model keeps,
-# $(\mathrm{acc}(s) - \mathrm{floor}) / (\mathrm{acc}(1) - \mathrm{floor})$.
+# with its 95 % interval (column `interval` says how it was made) and the share of the
+# pretrained gain over the floor that the slimmed model keeps,
+# $(\mathrm{acc}(s) - \mathrm{floor}) / (\mathrm{acc}(1) - \mathrm{floor})$ — not defined, with
+# the reason in `gain_kept_note`, where the floor is degenerate or not beaten.
 
 # %%
-plotting.show_table(controls.assign(**{"± 2 SE": 2 * controls["above_random_se"]}),
-                    "05_controls", compact_columns=[
+plotting.show_table(controls, "05_controls", compact_columns=[
                         "model", "dataset", "width", "value", "random_mean", "above_random",
-                        "± 2 SE", "floor", "gain_kept"],
-                    missing={"gain_kept": "no gain over the floor to keep (full-width accuracy "
-                                          "at or below the embedding-only floor, or no floor)"})
+                        "above_random_lo", "above_random_hi", "floor", "gain_kept",
+                        "gain_kept_note", "interval"],
+                    missing={"gain_kept": "not defined: see gain_kept_note (a degenerate "
+                                          "floor, or a full-width model that does not beat "
+                                          "its floor)"})
 at_full = controls[controls["width"] == 1.0]
 if len(at_full):
     lo, hi = 100 * at_full["above_random"].min(), 100 * at_full["above_random"].max()
     display(Markdown(
         f"At full width the miniatures' k-NN accuracy is **{lo:+.1f} to {hi:+.1f} points** "
         f"away from the mean of their random-init networks ({len(at_full)} model × dataset "
-        "runs; per run in the table above)."))
+        "runs; per run, with its paired interval, in the table above)."))
 else:
     display(Markdown("The control widths of this profile do not include s = 1, so the "
                      "full-width margin over random init is not computed here."))

@@ -8,18 +8,30 @@ better than its own embeddings with no transformer block run. This module builds
   labelled ``"<name> [random init <seed>]"`` so they run through the same :func:`slimlib.sweep`
   and land in the same table as the pretrained model;
 * :func:`embedding_only`: a copy of a (pretrained) encoder whose transformer blocks are skipped
-  (patch embedding -> final norm -> pooling), and :func:`floor_scores`, its probe scores;
+  (patch embedding -> final norm -> the model's own pooling);
+* :func:`embedding_floor`: **the embedding-only floor** the book reports, the mean over the
+  patch tokens that the model hands its first block (patch embedding plus position, and where
+  the model adds them channel/month, embeddings; class and register tokens dropped), for every
+  model whatever its pooling. :func:`embedding_only` alone is no floor for a CLS-pooled model:
+  with no block run its CLS token is the same constant for every image, so its probe sits at
+  chance and says nothing about what the embedding carries. :func:`floor_scores` probes the
+  floor and says when its features are degenerate (constant over the test images);
 * :func:`compare`: per width, the pretrained metric, the random-init mean (and spread), the
-  embedding-only floor, retention, "retention above random init" and the "share of the
-  pretrained gain kept" ``(metric(s) - floor) / (metric(1) - floor)``, each with a standard error.
+  embedding-only floor, retention, "above random init", "above the floor" and the "share of
+  the pretrained gain kept" ``(metric(s) - floor) / (metric(1) - floor)`` — *not defined*
+  (NaN, with the reason in ``gain_kept_note``) where the floor is degenerate or the full model
+  does not beat it. Differences get paired image-bootstrap intervals
+  (:func:`slimlib.intervals.bootstrap`) where the rows carry per-image ``outcomes``, and a
+  binomial ±2 SE interval otherwise; column ``interval`` says which.
+
+See docs/evaluation.md, "The embedding-only floor".
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -27,49 +39,35 @@ import pandas as pd
 import torch
 from torch import nn
 
+from slimlib.floors import (
+    EmbeddingFloor,
+    SkippedBlock,
+    degenerate_features,
+    embedding_floor,
+    embedding_only,
+    floor_scores,
+)
+
 __all__ = [
-    "RANDOM_TAG", "embedding_only", "random_init_models", "control_label", "split_label",
-    "is_control",
-    "floor_scores", "compare", "binomial_se", "at_smallest", "distinguishable",
+    "RANDOM_TAG", "embedding_only", "embedding_floor", "EmbeddingFloor", "random_init_models",
+    "control_label", "split_label", "is_control", "floor_scores", "degenerate_features",
+    "compare", "binomial_se", "at_smallest", "distinguishable", "FLOOR_DEGENERATE",
+    "FLOOR_NOT_BEATEN", "PAIRED", "BINOMIAL", "SkippedBlock",
 ]
+
+#: ``gain_kept_note`` where the floor's features are constant over the test images.
+FLOOR_DEGENERATE = ("not defined: the floor's features are constant over the test images, so "
+                    "its score is chance, not a measurement of the embedding")
+#: ``gain_kept_note`` where the full model does not beat its floor (no gain to keep).
+FLOOR_NOT_BEATEN = "not defined: the full-width model does not beat its floor (acc(1) <= floor)"
+#: ``interval`` of rows whose intervals are paired image-bootstrap intervals.
+PAIRED = "paired image bootstrap, 95 %"
+#: ``interval`` of rows without per-image outcomes: unpaired binomial ±2 SE.
+BINOMIAL = "binomial ±2 SE (no per-image outcomes; unpaired)"
 
 #: How a random-init control is named in a sweep table: ``"<model> [random init <seed>]"``.
 RANDOM_TAG = "[random init {seed}]"
 _LABEL = re.compile(r"^(?P<base>.*) \[random init (?P<seed>-?\d+)\]$")
-
-
-class SkippedBlock(nn.Module):
-    """Stands in for a transformer block and returns its input unchanged.
-
-    Accepts (and ignores) any extra arguments a model passes its blocks (attention masks, ...).
-    Shapes: ``x`` (B, N, D) -> (B, N, D).
-    """
-
-    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return x
-
-
-def embedding_only(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every transformer block skipped (the embedding-only floor).
-
-    What is left is what slimming never touches: patch/position (and, where the model has
-    them, channel/month) embeddings, the final norm and the pooling. At the smallest widths a
-    slimmed model cannot be expected to beat this by much; where it does not, the blocks
-    contribute nothing and "retention" is the embedding's. ``model`` is not modified; the
-    copy keeps ``.spec``.
-
-    Raises:
-        TypeError: ``model`` has no transformer blocks (see :func:`slimlib.find_blocks`).
-    """
-    from slimlib.slimming import find_blocks
-
-    names = [name for name, _ in find_blocks(model)]
-    new = copy.deepcopy(model)
-    for name in names:
-        parent_name, _, child = name.rpartition(".")
-        parent = new.get_submodule(parent_name) if parent_name else new
-        setattr(parent, child, SkippedBlock())
-    return new.eval()
 
 
 def control_label(name: str, seed: int) -> str:
@@ -126,39 +124,6 @@ def random_init_models(name: str, seeds: Iterable[int] = (0, 1, 2), **load_optio
     return out
 
 
-def floor_scores(encoder: nn.Module, datasets: Mapping[str, tuple[Any, Any]], *,
-                 name: str, protocols: Iterable[str] = ("knn",), seeds: Iterable[int] = (0,),
-                 batch_size: int = 256, device: Any = None, train_fraction: float = 1.0,
-                 settings: Any = None) -> pd.DataFrame:
-    """Probe scores of :func:`embedding_only` ``(encoder)`` on each ``(train, test)`` pair.
-
-    Features go through the feature cache like any sweep's; ``seed`` and ``train_fraction``
-    mean what they mean in :func:`slimlib.probes.knn_score`; ``settings`` says where the cache
-    is (``None``: :func:`slimlib.settings.current`). Returns one row per dataset,
-    protocol and seed: ``model, dataset, protocol, seed, value, n_test``.
-    """
-    from slimlib import features, probes
-
-    floor = embedding_only(encoder)
-    rows = []
-    for dataset, (train, test) in datasets.items():
-        x_train, y_train = features.extract(floor, train, batch_size=batch_size, device=device,
-                                            progress=False, name=f"{name} (embedding only)",
-                                            settings=settings)
-        x_test, y_test = features.extract(floor, test, batch_size=batch_size, device=device,
-                                          progress=False, name=f"{name} (embedding only)",
-                                          settings=settings)
-        for protocol in protocols:
-            for seed in seeds:
-                value = probes.score(protocol, x_train, y_train, x_test, y_test, seed=int(seed),
-                                     train_fraction=train_fraction)
-                rows.append({"model": name, "dataset": dataset, "protocol": protocol,
-                             "seed": int(seed), "value": float(value),
-                             "n_test": int(len(y_test))})
-    return pd.DataFrame(rows, columns=["model", "dataset", "protocol", "seed", "value",
-                                       "n_test"])
-
-
 def binomial_se(p: Any, n: Any) -> Any:
     """Standard error ``sqrt(p (1 - p) / n)`` of an accuracy ``p`` measured on ``n`` images
     (a macro accuracy on near-balanced classes is close to this)."""
@@ -168,23 +133,95 @@ def binomial_se(p: Any, n: Any) -> Any:
         return np.where(n > 0, np.sqrt(p * (1 - p) / n), math.nan)
 
 
-def compare(table: pd.DataFrame, floor: pd.DataFrame | None = None) -> pd.DataFrame:
+def _outcome_list(cells: Iterable[Any]) -> list[Any] | None:
+    """Decoded outcomes of each row, or ``None`` if a row has none."""
+    from slimlib.sweeping.outcomes import decode
+
+    out = []
+    for cell in cells:
+        try:
+            decoded = decode(cell)
+        except ValueError:
+            return None
+        if decoded is None:
+            return None
+        out.append(decoded)
+    return out or None
+
+
+def _paired_intervals(groups: dict[str, list[Any]], *, n_boot: int, seed: int
+                      ) -> dict[str, tuple[float, float, float]]:
+    """``{statistic: (lo, hi, sd)}`` of the paired differences that ``groups`` allow.
+
+    Groups: ``pre`` (the slimmed model, per probe seed), ``full`` (width 1), ``floor``, and
+    ``rand<i>`` per init seed (init seeds are resampled, as probe seeds are).
+    """
+    from slimlib.intervals import bootstrap, interval
+
+    if "pre" not in groups:
+        return {}
+    try:
+        _, draws = bootstrap(groups, n_boot=n_boot, seed=seed)
+    except ValueError:  # other test images: nothing can be paired
+        return {}
+    out: dict[str, tuple[float, float, float]] = {}
+
+    def put(name: str, d: np.ndarray) -> None:
+        lo, hi = interval(d)
+        finite = d[np.isfinite(d)]
+        out[name] = (lo, hi, float(np.std(finite)) if finite.size else math.nan)
+
+    rand = [draws[k] for k in sorted(draws) if k.startswith("rand")]
+    if rand:
+        stack = np.stack(rand)                                   # inits × draws
+        if len(rand) > 1:
+            rng = np.random.default_rng(seed + 7919)
+            pick = rng.integers(0, len(rand), size=(n_boot, len(rand)))
+            mean = stack[pick, np.arange(n_boot)[:, None]].mean(axis=1)
+        else:
+            mean = stack[0]
+        put("above_random", draws["pre"] - mean)
+    if "floor" in draws:
+        put("above_floor", draws["pre"] - draws["floor"])
+        if "full" in draws:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                denom = draws["full"] - draws["floor"]
+                put("gain_kept", np.where(denom > 0, (draws["pre"] - draws["floor"]) / denom,
+                                          np.nan))
+    return out
+
+
+def compare(table: pd.DataFrame, floor: pd.DataFrame | None = None, *, n_boot: int | None = None,
+            seed: int = 0) -> pd.DataFrame:
     """Pretrained vs its controls, per model, dataset, protocol and width.
 
     Args:
         table: sweep rows (probe rows) holding a pretrained model ``M`` and its random-init
-            controls ``control_label(M, seed)`` (any number of seeds), same widths.
+            controls ``control_label(M, seed)`` (any number of seeds), same widths; with an
+            ``outcomes`` column (:mod:`slimlib.sweeping.outcomes`) the differences get paired
+            intervals.
         floor: :func:`floor_scores` output (optional).
+        n_boot: bootstrap draws (``None``: :data:`slimlib.intervals.N_BOOT`).
+        seed: seed of the bootstrap.
 
     Returns:
         One row per pretrained model, dataset, protocol and width that the controls also ran:
         ``rel_compute, value`` (pretrained, seed mean), ``se`` (binomial SE on ``n_test``),
         ``full`` (value at width 1), ``retention``, ``random_mean, random_min, random_max,
         n_random`` (over init seeds), ``random_full``, ``random_retention``,
-        ``above_random = value - random_mean`` and ``above_random_se`` (unpaired SE), and, when
-        ``floor`` is given, ``floor``, ``floor_se`` and
-        ``gain_kept = (value - floor) / (full - floor)``.
+        ``above_random = value - random_mean`` with ``above_random_se`` and
+        ``above_random_lo``/``_hi``, and, when ``floor`` is given, ``floor``, ``floor_se``,
+        ``floor_degenerate``, ``above_floor = value - floor`` (``_se``, ``_lo``, ``_hi``) and
+        ``gain_kept = (value - floor) / (full - floor)`` (``_lo``, ``_hi``) — NaN, with the
+        reason in ``gain_kept_note``, where the floor is degenerate (:data:`FLOOR_DEGENERATE`)
+        or ``full <= floor`` (:data:`FLOOR_NOT_BEATEN`). ``interval`` says how the intervals
+        were made: :data:`PAIRED` (image bootstrap on the shared test images, probe and init
+        seeds resampled; ``_se`` is the draws' SD) or :data:`BINOMIAL` (``value ± 2 SE``,
+        unpaired; no ``gain_kept`` interval).
     """
+    from slimlib.intervals import N_BOOT
+
+    n_boot = N_BOOT if n_boot is None else int(n_boot)
     needed = {"model", "dataset", "protocol", "width", "value"}
     if not needed <= set(table.columns):
         raise ValueError(f"table lacks columns {sorted(needed - set(table.columns))}")
@@ -218,16 +255,83 @@ def compare(table: pd.DataFrame, floor: pd.DataFrame | None = None) -> pd.DataFr
     out["random_retention"] = out["random_mean"] / out["random_full"]
     out["above_random"] = out["value"] - out["random_mean"]
     out["above_random_se"] = np.sqrt(2.0) * out["se"]
-    if floor is not None and not floor.empty:
-        fl = floor.groupby(["model", "dataset", "protocol"]).agg(
-            floor=("value", "mean"), floor_n=("n_test", "max")).reset_index()
+    has_floor = floor is not None and not floor.empty
+    if has_floor:
+        fl = floor.assign(degenerate=floor.get("degenerate", False))
+        fl = fl.groupby(["model", "dataset", "protocol"]).agg(
+            floor=("value", "mean"), floor_n=("n_test", "max"),
+            floor_degenerate=("degenerate", "any")).reset_index()
         fl = fl.rename(columns={"model": "base"})
         out = out.merge(fl, on=keys[:3], how="left")
+        out["floor_degenerate"] = out["floor_degenerate"].fillna(False).astype(bool)
         out["floor_se"] = binomial_se(out["floor"], out["floor_n"])
-        out["gain_kept"] = (out["value"] - out["floor"]) / (out["full"] - out["floor"])
+        out["above_floor"] = out["value"] - out["floor"]
+        out["above_floor_se"] = np.sqrt(out["se"] ** 2 + out["floor_se"] ** 2)
+        gain = (out["value"] - out["floor"]) / (out["full"] - out["floor"])
+        note = np.where(out["floor_degenerate"], FLOOR_DEGENERATE,
+                        np.where(~(out["full"] > out["floor"]) & out["floor"].notna(),
+                                 FLOOR_NOT_BEATEN, ""))
+        out["gain_kept"] = gain.where(note == "")
+        out["gain_kept_note"] = note
         out = out.drop(columns="floor_n")
+    _add_intervals(out, pre, rnd, floor if has_floor else None, keys, n_boot=n_boot, seed=seed)
     return out.rename(columns={"base": "model"}).sort_values(
         ["model", "dataset", "protocol", "width"]).reset_index(drop=True)
+
+
+def _add_intervals(out: pd.DataFrame, pre: pd.DataFrame, rnd: pd.DataFrame,
+                   floor: pd.DataFrame | None, keys: list[str], *, n_boot: int,
+                   seed: int) -> None:
+    """Fill the ``*_lo``/``*_hi`` columns and ``interval`` of :func:`compare` in place."""
+    stats = ["above_random"] + (["above_floor", "gain_kept"] if floor is not None else [])
+    for stat in stats:
+        out[f"{stat}_lo"] = math.nan
+        out[f"{stat}_hi"] = math.nan
+    out["interval"] = BINOMIAL
+    paired_ok = "outcomes" in pre
+    pre_groups = dict(tuple(pre.groupby(keys))) if paired_ok else {}
+    rnd_groups = dict(tuple(rnd.groupby(keys))) if paired_ok and "outcomes" in rnd else {}
+    floor_groups = {}
+    if floor is not None and "outcomes" in floor:
+        floor_groups = dict(tuple(floor.groupby(["model", "dataset", "protocol"])))
+    for i, row in out.iterrows():
+        key = tuple(row[k] for k in keys)
+        groups: dict[str, list[Any]] = {}
+        pre_rows = pre_groups.get(key)
+        if pre_rows is not None and (cells := _outcome_list(pre_rows["outcomes"])):
+            groups["pre"] = cells
+        full_rows = pre_groups.get((*key[:3], 1.0))
+        if full_rows is not None and (cells := _outcome_list(full_rows["outcomes"])):
+            groups["full"] = cells
+        rnd_rows = rnd_groups.get(key)
+        if rnd_rows is not None:
+            for init, part in rnd_rows.groupby("init_seed"):
+                if (cells := _outcome_list(part["outcomes"])):
+                    groups[f"rand{int(init)}"] = cells
+            if sum(k.startswith("rand") for k in groups) < rnd_rows["init_seed"].nunique():
+                groups = {k: v for k, v in groups.items() if not k.startswith("rand")}
+        floor_rows = floor_groups.get(key[:3])
+        if floor_rows is not None and (cells := _outcome_list(floor_rows["outcomes"])):
+            groups["floor"] = cells
+        paired = _paired_intervals(groups, n_boot=n_boot, seed=seed) if groups else {}
+        for stat in stats:
+            if stat in paired:
+                lo, hi, sd = paired[stat]
+                out.loc[i, [f"{stat}_lo", f"{stat}_hi"]] = [lo, hi]
+                if stat != "gain_kept":
+                    out.loc[i, f"{stat}_se"] = sd
+            elif stat != "gain_kept":
+                half = 2.0 * out.loc[i, f"{stat}_se"]
+                out.loc[i, [f"{stat}_lo", f"{stat}_hi"]] = [out.loc[i, stat] - half,
+                                                            out.loc[i, stat] + half]
+        wanted = [s for s in stats if s != "gain_kept"]
+        if all(s in paired for s in wanted):
+            out.loc[i, "interval"] = PAIRED
+        elif any(s in paired for s in wanted):
+            out.loc[i, "interval"] = "; ".join(
+                f"{s}: {PAIRED if s in paired else BINOMIAL}" for s in wanted)
+        if floor is not None and out.loc[i, "gain_kept_note"] != "":
+            out.loc[i, ["gain_kept_lo", "gain_kept_hi"]] = [math.nan, math.nan]
 
 
 def distinguishable(diff: Any, se: Any, *, z: float = 2.0) -> Any:
@@ -236,16 +340,20 @@ def distinguishable(diff: Any, se: Any, *, z: float = 2.0) -> Any:
     return np.where(diff > z * se, "above", np.where(diff < -z * se, "below", "within noise"))
 
 
+def _reading(lo: Any, hi: Any) -> Any:
+    """``"above"`` where the interval lies above 0, ``"below"`` where below, else
+    ``"within noise"``."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    return np.where(lo > 0, "above", np.where(hi < 0, "below", "within noise"))
+
+
 def at_smallest(cmp: pd.DataFrame) -> pd.DataFrame:
     """The smallest-width row of each model, dataset and protocol in :func:`compare` output,
     with computed readings: is the slimmed model above its random-init control and above its
-    embedding-only floor by more than 2 standard errors?"""
+    embedding-only floor (its interval, ``*_lo``/``*_hi``, excludes 0)?"""
     idx = cmp.groupby(["model", "dataset", "protocol"])["width"].idxmin()
     out = cmp.loc[idx].reset_index(drop=True)
-    out["vs random init"] = distinguishable(out["above_random"], out["above_random_se"])
+    out["vs random init"] = _reading(out["above_random_lo"], out["above_random_hi"])
     if "floor" in out:
-        se = np.sqrt(out["se"] ** 2 + out["floor_se"] ** 2)
-        out["above_floor"] = out["value"] - out["floor"]
-        out["above_floor_se"] = se
-        out["vs embedding-only floor"] = distinguishable(out["above_floor"], se)
+        out["vs embedding-only floor"] = _reading(out["above_floor_lo"], out["above_floor_hi"])
     return out

@@ -11,8 +11,15 @@ Everything here works on **frozen features** extracted once per width
   recall of the k-NN prediction and one-vs-rest average precision of the k-NN class scores.
 * :func:`random_order_features`: features of ``slim(..., order="random", seed=d)`` for ``d``
   draws (the implicit-order check).
-* :func:`verdict`: holds / does not hold / inconclusive / not testable, from an interval and
-  the range of the paper's published values.
+* the rules every robustness verdict follows (docs/robustness.md, "Verdicts"):
+  :func:`paper_at_width` reads the paper's statistic at **the same width** as this build's;
+  :func:`at_chance` is the **one chance-level rule** for class-wise AP, applied to the paper's
+  classes and to ours alike; :func:`paired_bootstrap` gives intervals of several statistics on
+  the same resampled test images (so pretrained minus random-init is paired);
+  :func:`control_reading` says whether the random-init network shows the same effect; and
+  :func:`judge` applies the book's one verdict policy (:mod:`slimlib.evidence_rules`) with
+  the paper's range over its models as the criterion (:data:`~slimlib.evidence_rules.MEETS`:
+  this build's point must lie in that range, so an effect of the other sign cannot hold).
 """
 
 from __future__ import annotations
@@ -27,37 +34,120 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slimlib.claims import FAILS, HOLDS
+from slimlib import evidence_rules as er
 
 __all__ = [
-    "HOLDS", "FAILS", "INCONCLUSIVE", "NOT_TESTABLE", "verdict", "imbalance_counts",
+    "HOLDS", "FAILS", "NOT_TESTABLE", "verdict", "judge", "paper_at_width", "at_chance",
+    "CHANCE_AP_FACTOR", "CHANCE_AP_MIN", "paired_bootstrap", "control_reading",
+    "SAME_AS_RANDOM", "imbalance_counts",
     "imbalanced_indices", "knn_class_scores", "average_precision", "classwise_scores",
     "width_features", "random_order_features", "relative_compute_of", "imbalance_predictions",
     "paper_rebuttal", "macro_accuracy", "bootstrap",
 ]
 
-INCONCLUSIVE = "inconclusive"
-NOT_TESTABLE = "not testable"
+#: The book's one verdict vocabulary (:mod:`slimlib.evidence_rules`).
+HOLDS, FAILS, NOT_TESTABLE = er.HOLDS, er.FAILS, er.NOT_TESTABLE
+
+#: A class is at chance level when its full-width AP is at most this multiple of its
+#: prevalence (the AP of a constant score) ...
+CHANCE_AP_FACTOR = 1.5
+#: ... or below this AP (the prevalence of a class of a balanced 10-class set; the only bound
+#: that can be checked where the prevalence is not published, as for the paper's classes).
+CHANCE_AP_MIN = 0.10
+#: What a verdict's reason says when the random-init network shows the same effect.
+SAME_AS_RANDOM = ("the random-init network of the same architecture shows the same effect "
+                  "(their paired difference is within its interval): the effect is not about "
+                  "what pretraining learned")
 
 
 # ------------------------------------------------------------------------------- verdicts
-def verdict(lo: float, hi: float, paper_lo: float, paper_hi: float, *,
-            max_width: float = 0.2) -> str:
-    """The verdict of one comparison with the paper.
-
-    ``holds`` when this build's interval ``[lo, hi]`` meets the paper's range
-    ``[paper_lo, paper_hi]`` (the spread of the paper's own models), ``does not hold`` when it
-    misses it, ``inconclusive`` when the interval is wider than ``max_width`` (too wide to
-    tell), ``not testable`` when the interval is not finite.
-    """
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return NOT_TESTABLE
+def verdict(value: float, lo: float, hi: float, paper_lo: float, paper_hi: float, *,
+            max_width: float | None = 0.2) -> str:
+    """The verdict of one comparison with the paper's models, by the book's one policy
+    (:func:`slimlib.evidence_rules.decide`, mode ``MEETS``): *holds* when this build's point
+    ``value`` lies in the paper's range ``[paper_lo, paper_hi]`` (and its interval
+    ``[lo, hi]`` is no wider than ``max_width``), *does not hold* when the interval misses
+    the range, else *not testable here*. Scope (model kind, data) is :func:`judge`'s."""
     paper_lo, paper_hi = min(paper_lo, paper_hi), max(paper_lo, paper_hi)
-    if hi - lo > max_width:
-        return INCONCLUSIVE
-    if hi < paper_lo or lo > paper_hi:
-        return FAILS
-    return HOLDS
+    criterion = er.Criterion(paper_lo, paper_hi, mode=er.MEETS, max_width=max_width)
+    return er.decide(value, lo, hi, criterion)[0]
+
+
+def judge(value: float, lo: float, hi: float, paper: tuple[float, float], *, models: Any,
+          datasets: Any, pretrained: bool, kind: str = er.RS_FM, max_width: float | None = 0.2,
+          mode: str = er.MEETS, untestable: str | None = None, detail: str = "") -> er.Ruling:
+    """A robustness comparison judged by the book's one policy
+    (:func:`slimlib.evidence_rules.judge`): the claim is about ``kind`` (the paper's RS
+    foundation models by default) on remote-sensing data; the criterion is ``paper``: the
+    paper's range over its models at the same width, read in mode ``MEETS`` (default), or a
+    bound the paper states, read in mode ``WITHIN`` (the whole interval must lie in it)."""
+    p_lo, p_hi = min(paper), max(paper)
+    if mode == er.MEETS:
+        text = f"the paper's range {p_lo:+.3f} … {p_hi:+.3f}"
+    elif math.isinf(p_lo):
+        text = f"the paper's bound ≤ {p_hi:+.3f}"
+    else:
+        text = f"the paper's bound {p_lo:+.3f} … {p_hi:+.3f}"
+    criterion = er.Criterion(p_lo, p_hi, mode=mode, max_width=max_width, text=text)
+    return er.judge(value, lo, hi, criterion, scope=er.Scope(kind, er.RS_DATA),
+                    models=[models] if isinstance(models, str) else list(models),
+                    datasets=[datasets] if isinstance(datasets, str) else list(datasets),
+                    pretrained=pretrained, untestable=untestable, detail=detail)
+
+
+def paper_at_width(values: pd.DataFrame, width: float) -> pd.Series | None:
+    """The column of ``values`` (a pivot with the paper's widths ``s`` as columns) at
+    ``width``; ``None`` when the paper did not report that width (then the comparison is not
+    like with like and must not be made)."""
+    cols = [c for c in values.columns if math.isclose(float(c), float(width), rel_tol=1e-9)]
+    return values[cols[0]] if cols else None
+
+
+def at_chance(ap_full: float, prevalence: float | None = None) -> bool:
+    """The one chance-level rule for a class's AP retention, for the paper's classes and ours:
+    a class whose full-width AP is below :data:`CHANCE_AP_MIN`, or at most
+    :data:`CHANCE_AP_FACTOR` × its prevalence where the prevalence is known, is at chance
+    level, and a retention ``AP(s) / AP(1)`` of it means nothing."""
+    if not math.isfinite(ap_full) or ap_full < CHANCE_AP_MIN:
+        return True
+    return prevalence is not None and ap_full <= CHANCE_AP_FACTOR * float(prevalence)
+
+
+def paired_bootstrap(statistic: Any, n: int, *, n_boot: int = 200, seed: int = 0,
+                     level: float = 0.95) -> list[tuple[float, float, float]]:
+    """``[(value, lo, hi), ...]`` for each component of ``statistic(idx) -> (k,)`` values,
+    every component computed on the **same** resampled test items (so differences between
+    components, e.g. pretrained minus random-init, are paired). Components with too few
+    finite draws get a NaN interval."""
+    rng = np.random.default_rng(int(seed))
+    value = np.asarray(statistic(np.arange(n)), dtype=float)
+    draws = np.array([np.asarray(statistic(rng.integers(0, n, n)), dtype=float)
+                      for _ in range(int(n_boot))])
+    a = (1 - level) / 2
+    out = []
+    for j in range(value.size):
+        col = draws[:, j][np.isfinite(draws[:, j])]
+        if col.size < max(10, n_boot // 2):
+            out.append((float(value[j]), math.nan, math.nan))
+        else:
+            out.append((float(value[j]), float(np.quantile(col, a)),
+                        float(np.quantile(col, 1 - a))))
+    return out
+
+
+def control_reading(control: tuple[float, float, float],
+                    difference: tuple[float, float, float]) -> tuple[str, bool]:
+    """What the random-init control says about an effect: ``(text, same)``.
+
+    ``control``: the control's effect ``(value, lo, hi)``; ``difference``: pretrained minus
+    control, paired ``(value, lo, hi)``. ``same`` is True when the difference's interval
+    contains 0 (the random network shows an effect that cannot be told from this one)."""
+    value, lo, hi = control
+    d, d_lo, d_hi = difference
+    text = f"{value:+.3f} [{lo:+.3f}, {hi:+.3f}]; pretrained − random init {d:+.3f} " \
+        f"[{d_lo:+.3f}, {d_hi:+.3f}]"
+    same = bool(math.isfinite(d_lo) and math.isfinite(d_hi) and d_lo <= 0 <= d_hi)
+    return text, same
 
 
 def macro_accuracy(y_true: Any, pred: Any) -> float:

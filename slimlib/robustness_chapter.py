@@ -21,15 +21,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from slimlib import evidence_rules as er
 from slimlib import robustness as rb
 from slimlib.controls import control_label
 from slimlib.profiles import settings_of
+from slimlib.robustness_paper import paper_band as _paper_band
+from slimlib.robustness_paper import paper_effect
+from slimlib.robustness_paper import paper_retention as _paper_retention
 
 __all__ = ["RobustnessSettings", "SETTINGS", "settings", "VERDICT_COLUMNS", "RANDOM_WEIGHTS",
-           "rgb_dataset",
+           "rgb_dataset", "paper_effect",
            "imbalance", "classwise", "implicit_order"]
 
-VERDICT_COLUMNS = ["analysis", "statistic", "paper", "this build", "interval", "verdict", "why"]
+VERDICT_COLUMNS = ["analysis", "statistic", "paper", "this build", "interval", "random init",
+                   "verdict", "why", "indication"]
 #: Why every comparison of a random-weights profile is "not testable".
 RANDOM_WEIGHTS = "random weights (smoke profile)"
 
@@ -152,28 +157,42 @@ def _example(model: Any, data: Any) -> Any:
 
 
 def _row(analysis: str, statistic: str, paper: tuple[float, float] | None, value: float,
-         lo: float, hi: float, why: str, *, max_width: float = 0.2,
-         untestable: str | None = None) -> dict[str, Any]:
-    if untestable is not None or paper is None:
-        return {"analysis": analysis, "statistic": statistic,
-                "paper": "—" if paper is None else f"{paper[0]:+.3f} … {paper[1]:+.3f}",
-                "this build": "—" if not math.isfinite(value) else f"{value:+.3f}",
-                "interval": "—", "verdict": rb.NOT_TESTABLE,
-                "why": untestable or why}
+         lo: float, hi: float, why: str, *, profile: Any, models: Any, datasets: Any,
+         kind: str = er.RS_FM, max_width: float | None = 0.2, mode: str = er.MEETS,
+         untestable: str | None = None, control: tuple[str, bool] | None = None,
+         indicate: bool = True) -> dict[str, Any]:
+    """One verdict row, judged by the book's one policy (:func:`slimlib.robustness.judge`).
+
+    ``paper``: the paper's range over its models at the same width (``None``: the paper has
+    no number to compare with, ``untestable`` says why); ``control``:
+    :func:`slimlib.robustness.control_reading` of the random-init network's effect (its
+    text goes in column ``random init``; where it shows the same effect, the reason says so).
+    ``untestable``: a reason the section knows; the number is then only an indication
+    (none where ``indicate`` is False, e.g. a retention of a chance-level class).
+    """
+    shown = math.isfinite(value)
+    number = (f"{value:+.3f} [{lo:+.3f}, {hi:+.3f}]" if math.isfinite(lo) and math.isfinite(hi)
+              else f"{value:+.3f}") if shown else ""
+    if paper is None or untestable is not None:
+        # a reason the section knows (no data, chance-level class, random weights, ...)
+        ruling = er.Ruling(rb.NOT_TESTABLE, untestable or why,
+                           f"indication only: {number}" if shown and indicate else "")
+    else:
+        ruling = rb.judge(value, lo, hi, paper, models=models, datasets=datasets,
+                          pretrained=bool(getattr(profile, "pretrained", True)), kind=kind,
+                          max_width=max_width, mode=mode, detail=why)
+    reason = ruling.why
+    text, same = control if control is not None else ("—", False)
+    if same and untestable is None:
+        reason = f"{reason}; {rb.SAME_AS_RANDOM}"
     return {"analysis": analysis, "statistic": statistic,
-            "paper": f"{paper[0]:+.3f} … {paper[1]:+.3f}", "this build": f"{value:+.3f}",
-            "interval": f"[{lo:+.3f}, {hi:+.3f}]",
-            "verdict": rb.verdict(lo, hi, *paper, max_width=max_width), "why": why}
-
-
-def _paper_retention(section: str, key: str, col: str = "y") -> pd.DataFrame:
-    """Paper rows of a rebuttal section with ``key`` parsed from ``extra`` and retention
-    y / y(s = 1) per series and key value."""
-    ref = rb.paper_rebuttal(section)
-    ref[key] = ref["extra"].str.extract(rf"{key}=([^;]+)")[0]
-    full = ref[np.isclose(ref["s"], 1.0)].set_index(["series", key])[col]
-    ref["retention"] = ref[col] / ref.set_index(["series", key]).index.map(full).to_numpy()
-    return ref
+            "paper": "—" if paper is None else f"{min(paper):+.3f} … {max(paper):+.3f}"
+            if mode == er.MEETS else f"≤ {max(paper):.3f}",
+            "this build": f"{value:+.3f}" if shown else "—",
+            "interval": f"[{lo:+.3f}, {hi:+.3f}]" if math.isfinite(lo) and math.isfinite(hi)
+            else "—",
+            "random init": text, "verdict": ruling.verdict, "why": reason,
+            "indication": ruling.indication}
 
 
 def _model_threads(attr: str) -> Any:
@@ -223,31 +242,37 @@ def imbalance(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
                              "ret_lo": ret.mean() - 2 * sd, "ret_hi": ret.mean() + 2 * sd})
     table = pd.DataFrame(rows)
     lo_r, hi_r, w0 = min(st.ratios), max(st.ratios), min(st.widths)
+    control = control_label(st.model, 0)
 
-    def delta(label: str) -> Any:
-        p = preds[label]
+    def delta(p: dict, idx: np.ndarray) -> float:
+        y = y_te[idx]
+        ret = [[rb.macro_accuracy(y, p[(r, s, w0)][idx])
+                / rb.macro_accuracy(y, p[(r, s, 1.0)][idx]) for s in st.seeds]
+               for r in (lo_r, hi_r)]
+        return float(np.mean(ret[0]) - np.mean(ret[1]))
 
-        def stat(idx: np.ndarray) -> float:
-            y = y_te[idx]
-            ret = [[rb.macro_accuracy(y, p[(r, s, w0)][idx])
-                    / rb.macro_accuracy(y, p[(r, s, 1.0)][idx]) for s in st.seeds]
-                   for r in (lo_r, hi_r)]
-            return float(np.mean(ret[0]) - np.mean(ret[1]))
-        return stat
+    def stat(idx: np.ndarray) -> list[float]:
+        ours, rand = delta(preds[st.model], idx), delta(preds[control], idx)
+        return [ours, rand, ours - rand]
 
-    value, lo, hi = rb.bootstrap(delta(st.model), len(y_te), n_boot=st.n_boot)
+    (value, lo, hi), ctrl, diff = rb.paired_bootstrap(stat, len(y_te), n_boot=st.n_boot)
     ref = _paper_retention("imbalance", "imbalance_ratio")
-    small = ref[ref["s"] == ref["s"].min()]
-    piv = small.pivot_table(index="series", columns="imbalance_ratio", values="retention")
-    paper = piv[str(min(float(c) for c in piv.columns))] - piv["1.0"]
+    effect, no_ratio = paper_effect("imbalance", ratio=lo_r)
+    band, no_band = _paper_band(effect, w0, what="imbalance retention") if not effect.empty \
+        else (None, no_ratio)
     statistic = (f"retention at s = {w0:g} with ratio {lo_r:g} minus balanced "
-                 f"({st.model} on {dataset})")
+                 f"({st.model} on {dataset}; paper: m-eurosat)")
     ok = lo_r < 1 and hi_r == 1.0
-    verdict = _row("class imbalance", statistic, (float(paper.min()), float(paper.max())),
-                   value, lo, hi, f"bootstrap over {len(y_te)} test images, {len(st.seeds)} "
-                   "subsampling seeds; paper: range over its 3 models",
-                   untestable=None if ok and profile.pretrained else
-                   (RANDOM_WEIGHTS if ok else "needs ratio 1 and one < 1"))
+    untestable = no_band
+    if untestable is None and not ok:
+        untestable = "needs ratio 1 and one < 1"
+    if untestable is None and not profile.pretrained:
+        untestable = RANDOM_WEIGHTS
+    verdict = _row("class imbalance", statistic, band, value, lo, hi,
+                   f"paired bootstrap over {len(y_te)} test images, {len(st.seeds)} "
+                   "subsampling seeds; paper: range over its 3 models at the same width",
+                   profile=profile, models=st.model, datasets=dataset,
+                   untestable=untestable, control=rb.control_reading(ctrl, diff))
     return {"table": table, "verdict": verdict, "paper": ref}
 
 
@@ -278,6 +303,8 @@ def classwise(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
         k = len(test.classes)
         scores = {w: rb.knn_class_scores(f["train"], y_tr, f["test"], n_classes=k)
                   for w, f in feats.items()}
+        rscores = {w: rb.knn_class_scores(f["train"], y_tr, f["test"], n_classes=k)
+                   for w, f in rfeats.items()}
         for w, sc in scores.items():
             per = rb.classwise_scores(feats[w]["train"], y_tr, feats[w]["test"], y_te,
                                       classes=test.classes)
@@ -298,40 +325,52 @@ def classwise(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
         ci = {c: test.classes.index(c) for c in (hardest, easiest)}
 
         def stat(idx: np.ndarray, ci: dict = ci, y: np.ndarray = y_te, s: dict = scores,
-                 w0: float = w0, h: str = hardest, e: str = easiest) -> float:
-            def ret(cls: str) -> float:
+                 r: dict = rscores, w0: float = w0, h: str = hardest, e: str = easiest
+                 ) -> list[float]:
+            def ret(by_width: dict, cls: str) -> float:
                 j = ci[cls]
-                return rb.average_precision(y[idx] == j, s[w0][idx, j]) / \
-                    rb.average_precision(y[idx] == j, s[1.0][idx, j])
-            return ret(h) - ret(e)
+                return rb.average_precision(y[idx] == j, by_width[w0][idx, j]) / \
+                    rb.average_precision(y[idx] == j, by_width[1.0][idx, j])
+            ours, rand = ret(s, h) - ret(s, e), ret(r, h) - ret(r, e)
+            return [ours, rand, ours - rand]
 
-        value, lo, hi = rb.bootstrap(stat, len(y_te), n_boot=st.n_boot)
+        (value, lo, hi), ctrl, diff = rb.paired_bootstrap(stat, len(y_te), n_boot=st.n_boot)
         chance = float((y_te == ci[hardest]).mean())
         hard_full = float(part[(part["class"] == hardest) & np.isclose(part["width"], 1.0)
                                ]["ap"].iloc[0])
-        problem = (f"the hardest class ({hardest}) is at chance at full width (AP "
-                   f"{hard_full:.3f} vs prevalence {chance:.3f}, {int((y_te == ci[hardest]).sum())}"
-                   " test images): a retention of chance says nothing"
-                   if hard_full <= 1.5 * chance else None)
-        deltas.append((test.display_name, value, lo, hi, problem))
+        problem = (f"this build's hardest class ({hardest}) is at chance level at full width "
+                   f"(AP {hard_full:.3f}, prevalence {chance:.3f}, "
+                   f"{int((y_te == ci[hardest]).sum())} test images; rule: AP < "
+                   f"{rb.CHANCE_AP_MIN:g} or ≤ {rb.CHANCE_AP_FACTOR:g} × prevalence): a "
+                   "retention of chance says nothing"
+                   if rb.at_chance(hard_full, chance) else None)
+        deltas.append((test.display_name, value, lo, hi, problem, w0,
+                       rb.control_reading(ctrl, diff)))
         for rank, c in (("hardest", hardest), ("easiest", easiest)):
             sel = part[part["class"] == c].sort_values("width")
             extremes.append({"dataset": test.display_name, "rank": rank, "class": c,
                              **{f"s={w:g}": a for w, a in zip(sel["width"], sel["ap"],
                                                               strict=True)}})
     ref = _paper_retention("classwise", "class_rank")
-    small = ref[ref["s"] == ref["s"].min()].pivot_table(index="series", columns="class_rank",
-                                                       values="retention")
-    paper = small["hardest"] - small["easiest"]
-    rows_v = [_row("class-wise AP", f"AP retention at s = {min(st.widths):g}, hardest minus "
-                   f"easiest class ({st.model} on {d})", (float(paper.min()), float(paper.max())),
-                   v, lo, hi, "bootstrap over test images; paper: m-bigearthnet, range over "
-                   "its 3 models (a different dataset)", max_width=0.5,
-                   untestable=problem if problem or profile.pretrained
-                   else RANDOM_WEIGHTS)
-              for d, v, lo, hi, problem in deltas]
+    # the same chance-level rule on the paper's side (paper_effect leaves out a model whose
+    # hardest class is at chance at full width)
+    effect, left_out = paper_effect("classwise")
+    note = f"; {left_out}" if left_out else ""
+    dropped = effect.attrs["left_out"]
+    rows_v = []
+    for d, v, lo, hi, problem, w0, ctrl in deltas:
+        band, no_band = _paper_band(effect, w0, what="class-wise AP") if not effect.empty \
+            else (None, "every paper model's hardest class is at chance level")
+        rows_v.append(_row(
+            "class-wise AP", f"AP retention at s = {w0:g}, hardest minus easiest class "
+            f"({st.model} on {d})", band, v, lo, hi,
+            "paired bootstrap over test images; paper: m-bigearthnet, range over its models "
+            f"at the same width (a different dataset){note}", max_width=0.5,
+            profile=profile, models=st.model, datasets=d,
+            untestable=problem or no_band or (None if profile.pretrained else RANDOM_WEIGHTS),
+            control=ctrl, indicate=problem is None))
     return {"table": pd.DataFrame(rows), "extremes": pd.DataFrame(extremes),
-            "verdicts": rows_v, "paper": ref}
+            "verdicts": rows_v, "paper": ref, "paper_left_out": dropped}
 
 
 # ------------------------------------------------------------------------------ order
@@ -380,6 +419,8 @@ def implicit_order(profile: Any, st: RobustnessSettings) -> dict[str, Any]:
     value, lo, hi = rb.bootstrap(stat, len(y_te), n_boot=st.n_boot)
     verdict = _row("implicit order", f"|first − mean of {st.draws} random draws| at s = "
                    f"{worst:g} ({st.model} on {dataset})", (0.0, 0.028), value, lo, hi,
-                   "bootstrap over test images; paper: at most 2.8 points",
+                   "bootstrap over test images; paper: at most 2.8 points (the whole "
+                   "interval must lie below)", mode=er.WITHIN, profile=profile,
+                   models=st.model, datasets=dataset,
                    untestable=None if profile.pretrained else RANDOM_WEIGHTS)
     return {"table": table, "verdict": verdict}

@@ -126,9 +126,18 @@ def test_controls_for_runs_model_controls_and_floor_on_real_data(data_root):
     assert set(cmp["dataset"]) == {"eurosat-rgb", "eurosat-ms"}  # the RGB model fits both
     assert set(cmp["width"]) == set(cfg.control_widths)
     assert (cmp["n_random"] == 2).all()
-    # a CLS-pooled encoder with no block run sees one constant token: chance-level floor
-    assert floor["value"].tolist() == pytest.approx([0.1, 0.1])
-    assert np.isfinite(cmp["gain_kept"]).all()
+    # rs-moco-tiny is CLS-pooled: its floor is the mean of its embedding tokens, which vary
+    # over images (with no block run its CLS token alone would be one constant: chance)
+    assert not floor["degenerate"].any()
+    assert (floor["outcomes"].str.len() > 0).all()
+    # the floor's outcomes list the sweep's test images (cross-fitted data: every image), so
+    # every difference is paired image by image
+    assert (cmp["interval"] == controls.PAIRED).all(), cmp[["dataset", "interval"]]
+    assert (cmp["above_floor_lo"] <= cmp["above_floor"]).all()
+    assert (cmp["above_floor"] <= cmp["above_floor_hi"]).all()
+    defined = cmp["gain_kept_note"] == ""
+    assert np.isfinite(cmp.loc[defined, "gain_kept"]).all()
+    assert cmp.loc[~defined, "gain_kept"].isna().all()
 
 
 @pytest.mark.data
@@ -202,3 +211,99 @@ def test_at_smallest_reads_differences_against_their_se():
     assert out.loc[0, "vs random init"] == "above"          # 0.15 vs 2 * 0.049
     assert out.loc[0, "vs embedding-only floor"] == "within noise"  # 0.02 vs 2 * 0.049
     assert list(controls.distinguishable([-1.0], [0.1])) == ["below"]
+
+
+def test_cls_pooled_floor_is_not_a_constant():
+    model = _vit()  # timm's default pooling for this ViT: the CLS token
+    assert model.global_pool == "token"
+    x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        no_blocks = controls.embedding_only(model)(x)
+        floor = controls.embedding_floor(model)(x)
+        tokens = model._pos_embed(model.patch_embed(x))
+    # no block run: the CLS token is the same for every image
+    assert controls.degenerate_features(no_blocks.numpy())
+    # the floor: mean of the patch tokens as the model embeds them (class token dropped)
+    assert not controls.degenerate_features(floor.numpy())
+    assert floor.std(dim=0).max() > 1e-3
+    assert torch.allclose(floor, tokens[:, 1:].mean(dim=1), atol=1e-6)
+    assert not isinstance(model.blocks[0], controls.SkippedBlock)  # original untouched
+
+
+def test_floor_scores_carry_outcomes_and_flag_constant_features():
+    from slimlib.sweeping import outcomes
+
+    model = _vit()
+    g = torch.Generator().manual_seed(3)
+    y = torch.arange(4).repeat_interleave(6)
+    x = torch.randn(24, 3, 32, 32, generator=g) + y[:, None, None, None].float()
+    data = {"toy": ((x[::2], y[::2]), (x[1::2], y[1::2]))}
+    out = controls.floor_scores(model, data, name="toy-vit", protocols=("knn",))
+    assert not out.loc[0, "degenerate"]
+    got = outcomes.decode(out.loc[0, "outcomes"])
+    assert got.labels.tolist() == y[1::2].tolist()
+    per_class = [got.correct[got.labels == c].mean() for c in range(4)]
+    assert out.loc[0, "value"] == pytest.approx(np.mean(per_class))
+
+
+def _outcome_rows(model, width, correct, labels, seed=0):
+    from slimlib.sweeping import outcomes
+
+    preds = np.where(correct, labels, (labels + 1) % 4)
+    row = _rows(model, width, float(np.mean([correct[labels == c].mean() for c in range(4)])),
+                seed=seed, n_test=labels.size)
+    row["outcomes"] = outcomes.encode(labels, preds)
+    return row
+
+
+def test_compare_gives_paired_intervals_when_rows_carry_outcomes():
+    from slimlib.sweeping import outcomes
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 50)
+    full = rng.random(200) < 0.9
+    small = full & (rng.random(200) < 0.85)
+    floor_ok = small & (rng.random(200) < 0.9)     # the floor gets a subset of the same images
+    rand = small & (rng.random(200) < 0.8)
+    rows = [_outcome_rows("m", 1.0, full, labels), _outcome_rows("m", 0.1, small, labels)]
+    for s in (0, 1):
+        rows += [_outcome_rows(controls.control_label("m", s), w, rand, labels)
+                 for w in (1.0, 0.1)]
+    floor_value = float(np.mean([floor_ok[labels == c].mean() for c in range(4)]))
+    floor = pd.DataFrame([{"model": "m", "dataset": "d", "protocol": "knn", "seed": 0,
+                           "value": floor_value, "n_test": 200, "degenerate": False,
+                           "outcomes": outcomes.encode(labels, np.where(floor_ok, labels,
+                                                                   (labels + 1) % 4))}])
+    table = pd.DataFrame(rows)
+    paired = controls.compare(table, floor, n_boot=400).set_index("width").loc[0.1]
+    plain = controls.compare(table.drop(columns="outcomes"),
+                             floor.drop(columns="outcomes")).set_index("width").loc[0.1]
+    assert paired["interval"] == controls.PAIRED and plain["interval"] == controls.BINOMIAL
+    for stat in ("above_floor", "above_random"):
+        assert paired[f"{stat}_lo"] <= paired[stat] <= paired[f"{stat}_hi"]
+        assert paired[stat] == pytest.approx(plain[stat])
+        # both sides fail on the same images: the paired interval is much narrower
+        assert paired[f"{stat}_hi"] - paired[f"{stat}_lo"] < \
+            0.6 * (plain[f"{stat}_hi"] - plain[f"{stat}_lo"])
+    assert paired["above_floor_lo"] > 0  # paired, the small gap is resolved
+    assert paired["gain_kept_lo"] <= paired["gain_kept"] <= paired["gain_kept_hi"]
+    assert np.isnan(plain["gain_kept_lo"])
+
+
+def test_gain_kept_is_never_computed_from_a_degenerate_floor():
+    rows = [_rows("m", 1.0, 0.8), _rows("m", 0.1, 0.6)]
+    rows += [_rows(controls.control_label("m", 0), w, 0.3) for w in (1.0, 0.1)]
+    base = {"model": "m", "dataset": "d", "protocol": "knn", "seed": 0, "n_test": 100}
+    constant = pd.DataFrame([{**base, "value": 0.1, "degenerate": True}])
+    out = controls.compare(pd.DataFrame(rows), constant)
+    assert out["gain_kept"].isna().all()
+    assert (out["gain_kept_note"] == controls.FLOOR_DEGENERATE).all()
+    assert out["floor_degenerate"].all()
+    beaten = pd.DataFrame([{**base, "value": 0.85, "degenerate": False}])
+    out = controls.compare(pd.DataFrame(rows), beaten)
+    assert out["gain_kept"].isna().all()
+    assert (out["gain_kept_note"] == controls.FLOOR_NOT_BEATEN).all()
+    fine = pd.DataFrame([{**base, "value": 0.4, "degenerate": False}])
+    out = controls.compare(pd.DataFrame(rows), fine).set_index("width")
+    assert out.loc[0.1, "gain_kept"] == pytest.approx(0.5)
+    assert out.loc[0.1, "gain_kept_note"] == ""

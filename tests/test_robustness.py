@@ -95,12 +95,16 @@ def test_macro_accuracy_and_bootstrap():
         (value, lo, hi)                                    # seeded
 
 
-@pytest.mark.parametrize(("lo", "hi", "expected"), [
-    (0.0, 0.1, rb.HOLDS), (0.3, 0.4, rb.FAILS), (-0.5, 0.5, rb.INCONCLUSIVE),
-    (float("nan"), 0.1, rb.NOT_TESTABLE), (-0.2, -0.1, rb.HOLDS),
+@pytest.mark.parametrize(("value", "lo", "hi", "expected"), [
+    (0.05, 0.0, 0.1, rb.HOLDS), (0.35, 0.3, 0.4, rb.FAILS), (0.0, -0.5, 0.5, rb.NOT_TESTABLE),
+    (0.0, float("nan"), 0.1, rb.NOT_TESTABLE), (-0.15, -0.2, -0.1, rb.HOLDS),
+    # the interval meets the paper's range but the point lies outside it, on the other side
+    # of zero from most of the paper's models: not a pass (class imbalance used to "hold" so)
+    (0.08, -0.02, 0.18, rb.NOT_TESTABLE),
 ])
-def test_verdict_rule(lo, hi, expected):
-    assert rb.verdict(lo, hi, 0.05, -0.15) == expected
+def test_verdict_rule(value, lo, hi, expected):
+    assert rb.verdict(value, lo, hi, 0.05, -0.15) == expected
+    assert expected in rb.er.VERDICTS  # the book's one vocabulary
 
 
 # ------------------------------------------------------------------------------ geography
@@ -334,7 +338,7 @@ def test_verdict_table_runs_every_section_of_the_chapter_in_page_order(monkeypat
     def fake(name, many):
         def section(profile, st):
             calls.append((name, profile, st))
-            rows = [_verdict(name, rb.HOLDS), _verdict(name, rb.INCONCLUSIVE)]
+            rows = [_verdict(name, rb.HOLDS), _verdict(name, rb.NOT_TESTABLE)]
             return {"verdicts": rows} if many else {"verdict": rows[0]}
         return section
 
@@ -377,3 +381,83 @@ def test_classwise_bars_draw_the_random_init_tick_and_chance_per_class():
     assert full.get_offsets()[:, 1].tolist() == pytest.approx([0.52, 0.6])
     assert chance.get_offsets()[:, 1].tolist() == pytest.approx([0.5, 0.5])
     plt.close(fig)
+
+
+# ------------------------------------------------------------------------------ verdict rules
+def test_paper_statistic_is_read_at_this_builds_width():
+    from slimlib import robustness_chapter as rc
+
+    effect, _ = rc.paper_effect("finetune")
+    band, why = rc._paper_band(effect, 0.01, what="fine-tuning")
+    assert why is None
+    assert band == pytest.approx((effect[0.01].min(), effect[0.01].max()))
+    smallest, _ = rc._paper_band(effect, 0.001, what="fine-tuning")
+    assert band != pytest.approx(smallest)  # s = 0.001 is another comparison
+    band, why = rc._paper_band(effect, 0.02, what="fine-tuning")
+    assert band is None and "s = 0.02" in why
+    imb, _ = rc.paper_effect("imbalance", ratio=0.01)
+    assert rc._paper_band(imb, 0.1, what="x")[0] == pytest.approx(
+        (imb[0.1].min(), imb[0.1].max()))
+    none, why = rc.paper_effect("imbalance", ratio=0.3)
+    assert none.empty and "0.3" in why  # no such ratio in the paper: not like with like
+
+
+def test_one_chance_level_rule_for_the_papers_classes_and_ours():
+    from slimlib import robustness_chapter as rc
+
+    # ours: prevalence known (0.1): AP 0.12 is at chance, 0.5 is not
+    assert rb.at_chance(0.12, 0.1) and not rb.at_chance(0.5, 0.1)
+    # the paper's: prevalence unpublished, the AP bound alone; DOFA's "Dump sites" AP 0.04
+    assert rb.at_chance(0.04) and not rb.at_chance(0.22)
+    effect, note = rc.paper_effect("classwise")
+    assert effect.attrs["left_out"] == ["DOFA (base)"]
+    assert "DOFA (base)" not in effect.index and "chance-level rule" in note
+    assert len(effect) == 2
+
+
+def test_paired_bootstrap_resamples_every_component_alike():
+    rng = np.random.default_rng(0)
+    a = rng.random(200)
+    out = rb.paired_bootstrap(lambda i: [a[i].mean(), a[i].mean() - 0.01,
+                                         a[i].mean() - (a[i].mean() - 0.01)], 200, n_boot=100)
+    (v0, lo0, hi0), (v1, lo1, hi1), (d, dlo, dhi) = out
+    assert lo0 - lo1 == pytest.approx(0.01) and hi0 - hi1 == pytest.approx(0.01)
+    assert d == pytest.approx(0.01) and dhi - dlo == pytest.approx(0.0, abs=1e-12)
+
+
+def test_verdict_says_when_the_random_init_network_shows_the_same_effect():
+    from types import SimpleNamespace
+
+    from slimlib import robustness_chapter as rc
+
+    profile = SimpleNamespace(pretrained=True)
+    same = rb.control_reading((0.03, -0.01, 0.07), (0.012, -0.03, 0.05))
+    differs = rb.control_reading((0.0, -0.02, 0.02), (0.09, 0.05, 0.13))
+    assert same[1] and not differs[1]
+    kw = dict(profile=profile, models="galileo-nano", datasets="eurosat-ms")
+    row = rc._row("geographic shift", "stat", (-0.19, -0.06), -0.069, -0.1, -0.04, "seeds",
+                  control=rb.control_reading((-0.058, -0.09, -0.03), (-0.011, -0.05, 0.03)),
+                  **kw)
+    assert row["verdict"] == rb.HOLDS
+    assert rb.SAME_AS_RANDOM in row["why"] and row["random init"].startswith("-0.058")
+    row = rc._row("geographic shift", "stat", (-0.19, -0.08), -0.12, -0.15, -0.09, "seeds",
+                  control=differs, **kw)
+    assert rb.SAME_AS_RANDOM not in row["why"]
+    # the paper's sign: +0.042 against a range of -0.093 … +0.005 does not hold, whatever
+    # the interval's overlap
+    row = rc._row("class imbalance", "stat", (-0.093, 0.005), 0.042, -0.01, 0.09, "images",
+                  control=same, profile=profile, models="galileo-nano-rgb",
+                  datasets="eurosat-rgb")
+    assert row["verdict"] != rb.HOLDS
+    assert list(row) == rc.VERDICT_COLUMNS
+    # a stand-in model (slimlib's miniature) is never judged: not testable, with indication
+    row = rc._row("fine-tuning", "stat", (-0.02, 0.005), 0.0, -0.01, 0.01, "images",
+                  profile=profile, models="rs-moco-tiny", datasets="eurosat-rgb")
+    assert row["verdict"] == rb.NOT_TESTABLE and row["indication"].startswith("indication")
+    # a section's own reason (a chance-level class): no random-init reading, no indication
+    row = rc._row("class-wise AP", "stat", (-0.6, -0.3), 0.0, 0.0, 0.0, "images",
+                  profile=profile, models="galileo-nano-rgb", datasets="ucmerced",
+                  untestable="this build's hardest class is at chance level",
+                  control=rb.control_reading((0.0, 0.0, 0.0), (0.0, 0.0, 0.0)), indicate=False)
+    assert row["verdict"] == rb.NOT_TESTABLE and row["indication"] == ""
+    assert rb.SAME_AS_RANDOM not in row["why"]
