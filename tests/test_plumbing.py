@@ -142,18 +142,19 @@ def test_check_paired_samples_and_splits():
         _validation.check_splits_of_one_task(Split("seg", ()), object(), Split)
 
 
-def test_sweep_scores_through_probes_score(monkeypatch):
+def test_sweep_scores_through_probes_score_outcomes(monkeypatch):
+    """The sweep scores through the probes' one dispatch (with the per-image outcomes)."""
     from slimlib import probes, sweeping
 
     calls = []
 
-    def fake(protocol, *args, **kwargs):
+    def fake(protocol, train_x, train_y, test_x, test_y, **kwargs):
         calls.append(protocol)
-        return 0.5
+        return 0.25, np.asarray(test_y), np.zeros_like(test_y)
 
-    monkeypatch.setattr(probes, "score", fake)
+    monkeypatch.setattr(probes, "score_outcomes", fake)
     x, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
-    assert sweeping._score("linear", (x, y), (x, y), 0, 1.0) == (0.5, [])
+    assert sweeping._score("linear", (x, y), (x, y), 0, 1.0) == (0.25, [], "1:0101:0000")
     assert calls == ["linear"]
 
 
