@@ -58,8 +58,8 @@ def order_rows(profile: Any) -> pd.DataFrame:
 
 
 def parts_tables(profile: Any) -> dict[str, dict[str, pd.DataFrame]]:
-    """Attention-only and FFN-only compute tables (paper's FLOP convention) per compute model,
-    at the profile's compute widths plus the paper's smallest width (where the floor is)."""
+    """Attention-only and FFN-only compute tables (paper's FLOP convention) per compute model
+    and layer-type ablation model, at the profile's compute widths plus the paper's smallest width (where the floor is)."""
     from slimlib.chapters import compute_table_cached
     from slimlib.compute import WIDTHS
 
@@ -67,7 +67,8 @@ def parts_tables(profile: Any) -> dict[str, dict[str, pd.DataFrame]]:
     return {m: {p: compute_table_cached(m, widths, parts=(p,),
                                         count_attention=False, count_norms=True,
                                         profile=profile)
-                for p in ("attn", "ffn")} for m in profile.compute_models}
+                for p in ("attn", "ffn")}
+            for m in dict.fromkeys((*profile.compute_models, *profile.layer_type_models))}
 
 
 def gather(profile: Any) -> Evidence:

@@ -15,7 +15,7 @@ __all__ = [
     "REDUNDANCY_METRICS", "FEATURE_METRICS", "DESCRIBE_KEYS",
     "EMBEDDED_MODELS", "EMBEDDED_MODEL_NAMES", "EMBEDDED_FOLDERS",
     "DEFAULT_DATASET", "EMBEDDED_RS_DATASETS", "RS_FALLBACK", "CV_DATASETS", "CV_FALLBACK",
-    "PAPER_CONVENTION",
+    "PAPER_CONVENTION", "LAYER_TYPE_MODELS",
 ]
 
 #: The paper's 31 width factors (project page ``static/js/arch.js``).
@@ -75,3 +75,7 @@ EMBEDDED_RS_DATASETS: tuple[str, ...] = ("eurosat-ms", "eurosat-rgb", "ucmerced"
 RS_FALLBACK = "synthetic-ms"
 CV_DATASETS: tuple[str, ...] = ("cifar10",)
 CV_FALLBACK = "synthetic-rgb"
+
+#: The models of the paper's layer-type ablation (attention-only / FFN-only floors; DOSSIER:
+#: DOFA-L, TerraMind-L, Prithvi-600M): the architectures the parts-floor claims are about.
+LAYER_TYPE_MODELS: tuple[str, ...] = ("dofa-large", "terramind-v1-large", "prithvi-eo-2-600m")

@@ -65,6 +65,8 @@ class Scope:
     kind: str
     data: str | None = None
     budget: float | None = None
+    #: the specific architectures the claim speaks of (``None``: any model of the kind)
+    models: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in _KIND_NEEDS:
@@ -176,6 +178,9 @@ def out_of_scope(scope: Scope, *, models: Iterable[str], datasets: Iterable[str]
     """
     family, need = _KIND_NEEDS[scope.kind]
     models = list(models)
+    if scope.models is not None and not set(scope.models) & set(models):
+        return (f"the claim is about {', '.join(scope.models)}; this build ran "
+                f"{', '.join(models) or 'none of them'}, other architectures (stand-ins)")
     if need is not None:
         if not models:
             return f"this build ran no models for a claim about {scope.kind}"

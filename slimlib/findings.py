@@ -45,8 +45,12 @@ SETTLE: Mapping[str, str] = {
                      "datasets), or the `paper` profile's pairs on a GPU",
     "order": "more test images for the ablation model (the interval comes from them), or the "
              "`paper` profile's models",
-    "parts-attention": "nothing: a FLOP count is exact; the paper's convention is applied",
-    "parts-ffn": "nothing: a FLOP count is exact; the paper's convention is applied",
+    "parts-attention": "the `paper` profile, which counts the FLOPs of the paper's layer-type "
+                       "models (DOFA-L, TerraMind-L, Prithvi-600M; no weights needed, minutes "
+                       "on a CPU); a FLOP count is exact",
+    "parts-ffn": "the `paper` profile, which counts the FLOPs of the paper's layer-type models "
+                 "(DOFA-L, TerraMind-L, Prithvi-600M; no weights needed, minutes on a CPU); a "
+                 "FLOP count is exact",
     "regimes": "the `paper` profile's large RS foundation models with their redundancy metrics",
 }
 

@@ -32,7 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slimlib.constants import CV_DATASETS, CV_FALLBACK, EMBEDDED_RS_DATASETS, RS_FALLBACK, WIDTHS
+from slimlib.constants import (
+    CV_DATASETS,
+    CV_FALLBACK,
+    EMBEDDED_RS_DATASETS,
+    LAYER_TYPE_MODELS,
+    RS_FALLBACK,
+    WIDTHS,
+)
 from slimlib.profile_checks import _bad, _check_setting
 from slimlib.settings import PROFILE_ENV, Settings, or_current, profile_name
 
@@ -82,6 +89,12 @@ class Profile:
         batch_size, device: feature extraction settings (``device=None``: CUDA when present).
         compute_models: models whose FLOPs per width are tabulated (``pretrained=False``).
         compute_widths: widths of that table (FLOP counting a ViT-B takes seconds per width).
+        layer_type_models: the paper's layer-type ablation models
+            (:data:`slimlib.constants.LAYER_TYPE_MODELS`) whose attention-only / FFN-only
+            compute floors the parts-floor claims are judged on; empty: those claims are
+            judged on no model of theirs and are not testable (the compute models' floors
+            are an indication). ViT-L/H FLOP counts on a CPU cost minutes, so only the
+            ``paper`` profile tabulates them.
         latency_repeats: timed forward passes per width in the deployment chapter.
         pretrained: load pretrained weights (``False`` in ``smoke``: a random-init pipeline check).
         data_root: an explicit data root (``None``: ``settings.data``, i.e. ``$SLIMLIB_DATA``).
@@ -116,6 +129,7 @@ class Profile:
     batch_size: int = 256
     device: str | None = None
     compute_models: tuple[str, ...] = PAPER_COMPUTE_MODELS
+    layer_type_models: tuple[str, ...] = ()
     compute_widths: tuple[float, ...] = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
     latency_repeats: int = 5
     pretrained: bool = True
@@ -188,7 +202,7 @@ PROFILES: dict[str, Profile] = {
         widths=_ALL_WIDTHS, ablation_widths=_FEW_WIDTHS,
         seeds=(0, 1, 2, 3, 4), protocols=("knn", "linear"),
         limit_per_class=None, test_limit_per_class=None, batch_size=64,
-        compute_widths=_ALL_WIDTHS, latency_repeats=20,
+        compute_widths=_ALL_WIDTHS, latency_repeats=20, layer_type_models=LAYER_TYPE_MODELS,
     ),
 }
 
