@@ -46,7 +46,7 @@ cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths,
                        protocols=protocols, device=device, batch_size=batch_size,
                        data_root=data_root)
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(profiles.data_note(cfg)))
 evidence = claims.gather(cfg)
 verdicts = claims.evaluate(evidence)
@@ -64,7 +64,7 @@ display(Markdown(
 # same network with no transformer block run (its embedding-only floor) and against the same
 # architecture with random weights, on the same test images (differences are paired).
 
-# %%
+# %% tags=["hide-input"]
 floor = claims.embedding_floor(evidence)
 random_retention = None
 if evidence.controls is not None and not evidence.controls.empty:
@@ -96,6 +96,6 @@ plt.show()
 # %% [markdown]
 # ## The paper's central claims
 
-# %%
+# %% tags=["hide-input"]
 for heading, texts in findings.paragraphs(verdicts):
     display(Markdown(f"### {heading}\n\n" + "\n\n".join(texts)))

@@ -125,17 +125,19 @@ else:
 # and its interval decides the paper's criterion. Everything else is **not testable here**,
 # with the reason, and its **indication** (what the stand-ins or an undecided interval show)
 # is labelled as such and never counted. The criterion is applied to the number in the
-# *this build* column; *interval kind* says what its 95 % interval comes from (a bootstrap
-# over test images and probe seeds, paired where both sides share the test images, clustered
-# over model × dataset runs where runs are pooled).
+# *this build* column. Each interval is a 95 % interval from a bootstrap over the test images
+# and probe seeds, paired where both sides share the test images, clustered over model ×
+# dataset runs where runs are pooled; the full table (CSV under it) says, per claim, what its
+# interval comes from (*interval kind*), the paper's value and the owning chapter.
 
 # %% tags=["full-width"]
 from slimlib import claims
 
 evidence = claims.gather(cfg)
 verdicts = claims.evaluate(evidence)
-(verdicts.drop(columns=["key", "lo", "hi"]).style.hide(axis="index")
- .format({"this build": "{:.3f}"}, na_rep="—"))
+plotting.show_table(verdicts, "01_claims", compact_columns=[
+    "claim", "this build", "interval", "criterion", "verdict", "why", "indication"],
+    missing={"this build": "no statistic (see why)", "interval": "no interval"})
 
 # %%
 board = claims.scoreboard(verdicts)
@@ -164,7 +166,10 @@ from slimlib import robustness_chapter, robustness_sections
 
 robust = robustness_sections.verdict_table(cfg, robustness_chapter.settings(cfg))
 print(f"robustness verdicts: {sum(robust.attrs['seconds'].values()):.0f} s in this build")
-robust.style.hide(axis="index")
+plotting.show_table(robust, "01_robustness", compact_columns=[
+    "analysis", "this build", "interval", "paper", "random init", "verdict", "why",
+    "indication"], missing={"this build": "no statistic (see why)", "interval": "no interval",
+                            "random init": "no random-init reading for this comparison"})
 
 # %%
 rcounts = robust["verdict"].value_counts()

@@ -89,12 +89,9 @@ ours = {rs_key: bins(runs["rs"]),
 for model, part in runs["cv_own"].groupby("model"):
     ours[f"CV {model} @ {', '.join(cfg.cv_datasets)}"] = bins(part)
 # each CV miniature's own random-init control (control widths only), beside its curve
-for label, part in runs["cv_random"].groupby("model"):
-    base = controls.split_label(label)[0]
-    key = f"CV {base}: same architecture, random init"
-    if key not in ours:
-        ours[key] = bins(runs["cv_random"][runs["cv_random"]["model"].map(
-            lambda m, b=base: controls.split_label(m)[0] == b)])
+cv_random_base = runs["cv_random"]["model"].map(lambda m: controls.split_label(m)[0])
+for base, part in runs["cv_random"].groupby(cv_random_base):
+    ours[f"CV {base}: same architecture, random init"] = bins(part)
 fig1a_paper = reference.load().query("section == 'fig1a'")
 ax = plotting.fig1a(ours, fig1a_paper)
 ax.set_xlabel("relative compute bin, paper convention (floor(10·FLOPs(s)/FLOPs(1))/10)")
