@@ -244,8 +244,8 @@ def decide(value: float, lo: float, hi: float, criterion: Criterion) -> tuple[st
         inside = criterion.passes(value)
     if inside:
         return HOLDS, f"{value:.3f} [{lo:.3f}, {hi:.3f}] meets {criterion}"
-    return NOT_TESTABLE, (f"the interval [{lo:.3f}, {hi:.3f}] straddles {criterion}: this "
-                          "build's test images cannot decide it")
+    return NOT_TESTABLE, (f"the interval [{lo:.3f}, {hi:.3f}] straddles an edge of the "
+                          f"criterion ({criterion}): this build's test images cannot decide it")
 
 
 def judge(value: float, lo: float, hi: float, criterion: Criterion, *,
