@@ -122,11 +122,20 @@ plotting.show_table(smallest_ctrl, "03_at_smallest_control_width", compact_colum
                           "full-width model that does not beat its floor)"})
 
 # %%
+_RELATION = {"above": "above", "below": "below", "within noise": "not distinguishable from"}
+
+
+def _versus(r, what, col, ref):
+    """'above its floor (0.467): +0.093 [+0.046, +0.144]' from a row's paired interval."""
+    return (f"{_RELATION.get(r[f'vs {what}'], r[f'vs {what}'])} {what} ({r[ref]:.3f}): "
+            f"{r[col]:+.3f} [{r[f'{col}_lo']:+.3f}, {r[f'{col}_hi']:+.3f}]")
+
+
 display(Markdown(" ".join(
     f"**{r.model} on {r.dataset}** at s = {r.width:g} ({r.rel_compute:.1%} of compute): "
-    f"accuracy {r.value:.3f} ± {2 * r.se:.3f}, {r['vs embedding-only floor']} its "
-    f"embedding-only floor ({r.floor:.3f}) and {r['vs random init']} random init "
-    f"({r.random_mean:.3f})." for _, r in smallest_ctrl.iterrows())))
+    f"accuracy {r.value:.3f}; {_versus(r, 'embedding-only floor', 'above_floor', 'floor')}; "
+    f"{_versus(r, 'random init', 'above_random', 'random_mean')} "
+    f"({r.interval})." for _, r in smallest_ctrl.iterrows())))
 
 # %% [markdown]
 # ## Our curves over the paper's
