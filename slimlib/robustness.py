@@ -161,15 +161,10 @@ def bootstrap(statistic: Any, n: int, *, n_boot: int = 200, seed: int = 0,
               level: float = 0.95) -> tuple[float, float, float]:
     """``(value, lo, hi)``: ``statistic(idx)`` on all ``n`` test items and the percentile
     interval of ``statistic`` over ``n_boot`` resamples (with replacement) of the test
-    items. ``statistic`` maps an index array ``(n,)`` to a float."""
-    rng = np.random.default_rng(int(seed))
-    value = float(statistic(np.arange(n)))
-    draws = np.array([statistic(rng.integers(0, n, n)) for _ in range(int(n_boot))], float)
-    draws = draws[np.isfinite(draws)]
-    if draws.size < max(10, n_boot // 2):
-        return value, math.nan, math.nan
-    a = (1 - level) / 2
-    return value, float(np.quantile(draws, a)), float(np.quantile(draws, 1 - a))
+    items. ``statistic`` maps an index array ``(n,)`` to a float. The one-component case of
+    :func:`paired_bootstrap` (same resamples, same rules)."""
+    return paired_bootstrap(lambda idx: [statistic(idx)], n, n_boot=n_boot, seed=seed,
+                            level=level)[0]
 
 
 # ------------------------------------------------------------------------------- imbalance
