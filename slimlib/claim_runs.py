@@ -27,7 +27,7 @@ import pandas as pd
 
 from slimlib.controls import binomial_se
 from slimlib.intervals import N_BOOT, bootstrap, interval, merge_identical_widths, pool_draws
-from slimlib.sweeping.outcomes import Outcomes, decode
+from slimlib.sweeping.outcomes import Outcomes, decode_all
 
 __all__ = ["Run", "Pooled", "outcomes_of", "run_draws", "pooled_statistic",
            "smallest_width_runs", "width_runs", "probe_rows"]
@@ -74,10 +74,9 @@ def probe_rows(rows: pd.DataFrame | None) -> pd.DataFrame | None:
 
 def outcomes_of(rows: pd.DataFrame) -> list[Outcomes] | None:
     """The decoded outcomes of each row, or ``None`` when any row lacks them."""
-    if rows.empty or "outcomes" not in rows:
+    if "outcomes" not in rows:
         return None
-    out = [decode(c) if isinstance(c, str) and c else None for c in rows["outcomes"]]
-    return None if any(o is None for o in out) else out
+    return decode_all(rows["outcomes"])
 
 
 def run_draws(run: Run, *, n_boot: int = N_BOOT, seed: int = 0

@@ -134,19 +134,14 @@ def binomial_se(p: Any, n: Any) -> Any:
 
 
 def _outcome_list(cells: Iterable[Any]) -> list[Any] | None:
-    """Decoded outcomes of each row, or ``None`` if a row has none."""
-    from slimlib.sweeping.outcomes import decode
+    """Decoded outcomes of each row, or ``None`` if a row has none or a malformed cell (those
+    rows then get the labelled binomial interval)."""
+    from slimlib.sweeping.outcomes import decode_all
 
-    out = []
-    for cell in cells:
-        try:
-            decoded = decode(cell)
-        except ValueError:
-            return None
-        if decoded is None:
-            return None
-        out.append(decoded)
-    return out or None
+    try:
+        return decode_all(cells)
+    except ValueError:
+        return None
 
 
 def _paired_intervals(groups: dict[str, list[Any]], *, n_boot: int, seed: int

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Outcomes", "encode", "decode"]
+__all__ = ["Outcomes", "encode", "decode", "decode_all"]
 
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _VALUE = {c: i for i, c in enumerate(_DIGITS)}
@@ -92,8 +92,14 @@ def encode(labels: Any, preds: Any) -> str:
 
 def decode(cell: Any) -> Outcomes | None:
     """The :class:`Outcomes` of an ``outcomes`` cell; ``None`` for an empty / missing cell."""
-    if cell is None or (isinstance(cell, float) and np.isnan(cell)) or cell == "":
-        return None
+    if isinstance(cell, str):
+        if cell == "":
+            return None
+    else:
+        import pandas as pd
+
+        if cell is None or pd.isna(cell):   # None, NaN, pd.NA: a row without outcomes
+            return None
     try:
         width_text, labels, preds = str(cell).split(":")
         width = int(width_text)
@@ -102,3 +108,11 @@ def decode(cell: Any) -> Outcomes | None:
         return Outcomes(_from_text(labels, width), _from_text(preds, width))
     except (ValueError, KeyError) as err:
         raise ValueError(f"not an outcomes cell: {str(cell)[:40]!r}…") from err
+
+
+def decode_all(cells: Any) -> list[Outcomes] | None:
+    """The :class:`Outcomes` of every cell (e.g. one row per probe seed), or ``None`` when
+    there is no cell or any cell is empty (those rows cannot be paired image by image).
+    A malformed cell raises ``ValueError`` (:func:`decode`)."""
+    out = [decode(cell) for cell in cells]
+    return None if not out or any(o is None for o in out) else out
