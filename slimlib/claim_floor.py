@@ -16,7 +16,7 @@ import pandas as pd
 
 from slimlib.claim_runs import pooled_statistic, probe_rows, smallest_width_runs
 from slimlib.claim_statistics import RS_SCOPE, Evidence, Stat, Use, _no_controls, _untestable
-from slimlib.controls import is_control, split_label
+from slimlib.controls import FLOOR_DEGENERATE, FLOOR_NOT_BEATEN, is_control, split_label
 
 __all__ = ["embedding_floor", "rs_above_floor"]
 
@@ -113,9 +113,9 @@ def embedding_floor(ev: Evidence) -> pd.DataFrame:
         if "random" in run:
             stats.append(("above_random", lambda v: v["small"] - v["random"]))
         if row["degenerate"]:
-            row["note"] = "floor features are constant over the test images (chance level)"
+            row["note"] = f"gain kept {FLOOR_DEGENERATE}"
         elif row["full"] <= row["floor"]:
-            row["note"] = "the full model does not beat its floor: no gain to keep"
+            row["note"] = f"gain kept {FLOOR_NOT_BEATEN}"
         else:
             stats.append(("gain_kept", _gain))
             gainful.append(run)
