@@ -23,6 +23,8 @@ from matplotlib.colors import to_hex, to_rgb
 from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.transforms import offset_copy
 
+from slimlib.reference import SERIES_TO_MODEL
+
 __all__ = ["MODEL_COLORS", "PAPER_ALIASES", "model_of", "model_color", "kind_style",
            "series_style", "CONTROL_LIGHTEN", "GROUP_COLORS", "paper_styles", "legend", "curves",
            "ours_style", "paper_style", "style_kinds", "short_log_ticks"]
@@ -47,14 +49,11 @@ MODEL_COLORS: dict[str, str] = {
     "dinov2-vitb14": "#01665e",
 }
 
-#: Published series (``slimlib.reference``) -> the registry model they are.
+#: Published series (``slimlib.reference``) -> the registry model they are: the reference's
+#: own :data:`~slimlib.reference.SERIES_TO_MODEL` plus the series it does not map to a model.
 PAPER_ALIASES: dict[str, str] = {
-    "DOFA (base)": "dofa-base", "DOFA (large)": "dofa-large",
-    "TerraMind-1.0 (base)": "terramind-v1-base", "TerraMind-1.0 (large)": "terramind-v1-large",
-    "Prithvi-EO-2.0 (300M)": "prithvi-eo-2-300m", "Prithvi-EO-2.0 (600M)": "prithvi-eo-2-600m",
-    "SSL4EO ViT-S (MoCo)": "ssl4eo-vits16-moco", "SSL4EO ViT-S (Dino)": "ssl4eo-vits16-dino",
-    "SSL4EO ViT-S (MAE)": "ssl4eo-vits16-mae", "Panopticon": "panopticon-vitb14",
-    "Copernicus-FM": "copernicusfm-base", "SoftCon (ViT-S)": "softcon-vits14",
+    **SERIES_TO_MODEL,
+    "SSL4EO ViT-S (MAE)": "ssl4eo-vits16-mae", "SoftCon (ViT-S)": "softcon-vits14",
     "SoftCon (ViT-B)": "softcon-vitb14", "ScaleMAE": "scalemae-large",
     "CV MAE": "mae-vitb16-imagenet", "CV DINOv2": "dinov2-vitb14",
 }
