@@ -2,7 +2,7 @@
 
 Everything goes through slimlib's own machinery: ``slimlib.models.load`` (weights from the
 weights root), ``slimlib.data.load`` + the spec's preprocessing, ``slimlib.sweep`` (k-NN, k = 5,
-cosine, macro accuracy; relative compute by ``slimlib.compute.flops``) and ``slimlib.slim``.
+cosine, macro accuracy; relative compute by ``slimlib.measure.flops``) and ``slimlib.slim``.
 
     SLIMLIB_DATA=../shared/data SLIMLIB_WEIGHTS=../shared/weights OMP_NUM_THREADS=1 \\
         .venv/bin/python benchmarks/bench_galileo.py [--rgb-train 100 --rgb-test 50]

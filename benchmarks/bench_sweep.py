@@ -75,7 +75,7 @@ def _synthetic(split: str, per_class: int, size: int, seed: int) -> ImageDataset
 
 
 def load_data(n_train: int, n_test: int, size: int) -> tuple[ImageDataset, ImageDataset]:
-    from slimlib.config import data_root
+    from slimlib._paths import data_root
 
     if data_root(required=False) is not None:
         from slimlib import data
@@ -111,7 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from slimlib.compute import WIDTHS
+    from slimlib.measure import WIDTHS
     from slimlib.sweeping import retention
 
     widths = sorted(set(WIDTHS[: args.widths - 1]) | {1.0})

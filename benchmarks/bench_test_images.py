@@ -1,6 +1,6 @@
 """What the bigger EuroSAT RGB test set costs: one cold default-profile sweep, old vs new subset.
 
-Runs ``slimlib.chapters.sweep_for`` of the default profile (galileo-nano-rgb, patch 8, all 31
+Runs ``slimlib.book.sweep_for`` of the default profile (galileo-nano-rgb, patch 8, all 31
 widths, 3 probe seeds, k-NN, ``train_fraction=0.8``) on EuroSAT RGB twice, each with an empty
 feature cache and results folder: with the previous test subset (``--old-test`` per class,
 30) and with the new one (``--new-test``, 160 = all of the manifest's test images), the
@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from slimlib import chapters, profiles
+from slimlib import book
+from slimlib.book import profiles
 from slimlib.settings import Settings
 
 

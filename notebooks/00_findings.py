@@ -15,7 +15,7 @@
 # # What this build finds
 #
 # This page reads the paper's central claims one by one from the statistics this build
-# computes (the same `slimlib.claims.evaluate` table as the *Introduction*, from the same
+# computes (the same `slimlib.book.claims.evaluate` table as the *Introduction*, from the same
 # cached runs). For each it says what this build shows, with its 95 % interval and what that
 # interval comes from; how strong the evidence is (a verdict, or no verdict and why); what it
 # cannot say; and what would settle it. The rules of evidence are in `docs/claims.md`: a
@@ -39,7 +39,11 @@ data_root = None  # None: $SLIMLIB_DATA
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from slimlib import chapters, claims, controls, findings, profiles
+from slimlib import book
+from slimlib.book import claims
+from slimlib.sweeping import controls
+from slimlib.book import findings
+from slimlib.book import profiles
 
 chapters.setup_page()
 cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,

@@ -63,7 +63,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from slimlib import chapters, plotting, profiles, reference
+from slimlib import book
+from slimlib.book import plotting
+from slimlib.book import profiles
+from slimlib.book import reference
 
 chapters.setup_page()
 cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -116,9 +119,9 @@ else:
 # %% [markdown]
 # ## The paper's claims, computed
 #
-# `slimlib.claims.gather` runs (or reads back) every sweep the claims need with exactly the
+# `slimlib.book.claims.gather` runs (or reads back) every sweep the claims need with exactly the
 # calls the owning chapters make; those chapters then reuse the rows. Each claim is judged by
-# one set of rules (`slimlib.evidence_rules`, explained in `docs/claims.md`): a claim is about
+# one set of rules (`slimlib.book.claims.rules`, explained in `docs/claims.md`): a claim is about
 # a kind of model (RS foundation models, ImageNet CV foundation models, a regular/slimmable
 # pair), a compute budget and a kind of data, and gets **holds** or **does not hold** only when
 # this build ran real pretrained models of that kind, at that budget, on that kind of data,
@@ -131,7 +134,7 @@ else:
 # interval comes from (*interval kind*), the paper's value and the owning chapter.
 
 # %% tags=["full-width"]
-from slimlib import claims
+from slimlib.book import claims
 
 evidence = claims.gather(cfg)
 verdicts = claims.evaluate(evidence)
@@ -155,14 +158,15 @@ display(Markdown(
 # The camera-ready's robustness analyses (class imbalance, class-wise AP, implicit order with
 # 20 draws, a geographic-shift proxy, fine-tuning of slimmed encoders, slimmability during
 # pretraining) are compared with the paper's rebuttal numbers by
-# `slimlib.robustness_sections.verdict_table`: the same section functions, with this profile's
+# `slimlib.book.robustness.sections.verdict_table`: the same section functions, with this profile's
 # settings, that the chapter *Robustness* calls, so each row below is a row of that chapter's
 # verdict table (which draws the curves behind it and states the rule of each comparison);
 # "reference" rows are the regular training runs the slimmable ones are read against. The
 # features and fine-tuning runs are cached, so chapter 10 reads them back.
 
 # %% tags=["full-width"]
-from slimlib import robustness_chapter, robustness_sections
+from slimlib.book.robustness import chapter as robustness_chapter
+from slimlib.book.robustness import sections as robustness_sections
 
 robust = robustness_sections.verdict_table(cfg, robustness_chapter.settings(cfg))
 print(f"robustness verdicts: {sum(robust.attrs['seconds'].values()):.0f} s in this build")
@@ -184,7 +188,7 @@ display(Markdown("Robustness, in this build: " + ", ".join(
 # RGB; MoCo and MAE on CIFAR-10), so the whole book builds on a laptop CPU. The **paper** profile names the
 # paper's foundation models and GEO-Bench datasets; it needs a GPU and the downloads (offline,
 # the loaders stop with a message saying which file to place where). The paper's own numbers
-# are bundled in `slimlib.reference` (CC BY-SA 4.0):
+# are bundled in `slimlib.book.reference` (CC BY-SA 4.0):
 
 # %%
 print(reference.CITATION)

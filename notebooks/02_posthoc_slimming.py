@@ -18,7 +18,7 @@
 # its first $d_k' = \max(1,\lfloor s\,d_k\rfloor)$ query/key/value dimensions (softmax scale
 # $1/\sqrt{d_k'}$), each FFN keeps its first $d_h' = \max(1,\lfloor s\,d_h\rfloor)$ hidden
 # units; the patch embedding, norms and the residual width $d$ are untouched. The figure
-# below is drawn by `slimlib.plotting.architecture_diagram` for the paper's SSL4EO ViT-S/16
+# below is drawn by `slimlib.book.plotting.architecture_diagram` for the paper's SSL4EO ViT-S/16
 # (the paper's Fig. 2 shows the same block).
 #
 # **What it shows**: what one width keeps, FLOPs and parameters per width of this build's
@@ -47,7 +47,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import slimlib
-from slimlib import chapters, comparison, pages, plotting, reference
+from slimlib import book
+from slimlib.book import comparison
+from slimlib.book import pages
+from slimlib.book import plotting
+from slimlib.book import reference
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -88,7 +92,7 @@ plotting.show_table(pd.DataFrame(rows), "02_what_one_width_keeps", precision=4)
 #
 # FLOPs are counted with `torch.utils.flop_counter` at each model's native input, batch 1.
 # Two counts are shown: this build's default (attention products $QK^\top$, $AV$ included,
-# `slimlib.flops`) and the paper's convention (`slimlib.reference.PAPER_CONVENTION`: no
+# `slimlib.flops`) and the paper's convention (`slimlib.book.reference.PAPER_CONVENTION`: no
 # attention products, LayerNorms counted, as fvcore counts them), which every overlay on the
 # paper's published values uses as its x-axis.
 
@@ -164,7 +168,7 @@ plotting.show_table(pd.DataFrame({k: v.set_index("width")["rel_compute"]
 # width (the same statistic as the introduction's claims table):
 
 # %%
-from slimlib import claims
+from slimlib.book import claims
 
 plotting.show_table(
     claims.evaluate(claims.Evidence(parts=claims.parts_tables(cfg), pretrained=cfg.pretrained),
@@ -174,8 +178,8 @@ plotting.show_table(
 # %% [markdown]
 # ## Our relative compute vs the paper's
 #
-# The paper published relative compute per model and width (`slimlib.reference.paper_compute`,
-# rounded to 4 decimals). `slimlib.reference.compute_side_by_side` aligns ours with it by
+# The paper published relative compute per model and width (`slimlib.book.reference.paper_compute`,
+# rounded to 4 decimals). `slimlib.book.reference.compute_side_by_side` aligns ours with it by
 # width value (widths with identical FLOPs merged as the paper merges them) under each
 # convention; FLOP counts are deterministic, so the differences have no interval.
 

@@ -51,7 +51,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 import slimlib
-from slimlib import chapters, comparison, pages, plotting, reference
+from slimlib import book
+from slimlib.book import comparison
+from slimlib.book import pages
+from slimlib.book import plotting
+from slimlib.book import reference
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -111,7 +115,8 @@ for _, part in knn_cmp.groupby(["model", "dataset"]):
 # interval excludes 0 (column `interval`: paired image bootstrap, or the binomial fallback).
 
 # %%
-from slimlib import claims, controls
+from slimlib.book import claims
+from slimlib.sweeping import controls
 
 smallest_ctrl = controls.at_smallest(knn_cmp)
 plotting.show_table(smallest_ctrl, "03_at_smallest_control_width", compact_columns=[
@@ -141,9 +146,9 @@ display(Markdown(" ".join(
 # ## Our curves over the paper's
 #
 # The paper's k-NN curves of its ten RS foundation models on m-eurosat
-# (`slimlib.reference.posthoc()`, dashed) with this build's k-NN curves drawn over them, both
+# (`slimlib.book.reference.posthoc()`, dashed) with this build's k-NN curves drawn over them, both
 # against relative compute **in the paper's FLOP convention** (no attention products, norms
-# counted; `slimlib.comparison.with_paper_axis`). The models and the data differ (the paper's
+# counted; `slimlib.book.comparison.with_paper_axis`). The models and the data differ (the paper's
 # ViT-B/L FMs on GEO-Bench m-eurosat; this build's models on its own data), so the overlay
 # shows where our curves lie in the published range, not a reproduction.
 
@@ -165,7 +170,7 @@ plt.show()
 # ### Difference to the paper, per width
 #
 # Our k-NN retention minus the paper's mean retention over its ten models on m-eurosat at the
-# same width (aligned by width value, `slimlib.comparison.paper_difference`), with the range
+# same width (aligned by width value, `slimlib.book.comparison.paper_difference`), with the range
 # of the ten published models beside it. The interval is ± 2 SE over our probe seeds where the
 # profile has several seeds (the paper published no spread).
 

@@ -44,7 +44,13 @@ data_root = None  # None: $SLIMLIB_DATA
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from slimlib import chapters, claims, comparison, controls, pages, plotting, reference
+from slimlib import book
+from slimlib.book import claims
+from slimlib.book import comparison
+from slimlib.sweeping import controls
+from slimlib.book import pages
+from slimlib.book import plotting
+from slimlib.book import reference
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -71,7 +77,7 @@ print("k-NN rows: " + ", ".join(f"{name} {len(t)}" for name, t in knn.items()))
 # ## Fig. 1a: retention vs compute in 10 % bins
 #
 # Bins are taken on relative compute **in the paper's FLOP convention** (no attention
-# products, norms counted; `slimlib.comparison.with_paper_axis`), the convention of the
+# products, norms counted; `slimlib.book.comparison.with_paper_axis`), the convention of the
 # published bins, so the same width lands in the same bin on both sides.
 
 # %% tags=["hide-input"]
@@ -100,13 +106,13 @@ ax.figure.set_size_inches(8, 5)
 plt.show()
 
 # %% [markdown]
-# The same RS rows in the **authors' own convention** (`slimlib.plot_tables.
+# The same RS rows in the **authors' own convention** (`slimlib.book.plot_tables.
 # first_row_retention`): the generator of the paper's project page divides every row by the
 # *first* width-1 row of its curve (seeds pooled) and bins floor(10·compute)/10 with mean ± 2 SD
 # over rows; the book divides each seed by its own width-1 value. Side by side, per bin:
 
 # %%
-from slimlib import plot_tables
+from slimlib.book import plot_tables
 
 authors_rs = comparison.with_paper_axis(plot_tables.first_row_retention(knn["rs"]), profile=cfg)
 pd.concat({"book": bins(runs["rs"]).set_index("bin")[["mean", "sd", "n"]],
@@ -114,7 +120,7 @@ pd.concat({"book": bins(runs["rs"]).set_index("bin")[["mean", "sd", "n"]],
           axis=1).round(3)
 
 # %% [markdown]
-# Ours − paper per bin (`slimlib.comparison.paper_difference`, aligned by bin value): the RS
+# Ours − paper per bin (`slimlib.book.comparison.paper_difference`, aligned by bin value): the RS
 # curve and its random-init control against the paper's RS FMs, and each CV miniature against
 # the paper's CV model of the same objective on ImageNet-10 (MAE → "CV MAE", a MoCo miniature
 # has no published counterpart and is left out). Models and data differ: the difference says

@@ -46,7 +46,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 import slimlib
-from slimlib import chapters, comparison, pages, plotting, reference
+from slimlib import book
+from slimlib.book import comparison
+from slimlib.book import pages
+from slimlib.book import plotting
+from slimlib.book import reference
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -68,7 +72,7 @@ plotting.show_table(ret.groupby(["model", "training"]).size().rename("widths").t
 # relative compute in the paper's FLOP convention. Architectures, pretraining data and
 # evaluation data differ; the figure places the miniatures next to the published curves.
 # **Controls**: the four miniatures share one architecture and one random-init network per
-# init seed (checked by `slimlib.chapters.shared_controls_for`), so one band (min–max
+# init seed (checked by `slimlib.book.shared_controls_for`), so one band (min–max
 # over init seeds, dash-dotted: their mean; in a lighter shade of the first model's colour)
 # is that control at the control widths; each model's embedding-only floor (the mean of its
 # embedding tokens, no block run) is a dotted line in its colour.
@@ -129,8 +133,8 @@ else:
 # ## Gain of slimmable over regular training, per width
 #
 # Difference of k-NN accuracy (slimmable − regular) at each width, ours
-# (`slimlib.comparison.paired_difference`, ± 2 SE over probe seeds where there are several)
-# and the paper's (`slimlib.reference.native_gain`, m-eurosat). Both sides are paired **by
+# (`slimlib.book.comparison.paired_difference`, ± 2 SE over probe seeds where there are several)
+# and the paper's (`slimlib.book.reference.native_gain`, m-eurosat). Both sides are paired **by
 # width value**; the paper's points carry their published width.
 
 # %% tags=["hide-input"]
@@ -169,7 +173,7 @@ plotting.show_table(gain_diff, "05_gain_difference", compact_columns=[
 # widths ≤ 0.25, ± 2 SE; the same statistic as the introduction's table):
 
 # %%
-from slimlib import claims
+from slimlib.book import claims
 
 plotting.show_table(claims.evaluate(claims.Evidence(slimmable=table,
                                                     pairs=tuple(map(tuple, pairs)),

@@ -26,7 +26,7 @@
 # published numbers): e.g. correlation ≈ 0.56 for DOFA-L on m-eurosat at the smallest budget
 # falling to near zero at full width, and its EVR slope steepening from ≈ −1.1 (full width)
 # to ≈ −3.1 (smallest width). The project page publishes no numbers for these measures
-# (`slimlib/reference_data/README.md`), so this page has no paper-vs-ours difference table.
+# (`slimlib/book/reference_data/README.md`), so this page has no paper-vs-ours difference table.
 #
 # **What this page shows**: the four measures for Galileo-nano (real weights) at every width,
 # beside the same measures for its random-init controls (thin dashes, the model's colour lightened): a measure that moves the same
@@ -51,7 +51,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import slimlib
-from slimlib import chapters, claims, comparison, controls, pages, plotting
+from slimlib import book
+from slimlib.book import claims
+from slimlib.book import comparison
+from slimlib.sweeping import controls
+from slimlib.book import pages
+from slimlib.book import plotting
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -122,7 +127,7 @@ plotting.show_table(summary, "06_retention_vs_deff", missing={
     "Spearman(retention, d_eff)": "undefined: a constant column over the widths"})
 
 # %% [markdown]
-# Which regime each curve resembles (`slimlib.claims.redundancy_regime`: Spearman of
+# Which regime each curve resembles (`slimlib.book.claims.redundancy_regime`: Spearman of
 # retention with d_eff ≥ 0.8 = monotonic; d_eff at 90 % of its maximum by 40 % compute =
 # saturating; d_eff varying > 2.5× while retention stays ≥ 0.9 = decoupled), and the claim:
 

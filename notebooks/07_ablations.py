@@ -15,7 +15,7 @@
 # # Ablations: which dimensions, which layers, which probe
 #
 # Three sanity checks from the paper's appendix, on the RS model and dataset of this build
-# with the largest test split (`slimlib.claims.ablation_model`; in the default profile
+# with the largest test split (`slimlib.book.claims.ablation_model`; in the default profile
 # Galileo-nano's RGB mode on EuroSAT RGB), at the ablation widths, with the random-init
 # control and the embedding-only floor of the same model drawn beside the curves:
 #
@@ -47,7 +47,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import slimlib
-from slimlib import chapters, claims, comparison, pages, plotting, reference
+from slimlib import book
+from slimlib.book import claims
+from slimlib.book import comparison
+from slimlib.book import pages
+from slimlib.book import plotting
+from slimlib.book import reference
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -76,7 +81,7 @@ plotting.show_table(claims.evaluate(claims.Evidence(orders=orders, pretrained=cf
 
 # %% [markdown]
 # The paper publishes no numbers for the order and layer-type ablations (only figures;
-# `slimlib/reference_data/README.md`), so these two have no paper-vs-ours table; its
+# `slimlib/book/reference_data/README.md`), so these two have no paper-vs-ours table; its
 # statements about them are the claims above and in chapter 2. The light band in the next
 # figure (the model's colour, lightened) is the random-init control of the same architecture with both layer types slimmed
 # (k-NN retention over its own width-1 value); attention-only and FFN-only slimming of the
@@ -108,7 +113,7 @@ plotting.show_table(lr.pivot_table(index="width", columns="layers",
 #
 # Both probes on the same frozen features. Right: retention of both against relative
 # compute in the paper's FLOP convention, over the paper's k-NN and linear-probe retention of
-# five FMs on m-eurosat at five widths (rebuttal "newer FMs", `slimlib.reference.newfms`).
+# five FMs on m-eurosat at five widths (rebuttal "newer FMs", `slimlib.book.reference.newfms`).
 # Light band: the k-NN random-init control of the same architecture (the linear probe's control is
 # not run in this profile).
 

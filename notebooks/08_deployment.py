@@ -46,7 +46,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 import slimlib
-from slimlib import chapters, comparison, pages, palette, plotting
+from slimlib import book
+from slimlib.book import comparison
+from slimlib.book import pages
+from slimlib.book import palette
+from slimlib.book import plotting
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -123,7 +127,7 @@ plotting.show_table(choice, "08_smallest_width_per_dataset", precision=4,
 # %% [markdown]
 # A width is only worth deploying if the slimmed model still beats what the architecture gives
 # for free: the same rule applied at the control widths, now also requiring accuracy above the
-# random-init control by more than 2 SE (`slimlib.chapters.controls_for`; `above_random_se`
+# random-init control by more than 2 SE (`slimlib.book.controls_for`; `above_random_se`
 # is the SE of that difference).
 
 # %%
@@ -159,7 +163,7 @@ display(Markdown(verdict))
 # rebuilds it, no pickled classes) and as **ONNX** (a graph with a dynamic batch axis that runs
 # in ONNX Runtime without torch or slimlib). Both are reloaded here and compared with the
 # in-memory model, and ONNX Runtime's latency is timed beside PyTorch's, in alternated rounds
-# on the same batch (`slimlib.compute.time_alternated`).
+# on the same batch (`slimlib.measure.time_alternated`).
 
 # %%
 import onnxruntime as ort
@@ -185,7 +189,7 @@ what = f"slimmed encoder at s = {chosen:g}" if chosen < 1.0 else "unslimmed enco
 print(f"exported: the {what}; safetensors {sizes['safetensors']:.2f} MB, max |diff| after "
       f"load_slimmed {diff_st:.1e}; ONNX {sizes['onnx']:.2f} MB, max |diff| in ONNX Runtime "
       f"{diff_onnx:.1e}")
-speed = slimlib.compute.time_alternated(
+speed = slimlib.measure.time_alternated(
     {"PyTorch (eager)": small,
      "ONNX Runtime": lambda t: session.run(None, {"x": t.numpy()})},
     xc, repeats=cfg.latency_repeats)

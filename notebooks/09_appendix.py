@@ -40,7 +40,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import slimlib
-from slimlib import chapters, comparison, controls, pages, plotting, profiles, reference
+from slimlib import book
+from slimlib.book import comparison
+from slimlib.sweeping import controls
+from slimlib.book import pages
+from slimlib.book import plotting
+from slimlib.book import profiles
+from slimlib.book import reference
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -123,7 +129,7 @@ plotting.show_table(compute, "09_compute", max_rows=30, precision=4, compact_col
 # ## A5. The paper's published numbers
 #
 # Source: the project page of the paper (repository `hackelle/slimmable-rsfms`,
-# `static/js/data.js`), bundled as `slimlib/reference_data/paper_results.csv`.
+# `static/js/data.js`), bundled as `slimlib/book/reference_data/paper_results.csv`.
 
 # %%
 print("Citation:", reference.CITATION)
@@ -145,7 +151,7 @@ plotting.show_table(reference.smallest_budget_retention(datasets=None, protocol=
 #
 # This build's pooled k-NN retention of its RS models per 10 % compute bin (bins on relative
 # compute in the paper's FLOP convention) minus the paper's RS-FM bin means
-# (`slimlib.comparison.paper_difference`, aligned by bin; ± 2 SE of our bin mean). The
+# (`slimlib.book.comparison.paper_difference`, aligned by bin; ± 2 SE of our bin mean). The
 # **control** is the same difference for the random-init networks of the same architectures
 # (the controls chapters 3 and 4 ran): where it is as close to zero as ours, agreeing with
 # the paper's retention says nothing about pretraining.
@@ -170,7 +176,7 @@ plotting.show_table(bins_diff, "09_fig1a_bins_difference", precision=4, missing=
 # %% [markdown]
 # ## A7. Side by side: relative compute (ours − paper)
 #
-# Aligned by width value under each FLOP convention (`slimlib.reference.compute_side_by_side`;
+# Aligned by width value under each FLOP convention (`slimlib.book.reference.compute_side_by_side`;
 # FLOP counts are deterministic, so no interval).
 
 # %%

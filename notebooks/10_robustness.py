@@ -17,7 +17,7 @@
 # The camera-ready adds robustness analyses to the main post-hoc curves. This page runs those
 # that need no download, each on the data and models of this build, with the paper's
 # published rebuttal numbers beside ours and a verdict computed by the book's one policy
-# (`slimlib.evidence_rules`, through `slimlib.robustness.judge`; `docs/robustness.md`):
+# (`slimlib.book.claims.rules`, through `slimlib.book.robustness.analyses.judge`; `docs/robustness.md`):
 # the paper's statistic is read **at the same width** as ours; this build's point must lie in
 # the range the paper's own models span (*holds*), or its interval must miss that range
 # (*does not hold*); otherwise, or when the model is not of the kind the claim is about (the
@@ -43,7 +43,7 @@
 # fine-tuning uses a tiny encoder, not a ViT-B; the training-dynamics models train for
 # minutes, not 100+ epochs. **Segmentation and change detection** (m-cashew-plant,
 # m-SA-crop-type, OSCD) need GEO-Bench/OSCD downloads: their loaders and probe are in
-# `slimlib.dense` and `slimlib.dense_head` (see `docs/dense.md`, tested on fixtures in their
+# `slimlib.dense` and `slimlib.dense._head` (see `docs/dense.md`, tested on fixtures in their
 # format), and this build could not run them on real data.
 
 # %% tags=["parameters"]
@@ -69,10 +69,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from slimlib import chapters, profiles
-from slimlib import robustness_chapter as rc
-from slimlib import robustness_plots as rplot
-from slimlib import robustness_sections as rs
+from slimlib import book
+from slimlib.book import profiles
+from slimlib.book.robustness import chapter as rc
+from slimlib.book.robustness import plots as rplot
+from slimlib.book.robustness import sections as rs
 
 chapters.setup_page()
 cfg = profiles.resolve(profile, datasets=datasets, protocols=protocols, device=device,
@@ -101,7 +102,7 @@ pd.DataFrame({"setting": list(st.__dataclass_fields__),
 # samples, class 9 the fraction *r*, the classes between on a geometric scale (5 seeds), and
 # finds the curves "roughly parallel": slimming does not interact strongly with imbalance.
 # Here the k-NN bank (EuroSAT RGB training subset) is subsampled the same way
-# (`slimlib.robustness.imbalanced_indices`; a seed picks which samples stay), the test split
+# (`slimlib.book.robustness.analyses.imbalanced_indices`; a seed picks which samples stay), the test split
 # is unchanged. The grey dashed lines are the paper's retention curves for its three models
 # at the most imbalanced ratio.
 
@@ -132,7 +133,7 @@ pd.DataFrame([imb["verdict"]])
 # Aggregate metrics can hide class-wise degradation (the paper's limitation section). For
 # every class: the recall of the k-NN prediction and the one-vs-rest average precision of the
 # k-NN class scores (fraction of the 5 neighbours in the class;
-# `slimlib.robustness.classwise_scores`), with a 95 % bootstrap interval over test images.
+# `slimlib.book.robustness.analyses.classwise_scores`), with a 95 % bootstrap interval over test images.
 # The paper reports the hardest and easiest class of m-bigearthnet (by mean AP over the
 # widths); we pick ours the same way on EuroSAT RGB and UC Merced. **Controls**: the black
 # tick on each bar is the same class's AP from the random-init network of the same
@@ -181,7 +182,7 @@ pd.DataFrame([order["verdict"]])
 # with a random split of the same sizes: accuracy falls, and retention at the smallest budget
 # drops (DOFA-B ≈ 0.74 vs ≈ 0.93): distribution shift reduces redundancy, but much of it
 # survives. The 270 embedded EuroSAT 13-band tiles are georeferenced (UTM tie point + EPSG in
-# each GeoTIFF; `slimlib.robustness_geo.tile_locations`). We grid Europe into 2° blocks, draw
+# each GeoTIFF; `slimlib.book.robustness.geo.tile_locations`). We grid Europe into 2° blocks, draw
 # whole blocks into the test split until it holds 20 % of the tiles (no block is in both
 # splits) and compare with a random split of exactly the same size, 5 seeds each. The
 # random-init network of the same architecture goes through the same splits (the control).
@@ -215,7 +216,7 @@ pd.DataFrame([geo["verdict"]])
 # The rebuttal fine-tunes three base models at five widths (LR 3e-3, 3 seeds) and finds the
 # linear probe's curve shape kept: the redundancy is not an artefact of frozen features.
 # Here the small encoder is slimmed (a physically narrower copy), given a linear head and
-# trained end to end with AdamW (`slimlib.robustness_finetune`; a seed changes the head's
+# trained end to end with AdamW (`slimlib.book.robustness.finetune`; a seed changes the head's
 # init, batch order and flips), beside the linear probe and the k-NN on the frozen features
 # of the same slimmed copy. If fine-tuning does not even reach the frozen linear probe at
 # full width, the comparison is reported as not testable.
@@ -278,7 +279,7 @@ sp.round(3)
 # width, computed from the packaged reference data; interval: bootstrap over test images or
 # ± 2 SE over seeds, as each row says; random init: the same statistic on the random-init
 # network and the paired difference; indication: what a number that is not counted shows). The introduction's robustness table is
-# `slimlib.robustness_sections.verdict_table`: the same section functions with the profile's
+# `slimlib.book.robustness.sections.verdict_table`: the same section functions with the profile's
 # settings, so with this page's parameters left at `None` its rows are these rows.
 
 # %%

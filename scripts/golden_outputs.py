@@ -17,8 +17,9 @@ What it writes (smoke profile, a fresh cache and results folder under the output
 * ``diagnose.csv``: the rows of :func:`slimlib.diagnose` (latency off) on EuroSAT RGB;
 * ``export.json``: an export -> ``load_slimmed`` round trip (output checksum and shapes).
 
-Every step uses only the public entry points a chapter or a user calls, so the script runs
-unchanged before and after a move of the private modules.
+Every step uses the entry points a chapter or a user calls. (The outputs in
+``/tmp/golden-before`` of the layout change of issue 24 were written by this script's previous
+version, which imported the same functions from their old modules.)
 """
 
 from __future__ import annotations
@@ -54,21 +55,10 @@ def write(out: Path) -> None:
     import torch
 
     import slimlib
-    from slimlib import profiles
-
-    try:  # the book's modules, wherever they live
-        from slimlib.book import claims, robustness, shards
-    except ImportError:
-        from slimlib import claims, shards
-        from slimlib import robustness_sections as robustness
-    try:
-        from slimlib.book import compute_table_cached
-    except ImportError:
-        from slimlib.compute import compute_table_cached
-    try:
-        from slimlib.book import robustness_settings
-    except ImportError:
-        from slimlib.robustness_chapter import settings as robustness_settings
+    from slimlib.book import claims, compute_table_cached, profiles
+    from slimlib.book import sweep_plan as shards
+    from slimlib.book.robustness import sections as robustness
+    from slimlib.book.robustness.chapter import settings as robustness_settings
 
     torch.manual_seed(0)
     smoke = profiles.resolve("smoke")

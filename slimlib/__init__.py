@@ -15,7 +15,11 @@ Public API (stable names)::
     slimlib.diagnose(model, data, ...)           # slimmability report (docs/deploy.md)
     slimlib.export(model, path, format=...), slimlib.load_slimmed(path)
 
-Sub-packages are imported lazily so ``import slimlib`` stays cheap.
+Sub-packages are imported lazily so ``import slimlib`` stays cheap. The layout follows the
+pipeline: ``slimming`` → ``measure`` → ``features`` → ``probes`` / ``metrics`` → ``sweeping``,
+with ``models``, ``data``, ``train``, ``dense``, ``diagnosis``, ``deploy`` and ``scale``
+beside them; ``slimlib.book`` (the companion book) uses them and is used by none of them.
+See ``docs/architecture.md``.
 """
 
 from __future__ import annotations
@@ -29,25 +33,25 @@ _LAZY = {
     "slim": "slimlib.slimming",
     "describe": "slimlib.slimming",
     "SlimAttention": "slimlib.slimming",
-    "flops": "slimlib.compute",
-    "relative_compute": "slimlib.compute",
-    "params": "slimlib.compute",
-    "WIDTHS": "slimlib.compute",
+    "flops": "slimlib.measure",
+    "relative_compute": "slimlib.measure",
+    "params": "slimlib.measure",
+    "WIDTHS": "slimlib.measure",
     "sweep": "slimlib.sweeping",
     "retention": "slimlib.sweeping",
     "read_table": "slimlib.sweeping",
     "ModelSpec": "slimlib.specs",
     "ImageDataset": "slimlib.specs",
     "diagnose": "slimlib.diagnosis",
-    "export": "slimlib.exporting",
-    "load_slimmed": "slimlib.exporting",
+    "export": "slimlib.deploy",
+    "load_slimmed": "slimlib.deploy",
 }
+#: The pipeline's stages (sub-packages), then the shared modules; ``slimlib.book`` is the
+#: companion book's code, a client of the others (it is never imported by them).
 _SUBMODULES = {
-    "models", "data", "features", "probes", "metrics", "train", "compute", "slimming", "sweeping",
-    "profiles",
-    "plotting", "reference", "chapters", "specs", "config", "inputs", "report", "fast", "diagnosis", "exporting",
+    "slimming", "measure", "models", "data", "features", "probes", "metrics", "sweeping",
+    "dense", "diagnosis", "deploy", "scale", "train", "book", "specs", "settings", "constants",
 }
-
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 
 

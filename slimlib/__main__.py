@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     chapters = sub.add_parser("chapters", help="list chapters and their parameters")
     chapters.add_argument("--folder", default="notebooks")
     sub.add_parser("profiles", help="list run profiles")
-    from slimlib import sweep_cli
+    from slimlib.book import sweep_cli
 
     sweep_cli.add_parser(sub)
     _diagnose_parser(sub)
@@ -106,18 +106,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return _run(args)
     elif args.command == "chapters":
-        from slimlib.chapters import chapter_parameters, list_chapters
+        from slimlib.book import chapter_parameters, list_chapters
 
         for path in list_chapters(args.folder):
             print(f"{path}: {', '.join(chapter_parameters(path))}")
     elif args.command == "profiles":
-        from slimlib.profiles import PROFILES
+        from slimlib.book.profiles import PROFILES
 
         for name, prof in PROFILES.items():
             print(f"{name}: models={list(prof.models)} widths={len(prof.widths)} "
                   f"seeds={list(prof.seeds)} protocols={list(prof.protocols)}")
     elif args.command == "sweep":
-        from slimlib import sweep_cli
+        from slimlib.book import sweep_cli
 
         return sweep_cli.main(args)
     return 0
@@ -133,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
     leave a notebook marked failed (``….failed.ipynb`` / ``….interrupted.ipynb``)."""
     import signal
 
-    from slimlib.chapters import parse_value, run_chapter
+    from slimlib.book import parse_value, run_chapter
 
     try:
         params = {name: parse_value(value) for name, value in args.parameter}

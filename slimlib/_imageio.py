@@ -1,7 +1,7 @@
 """The one image reader: a file (or its bytes) -> ``(C, H, W)`` in its stored data type, and the
 one rule that turns stored values into model units.
 
-Used by :mod:`slimlib.inputs` (folders handed to ``diagnose``), ``python -m slimlib.train``
+Used by :mod:`slimlib.diagnosis._inputs` (folders handed to ``diagnose``), ``python -m slimlib.train``
 (image folders for pretraining) and the book's embedded datasets
 (:mod:`slimlib.data.embedded`).
 

@@ -1,7 +1,7 @@
 """The facts every slimlib module shares, written once (a leaf module: it imports only the standard library).
 
 Other modules import these names (and re-export some under their historical names, e.g.
-``slimlib.compute.WIDTHS`` or ``slimlib.slimming.PARTS``); edit a value here and nowhere else.
+``slimlib.measure.WIDTHS`` or ``slimlib.slimming.PARTS``); edit a value here and nowhere else.
 The Sentinel-2 band table lives in :mod:`slimlib.bands`.
 """
 
@@ -26,7 +26,7 @@ WIDTHS: tuple[float, ...] = (
 )
 
 #: The paper's FLOP convention (fvcore: attention matmuls not counted, LayerNorms counted),
-#: as keyword arguments of :func:`slimlib.flops` / :func:`slimlib.chapters.compute_table_cached`.
+#: as keyword arguments of :func:`slimlib.flops` / :func:`slimlib.book.compute_table_cached`.
 #: Its published relative compute follows it (tests/test_compute.py checks SSL4EO ViT-S).
 PAPER_CONVENTION: Mapping[str, bool] = MappingProxyType({"count_attention": False,
                                                           "count_norms": True})

@@ -2,7 +2,7 @@
 
 :class:`Settings` holds the four locations as absolute paths. It is built **once**, at an
 entry point (the CLI ``python -m slimlib``, the book's Sphinx extension, the chapter runner,
-:func:`slimlib.profiles.resolve`, the cluster launcher, ``python -m slimlib.train``), and
+:func:`slimlib.book.profiles.resolve`, the cluster launcher, ``python -m slimlib.train``), and
 travels down as an argument (``settings=``) or as its fields (``root=``, ``cache=``, ...).
 
 This module is the ONE place that reads slimlib's environment variables:
@@ -56,7 +56,7 @@ OFFLINE_ENVS = ("SLIMLIB_OFFLINE", "HF_HUB_OFFLINE")
 
 def _repo_root(start: Path) -> Path:
     """The nearest folder above ``start`` holding ``pyproject.toml`` and ``slimlib/``, else
-    ``start`` (the same rule as :func:`slimlib.profiles.repo_root`)."""
+    ``start`` (the same rule as :func:`slimlib.book.profiles.repo_root`)."""
     for folder in (start, *start.parents):
         if (folder / "pyproject.toml").is_file() and (folder / "slimlib").is_dir():
             return folder

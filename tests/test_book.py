@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from slimlib import chapters
+from slimlib import book
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -78,8 +78,8 @@ def test_toc_lists_every_chapter_and_chapters_have_parameters():
     files = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.py"))
     assert [Path(f).name for f in _toc_chapters()] == files
     assert (ROOT / "book" / "notebooks").is_symlink()
-    for path in chapters.list_chapters(NOTEBOOKS):
-        params = chapters.chapter_parameters(path)
+    for path in book.list_chapters(NOTEBOOKS):
+        params = book.chapter_parameters(path)
         assert {"profile", "models", "datasets", "widths", "seeds", "protocols", "device",
                 "batch_size", "data_root"} <= set(params), path.name
         assert all(v == "None" for v in params.values()), f"{path.name}: defaults must be None"
@@ -98,7 +98,7 @@ def test_every_chapter_builds_with_figures(built_book):
 
 def test_pages_use_the_data_root_the_build_was_given(built_book):
     """Chapter kernels start in book/notebooks/: a relative SLIMLIB_DATA (as in .ci/run) must
-    still reach them (slimlib.sphinxext makes it absolute), never a silent synthetic fallback."""
+    still reach them (slimlib.book.sphinxext makes it absolute), never a silent synthetic fallback."""
     page = (built_book / "notebooks" / "03_rs_slimmability.html").read_text()
     if os.environ.get("SLIMLIB_DATA"):
         assert "SYNTHETIC" not in page and "embedded real images" in page
@@ -148,7 +148,7 @@ def test_failing_chapter_fails_the_build(tmp_path, smoke_env):
 def test_papermill_rerun_with_another_model_lands_under_runs(tmp_path, smoke_env, monkeypatch):
     for key in ("SLIMLIB_PROFILE", "SLIMLIB_CACHE", "SLIMLIB_RESULTS"):
         monkeypatch.setenv(key, smoke_env[key])
-    out = chapters.run_chapter(NOTEBOOKS / "08_deployment.py",
+    out = book.run_chapter(NOTEBOOKS / "08_deployment.py",
                                {"models": ["cv-moco-tiny"], "profile": "smoke"},
                                out_dir=tmp_path / "runs", timeout=900)
     assert out.parent == tmp_path / "runs" / "08_deployment" and out.suffix == ".ipynb"
@@ -162,13 +162,13 @@ def test_papermill_rerun_with_another_model_lands_under_runs(tmp_path, smoke_env
 
 def test_run_chapter_refuses_unknown_parameters_and_parses_values(tmp_path):
     with pytest.raises(ValueError, match="no parameter"):
-        chapters.run_chapter(NOTEBOOKS / "01_introduction.py", {"modles": ["x"]}, tmp_path)
+        book.run_chapter(NOTEBOOKS / "01_introduction.py", {"modles": ["x"]}, tmp_path)
     with pytest.raises(FileNotFoundError):
-        chapters.run_chapter(NOTEBOOKS / "99_missing.py", {}, tmp_path)
-    assert chapters.parse_value('["a", "b"]') == ["a", "b"]
-    assert chapters.parse_value("[a, b]") == ["a", "b"]
-    assert chapters.parse_value("0.5") == 0.5
-    assert chapters.parse_value("smoke") == "smoke"
+        book.run_chapter(NOTEBOOKS / "99_missing.py", {}, tmp_path)
+    assert book.parse_value('["a", "b"]') == ["a", "b"]
+    assert book.parse_value("[a, b]") == ["a", "b"]
+    assert book.parse_value("0.5") == 0.5
+    assert book.parse_value("smoke") == "smoke"
 
 
 def test_cli_lists_chapters_and_profiles(capsys):

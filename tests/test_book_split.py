@@ -1,47 +1,46 @@
-"""slimlib.chapters split by responsibility: the old names still resolve, to the new homes."""
+"""The book's code by responsibility, and the library's stages apart from it (issue 24)."""
 
 from __future__ import annotations
 
 import inspect
 
-from slimlib import book, chapters, compute
+from slimlib import book
 
 
-def test_chapters_reexports_every_old_name():
-    for name in chapters.__all__:
-        assert getattr(chapters, name) is getattr(book, name, None) or \
-            getattr(chapters, name) is getattr(compute, name, None), name
-    # private helpers other modules import from slimlib.chapters
-    # (_profile_data_root and _patched_env, which set $SLIMLIB_DATA, are gone: settings
-    # travel as arguments, see tests/test_settings_env.py)
-    for name in ("_reserve", "_finish", "_hash",
-                 "embedded_models_of", "runs_on_name", "KERNEL", "_random_init"):
-        assert hasattr(chapters, name), name
+def test_each_book_helper_lives_with_its_responsibility():
+    assert book.run_chapter.__module__ == "slimlib.book.runner"
+    assert book.setup_page.__module__ == "slimlib.book.pages"
+    assert book.sweep_for.__module__ == "slimlib.book.runs"
+    assert book.compute_table_cached.__module__ == "slimlib.book.compute_tables"
+    assert "atomic_path" in inspect.getsource(book.compute_table_cached)
 
 
-def test_each_helper_lives_with_its_responsibility():
-    assert chapters.run_chapter.__module__ == "slimlib.book.runner"
-    assert chapters.setup_page.__module__ == "slimlib.book.page"
-    assert chapters.sweep_for.__module__ == "slimlib.book.runs"
-    assert chapters.compute_table_cached.__module__ == "slimlib.compute"
-    assert chapters.time_forward.__module__ == "slimlib.compute"
-    assert "atomic_path" in inspect.getsource(compute.compute_table_cached)
+def test_the_old_names_are_gone():
+    import importlib
+
+    import pytest
+
+    for old in ("chapters", "compute", "profiles", "plotting", "claims", "config", "inputs",
+                "report", "fast", "exporting", "shards", "cluster", "robustness"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"slimlib.{old}")
 
 
 def test_run_names_and_cache_keys_share_one_hash():
     from slimlib import _io
+    from slimlib.book import runner
 
     params = {"b": 1, "a": [1, 2]}
-    assert chapters._hash(params) == _io.parameter_hash(params) == \
+    assert runner._hash(params) == _io.parameter_hash(params) == \
         _io.parameter_hash({"a": [1, 2], "b": 1})
     assert len(_io.parameter_hash(params)) == 8
 
 
 def test_the_two_encoders_have_distinct_names():
     from slimlib import models, train
-    from slimlib.train.encoder import Encoder as OldName
     from slimlib.train.encoder import TinyViTEncoder
 
-    assert OldName is TinyViTEncoder is train.TinyViTEncoder
+    assert TinyViTEncoder is train.TinyViTEncoder
+    assert not hasattr(train, "Encoder")  # the old alias is gone (issue 24)
     assert TinyViTEncoder.__name__ != models.Encoder.__name__
     assert "Encoder" in models.__all__ and "Encoder" not in train.__all__

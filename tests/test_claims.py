@@ -1,5 +1,5 @@
-"""Computed verdicts of the paper's claims (slimlib.claims) on hand-made tables with per-image
-outcomes (slimlib.sweeping.outcomes), judged by slimlib.evidence_rules."""
+"""Computed verdicts of the paper's claims (slimlib.book.claims) on hand-made tables with per-image
+outcomes (slimlib.sweeping.outcomes), judged by slimlib.book.claims.rules."""
 
 import math
 
@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slimlib import claims
-from slimlib import evidence_rules as er
-from slimlib.controls import control_label
+from slimlib.book import claims
+from slimlib.book.claims import rules as er
+from slimlib.sweeping.controls import control_label
 from slimlib.sweeping.outcomes import encode
 
 REAL_RS = {"m": ("rs", er.AUTHORS), "m2": ("rs", er.AUTHORS)}

@@ -18,8 +18,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from slimlib import chapters, cluster, profiles
-from slimlib.shards import VALUE_COLUMNS, MergeConflictError, Shard, SweepCall, merge, plan
+from slimlib import book
+from slimlib import scale as cluster
+from slimlib.book import profiles
+from slimlib.book.runs import sweep_for
+from slimlib.book.sweep_plan import plan
+from slimlib.scale import VALUE_COLUMNS, MergeConflictError, Shard, SweepCall, merge
 from slimlib.sweeping import KEY_COLUMNS, read_table
 
 MODELS = ("rs-moco-tiny", "rs-mae-tiny")
@@ -42,7 +46,7 @@ def _in_process(profile, root: Path) -> pd.DataFrame:
     """The same sweep in this process, with its own cache (so nothing is reused)."""
     settings = _settings(root)
     with settings.applied():
-        return chapters.sweep_for(settings.for_profile(profile), profile.models)
+        return book.sweep_for(settings.for_profile(profile), profile.models)
 
 
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
@@ -115,7 +119,7 @@ def local_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("local")
     cfg = _profile()
     settings = _settings(root)
-    records = cluster.submit(cfg, plan(cfg), executor="local", settings=settings,
+    records = cluster.submit(cfg, runner=sweep_for, shards=plan(cfg), executor="local", settings=settings,
                              array_parallelism=1, time_limit="00:10")
     states = cluster.wait(records, poll_s=0.5, progress=False, timeout_s=300)
     merged = cluster.merge_results(settings, cfg.name)
@@ -150,20 +154,20 @@ def test_chapters_compute_nothing_after_merge(local_run):
     names = [m for pair in cfg.slimmable_pairs for m in pair]
     cfg = settings.for_profile(cfg)  # the jobs' settings, explicitly: their results and cache
     with settings.applied():
-        tables = [chapters.sweep_for(cfg, cfg.models),
-                  chapters.sweep_for(cfg, cfg.cv_models, cfg.cv_datasets),
-                  chapters.sweep_for(cfg, cfg.cv_models), chapters.sweep_for(cfg, names)]
-        tables += [chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"],
+        tables = [book.sweep_for(cfg, cfg.models),
+                  book.sweep_for(cfg, cfg.cv_models, cfg.cv_datasets),
+                  book.sweep_for(cfg, cfg.cv_models), book.sweep_for(cfg, names)]
+        tables += [book.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"],
                                       order=o, metrics=False) for o in ("first", "last",
                                                                         "random")]
-        tables += [chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"],
+        tables += [book.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"],
                                       parts=p, metrics=False)
                    for p in (("attn",), ("ffn",), ("attn", "ffn"))]
-        tables.append(chapters.sweep_for(cfg, [model], [dataset], widths=aw,
+        tables.append(book.sweep_for(cfg, [model], [dataset], widths=aw,
                                          protocols=["knn", "linear"], metrics=False))
         controls = {f"{model} [random init {s}]": f"{model} [random init {s}]"
                     for s in cfg.init_seeds}
-        tables.append(chapters.sweep_for(cfg, controls, widths=cfg.control_widths))
+        tables.append(book.sweep_for(cfg, controls, widths=cfg.control_widths))
     heavy = {"slim", "extract", "probe", "metrics", "flops"}
     for table in tables:
         assert len(table) > 0
@@ -221,7 +225,7 @@ def test_local_preemption_checkpoints_requeues_and_resumes(tmp_path):
     widths = [round(0.1 * k, 1) for k in range(1, 11)]
     cfg = _profile(models=[MODELS[0]], widths=widths)
     settings = _settings(tmp_path)
-    (record,) = cluster.submit(cfg, plan(cfg, book=False), executor="local",
+    (record,) = cluster.submit(cfg, runner=sweep_for, shards=plan(cfg, book=False), executor="local",
                                settings=settings, time_limit="00:10")
     table = Path(record.tables[0])
     _first_row(table)
@@ -268,7 +272,7 @@ def slurm_run(slurm, tmp_path_factory):
     cfg = _profile(models=list(MODELS))
     settings = _settings(root / "job")
     shards = [*plan(cfg, book=False), BAD]
-    records = cluster.submit(cfg, shards, executor="slurm", settings=settings,
+    records = cluster.submit(cfg, runner=sweep_for, shards=shards, executor="slurm", settings=settings,
                              time_limit="00:10")
     states = cluster.wait(records, poll_s=1, progress=False, timeout_s=300)
     return cfg, settings, records, states, cluster.merge_results(settings, cfg.name), root
@@ -309,7 +313,7 @@ def test_slurm_scancel_then_resubmit_gives_identical_table(slurm, tmp_path):
                    test_limit_per_class=20)
     settings = _settings(tmp_path / "job")
     shards = plan(cfg, book=False)
-    records = cluster.submit(cfg, shards, executor="slurm", settings=settings,
+    records = cluster.submit(cfg, runner=sweep_for, shards=shards, executor="slurm", settings=settings,
                              time_limit="00:10")
     table = Path(records[0].tables[0])
     full = len(widths) * 5  # 1 k-NN row + 4 feature-metric rows per width
@@ -331,7 +335,7 @@ def test_slurm_scancel_then_resubmit_gives_identical_table(slurm, tmp_path):
     assert "0 failed" in cluster.summary(states) and "1 cancelled" in cluster.summary(states)
     partial = len(read_table(table, repair=False))
     assert 0 < partial < full, f"the cancel came too late ({partial} of {full} rows)"
-    again = cluster.submit(cfg, shards, executor="slurm", settings=settings,
+    again = cluster.submit(cfg, runner=sweep_for, shards=shards, executor="slurm", settings=settings,
                            time_limit="00:10")
     states = cluster.wait(again, poll_s=1, progress=False, timeout_s=300)
     assert [s["state"] for s in states] == ["done"], cluster.summary(states)
@@ -342,7 +346,7 @@ def test_slurm_scancel_then_resubmit_gives_identical_table(slurm, tmp_path):
     # the uninterrupted in-process sweep, on the jobs' feature cache (so it only re-probes;
     # independent extraction is compared in test_slurm_array_equals_in_process)
     with settings.applied():  # the jobs' settings, explicitly: their cache and results
-        reference = chapters.sweep_for(settings.for_profile(cfg), cfg.models,
+        reference = book.sweep_for(settings.for_profile(cfg), cfg.models,
                                        table="reference.csv")
     assert "extract" not in reference.attrs["timings"]  # the features came from the cache
     _assert_same_rows(merged, reference)

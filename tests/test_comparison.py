@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slimlib import comparison, reference
+from slimlib.book import comparison, reference
 
 
 def _curve() -> pd.DataFrame:

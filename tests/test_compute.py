@@ -8,7 +8,7 @@ from conftest import tiny_vit
 
 import slimlib
 from slimlib._validation import slimmed_dim
-from slimlib.compute import WIDTHS, compute_table, flops, params, relative_compute
+from slimlib.measure._compute import WIDTHS, compute_table, flops, params, relative_compute
 
 
 def analytic_vit_flops(img=224, patch=16, chans=3, d=384, depth=12, heads=6, mlp_ratio=4,
@@ -132,7 +132,7 @@ def test_count_norms_adds_fvcore_layer_norm_count():
 
 def test_paper_convention_reproduces_published_ssl4eo_compute():
     """fvcore-style counting (no SDPA products, LayerNorms counted) gives the paper's numbers."""
-    from slimlib.reference import paper_compute
+    from slimlib.book.reference import paper_compute
 
     model = timm.create_model("vit_small_patch16_224", in_chans=13, num_classes=0).eval()
     x = torch.randn(1, 13, 224, 224)

@@ -8,7 +8,8 @@ from slimlib import bands, constants
 
 
 def test_one_width_list():
-    from slimlib import compute, profiles
+    from slimlib.book import profiles
+    from slimlib.measure import _compute as compute
 
     assert compute.WIDTHS is constants.WIDTHS
     assert profiles.get("paper").widths == constants.WIDTHS
@@ -32,9 +33,7 @@ def test_feature_metric_names_are_distinct_from_describe_keys():
     assert metrics.DESCRIBE_KEYS is constants.DESCRIBE_KEYS
     assert "cka_full" in constants.FEATURE_METRICS
     assert "cka_full" not in constants.DESCRIBE_KEYS
-    with pytest.warns(DeprecationWarning, match="DESCRIBE_KEYS"):
-        old = metrics.FEATURE_METRICS
-    assert old == constants.DESCRIBE_KEYS
+    assert not hasattr(metrics, "FEATURE_METRICS")  # the old alias is gone (issue 24)
 
 
 def test_one_sentinel2_wavelength_table():
@@ -62,7 +61,7 @@ def test_one_list_of_embedded_models():
 
 def test_one_set_of_data_root_folders(tmp_path, monkeypatch):
     from slimlib import data
-    from slimlib.config import DATA_ENV
+    from slimlib._paths import DATA_ENV
     from slimlib.train import embedded as train_embedded
 
     assert data.EMBEDDED_FOLDERS is constants.EMBEDDED_FOLDERS
@@ -83,7 +82,7 @@ def test_one_set_of_data_root_folders(tmp_path, monkeypatch):
 def test_one_imagenet_normalisation():
     import inspect
 
-    from slimlib import inputs
+    from slimlib.diagnosis import _inputs as inputs
     from slimlib.models import bands as model_bands
 
     assert "0.485" not in inspect.getsource(inputs)

@@ -6,7 +6,8 @@ import pytest
 import timm
 import torch
 
-from slimlib import controls
+from slimlib import book
+from slimlib.sweeping import controls
 
 
 def _vit():
@@ -100,7 +101,7 @@ def test_with_controls_draws_band_and_floor():
     import matplotlib
 
     matplotlib.use("Agg")
-    from slimlib import plotting
+    from slimlib.book import plotting
 
     _, cmp = _two_seed_comparison()
     fig = plotting.with_controls(cmp)
@@ -115,12 +116,12 @@ def test_with_controls_draws_band_and_floor():
 
 @pytest.mark.data
 def test_controls_for_runs_model_controls_and_floor_on_real_data(data_root):
-    from slimlib import chapters, profiles
+    from slimlib.book import profiles
 
     cfg = profiles.resolve("smoke", data_root=str(data_root),
                            datasets=["eurosat-rgb", "eurosat-ms"], limit_per_class=4,
                            test_limit_per_class=2)
-    rows, floor, cmp = chapters.controls_for(cfg, ["rs-moco-tiny"])
+    rows, floor, cmp = book.controls_for(cfg, ["rs-moco-tiny"])
     assert set(rows["model"]) == {"rs-moco-tiny", "rs-moco-tiny [random init 0]",
                                   "rs-moco-tiny [random init 1]"}
     assert set(cmp["dataset"]) == {"eurosat-rgb", "eurosat-ms"}  # the RGB model fits both
@@ -142,12 +143,12 @@ def test_controls_for_runs_model_controls_and_floor_on_real_data(data_root):
 
 @pytest.mark.data
 def test_shared_controls_run_the_random_init_once_and_stand_for_every_model(data_root):
-    from slimlib import chapters, profiles
+    from slimlib.book import profiles
 
     cfg = profiles.resolve("smoke", data_root=str(data_root), datasets=["eurosat-rgb"],
                            limit_per_class=4, test_limit_per_class=2)
     names = ["rs-moco-tiny", "rs-mae-tiny"]
-    rows, floor, cmp = chapters.shared_controls_for(cfg, names, protocols=("knn",))
+    rows, floor, cmp = book.shared_controls_for(cfg, names, protocols=("knn",))
     ctrl = {m: rows[rows["model"].map(lambda s, m=m: controls.split_label(s) == (m, 0))]
             for m in names}
     assert len(ctrl["rs-mae-tiny"]) == len(ctrl["rs-moco-tiny"]) > 0
@@ -161,13 +162,13 @@ def test_shared_controls_run_the_random_init_once_and_stand_for_every_model(data
 
 
 def test_shared_controls_refuse_models_with_different_random_init():
-    from slimlib import chapters, profiles
+    from slimlib.book import profiles
 
     cfg = profiles.resolve("smoke")
     with pytest.raises(ValueError, match="different random-init"):
-        chapters.shared_controls_for(cfg, ["rs-moco-tiny", "galileo-nano-rgb"])
+        book.shared_controls_for(cfg, ["rs-moco-tiny", "galileo-nano-rgb"])
     with pytest.raises(ValueError, match="at least one"):
-        chapters.shared_controls_for(cfg, [])
+        book.shared_controls_for(cfg, [])
 
 
 def test_control_band_and_per_curve_floors_on_one_axis():
@@ -176,7 +177,7 @@ def test_control_band_and_per_curve_floors_on_one_axis():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from slimlib import plotting
+    from slimlib.book import plotting
 
     _, cmp = _two_seed_comparison()
     fig, ax = plt.subplots()

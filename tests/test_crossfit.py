@@ -8,17 +8,19 @@ import torch
 from test_features import TinyEncoder, make_split, simple_prepare
 from test_sweep import ScoreCounter
 
-from slimlib import crossfit, features, probes
+from slimlib import probes
 from slimlib import sweeping as sweep_mod
 from slimlib.book.runs import n_test_images, n_test_sentence
-from slimlib.probe_inputs import macro_accuracy
+from slimlib.probes import _crossfit as crossfit
+from slimlib.probes._inputs import macro_accuracy
 from slimlib.sweeping import SweepData, decode
+from tests.patching import patch_features
 
 
 @pytest.fixture(autouse=True)
 def _stand_in_prepare(monkeypatch):
-    monkeypatch.setattr(features, "prepare_dataset", simple_prepare)
-    monkeypatch.setattr(features, "preparation_notes", lambda dataset, spec: [])
+    patch_features(monkeypatch, "prepare_dataset", simple_prepare)
+    patch_features(monkeypatch, "preparation_notes", lambda dataset, spec: [])
 
 
 def test_folds_are_stratified_seeded_and_cover_every_image():

@@ -598,7 +598,7 @@ def test_torchgeo_eurosat_reads_a_torchgeo_layout(data_root, tmp_path):
 
 # ------------------------------------------------------------------------- data root setting
 def test_a_wrong_data_root_raises_instead_of_falling_back_to_synthetic(monkeypatch, tmp_path):
-    from slimlib.config import data_root
+    from slimlib._paths import data_root
     from slimlib.settings import Settings
 
     monkeypatch.delenv("SLIMLIB_DATA", raising=False)
@@ -619,7 +619,7 @@ def test_a_wrong_data_root_raises_instead_of_falling_back_to_synthetic(monkeypat
 
 
 def test_relative_path_settings_are_made_absolute_for_chapter_kernels(monkeypatch, tmp_path):
-    from slimlib import sphinxext
+    from slimlib.book import sphinxext
     from slimlib.settings import Settings
 
     base = tmp_path.resolve()
@@ -645,8 +645,8 @@ def test_default_profile_uses_the_test_images_we_have(data_root):
     cross-fitted over every image (docs/evaluation.md)."""
     import numpy as np
 
-    from slimlib import profiles
-    from slimlib.crossfit import CrossFitted
+    from slimlib.book import profiles
+    from slimlib.probes._crossfit import CrossFitted
     from slimlib.sweeping import as_datasets
 
     profile = profiles.resolve("default", data_root=str(data_root))
@@ -675,9 +675,9 @@ def test_crossfitted_sweep_on_real_ucmerced(data_root, tmp_path):
     """Every UC Merced image is a test image once: 168 outcomes in dataset order."""
     import numpy as np
 
-    from slimlib import controls, profiles
-    from slimlib.probe_inputs import macro_accuracy
-    from slimlib.sweeping import decode, sweep
+    from slimlib.book import profiles
+    from slimlib.probes._inputs import macro_accuracy
+    from slimlib.sweeping import controls, decode, sweep
 
     profile = profiles.resolve("smoke", data_root=str(data_root), datasets=["ucmerced"])
     pair = profiles.load_datasets(profile)["ucmerced"]

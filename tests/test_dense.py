@@ -13,7 +13,7 @@ import slimlib.data as D
 from slimlib import dense
 from slimlib.data import geobench_seg, oscd
 from slimlib.data._dense import IGNORE
-from slimlib.dense_head import default_levels, to_grid, token_maps
+from slimlib.dense._head import default_levels, to_grid, token_maps
 from slimlib.specs import ModelSpec
 from tests.fixtures_dense import (
     OSCD_BANDS,

@@ -87,7 +87,7 @@ def test_diagnose_function_model_writes_report(tmp_path):
 
 
 def test_random_control_differs_and_keeps_architecture():
-    from slimlib.inputs import random_control
+    from slimlib.diagnosis._inputs import random_control
     from tests.tiny_models import build
 
     m = build()
@@ -167,7 +167,7 @@ def test_wrong_bands_for_registry_model(tmp_path):
     """A multispectral registry spec cannot be fed RGB images: a clear error, no report."""
     import dataclasses
 
-    from slimlib.inputs import resolve_data
+    from slimlib.diagnosis._inputs import resolve_data
     from slimlib.models.encoder import ModuleEncoder
     from slimlib.specs import ModelSpec
     from tests.tiny_models import build
@@ -199,7 +199,7 @@ def test_vit_small_on_eurosat_rgb_cli(tmp_path, data_root):
 
 def test_registry_data_subset_when_loader_cannot():
     """synthetic-ms's loader has no limit_per_class: the subset is taken after loading."""
-    from slimlib.inputs import resolve_data
+    from slimlib.diagnosis._inputs import resolve_data
 
     name, train, test = resolve_data("synthetic-ms", limit_per_class=3, progress=False)
     assert name == "synthetic-ms" and train.synthetic
@@ -298,7 +298,7 @@ def test_reproduce_command_and_json_record_absolute_paths(tmp_path, monkeypatch)
 
 
 def test_a_name_that_is_both_a_registry_dataset_and_a_folder_is_an_error(tmp_path, monkeypatch):
-    from slimlib.inputs import resolve_data
+    from slimlib.diagnosis._inputs import resolve_data
 
     _folder(tmp_path / "synthetic-ms")
     monkeypatch.chdir(tmp_path)
@@ -349,7 +349,7 @@ def test_offline_timm_pretrained_fails_fast_or_uses_the_cache(tmp_path, monkeypa
     import huggingface_hub.constants as hf_constants
     import timm
 
-    from slimlib.inputs import resolve_model
+    from slimlib.diagnosis._inputs import resolve_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))

@@ -1,10 +1,10 @@
-"""The rules of evidence (slimlib.evidence_rules): one vocabulary, one policy."""
+"""The rules of evidence (slimlib.book.claims.rules): one vocabulary, one policy."""
 
 import math
 
 import pytest
 
-from slimlib import evidence_rules as er
+from slimlib.book.claims import rules as er
 
 BAND = er.Criterion(0.10, 0.33, er.MEETS, "10–33 %")
 AT_MOST = er.Criterion(-math.inf, 0.028, er.WITHIN, "≤ 2.8 points")

@@ -41,7 +41,7 @@ def test_safetensors_round_trip_timm_inferred(tmp_path):
 
 
 def test_safetensors_round_trip_encoder(tmp_path):
-    from slimlib.inputs import resolve_model
+    from slimlib.diagnosis._inputs import resolve_model
 
     enc = resolve_model("tests.tiny_models:build", bands=("R", "G", "B"), units="rgb01",
                         mean=None, std=None, input_size=None).encoder
@@ -128,7 +128,7 @@ def test_registry_options_survive_the_round_trip(tmp_path):
 
 
 def test_time_alternated_rows_and_errors():
-    from slimlib.compute import time_alternated
+    from slimlib.measure._compute import time_alternated
 
     small = slimlib.slim(build(), 0.25).eval()
     full = build().eval()
@@ -248,7 +248,7 @@ def test_exported_files_follow_the_umask(tmp_path, umask):
 def test_onnx_files_carry_their_metadata(tmp_path):
     import onnx
 
-    from slimlib.inputs import resolve_model
+    from slimlib.diagnosis._inputs import resolve_model
 
     enc = resolve_model("tests.tiny_models:build", bands=("R", "G", "B"), units="rgb01",
                         mean=None, std=None, input_size=None).encoder

@@ -1,4 +1,4 @@
-"""slimlib.fast: compiled and ONNX Runtime runners agree with the eager slimmed model."""
+"""slimlib.deploy._runtimes: compiled and ONNX Runtime runners agree with the eager slimmed model."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import slimlib
-from slimlib.fast import compile_model, onnx_session
+from slimlib.deploy._runtimes import compile_model, onnx_session
 from tests.tiny_models import build
 
 X = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -31,7 +31,7 @@ def test_compiled_matches_eager():
         torch.testing.assert_close(run(X), small(X), atol=1e-4, rtol=1e-4)
 
 
-# --- slimlib.fastpath.optimize: exact rewrite of the blocks ------------------------------------
+# --- slimlib.deploy._fastpath.optimize: exact rewrite of the blocks ------------------------------------
 
 def _close(fast, ref, x, atol=1e-5):
     with torch.inference_mode():
@@ -44,7 +44,7 @@ def _close(fast, ref, x, atol=1e-5):
 def test_optimize_matches_slimmed_vit_small(width):
     import timm
 
-    from slimlib.fastpath import FastBlock, optimize
+    from slimlib.deploy._fastpath import FastBlock, optimize
 
     torch.manual_seed(0)
     model = timm.create_model("vit_small_patch16_224", num_classes=0).eval()
@@ -63,7 +63,7 @@ def test_optimize_matches_slimmed_vit_small(width):
 @pytest.mark.parametrize("width", [1.0, 0.25, 0.1, 0.01])
 def test_optimize_matches_slimmed_galileo_nano(width):
     from slimlib import models
-    from slimlib.fastpath import FastBlock, optimize
+    from slimlib.deploy._fastpath import FastBlock, optimize
 
     torch.manual_seed(0)
     enc = models.load("galileo-nano", pretrained=False)
@@ -81,7 +81,7 @@ def test_optimize_matches_slimmed_galileo_nano(width):
 def test_optimize_folds_layerscale_and_random_orders():
     import timm
 
-    from slimlib.fastpath import optimize
+    from slimlib.deploy._fastpath import optimize
 
     torch.manual_seed(0)
     model = timm.models.vision_transformer.VisionTransformer(
@@ -100,7 +100,7 @@ def test_optimize_folds_layerscale_and_random_orders():
 def test_optimize_rejects_what_it_cannot_rewrite():
     import timm
 
-    from slimlib.fastpath import optimize
+    from slimlib.deploy._fastpath import optimize
 
     model = timm.models.vision_transformer.VisionTransformer(
         img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=0,
@@ -119,7 +119,7 @@ def test_optimize_rejects_what_it_cannot_rewrite():
 
 def test_optimized_model_exports_to_onnx():
     pytest.importorskip("onnxruntime")
-    from slimlib.fastpath import optimize
+    from slimlib.deploy._fastpath import optimize
 
     small = slimlib.slim(build(), 0.1)
     fast = optimize(small)
@@ -130,7 +130,7 @@ def test_optimized_model_exports_to_onnx():
 
 def test_optimized_model_compiles_and_matches():
     """torch.compile traces the fast path's tracing branch (F.pad heads, ones column)."""
-    from slimlib.fastpath import optimize
+    from slimlib.deploy._fastpath import optimize
 
     small = slimlib.slim(build(), 0.25)  # 4-dim heads: padded to 16 before SDPA
     fast = optimize(small, pad=16, pad_heads_below=12)

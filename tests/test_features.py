@@ -9,9 +9,11 @@ import torch.nn.functional as F
 from conftest import tiny_vit
 from torch import nn
 
-from slimlib import feature_cache, features
-from slimlib.config import cache_dir
+from slimlib._paths import cache_dir
+from slimlib.features import _cache as feature_cache
+from slimlib.features import _extract as features
 from slimlib.specs import ImageDataset, ModelSpec
+from tests.patching import patch_features
 
 # ----------------------------------------------------------------------------- shared helpers
 # (test_sweep.py imports these)
@@ -71,7 +73,7 @@ class EncodeCounter:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
         self._orig = features._encode
-        monkeypatch.setattr(features, "_encode", self)
+        patch_features(monkeypatch, "_encode", self)
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
@@ -80,7 +82,7 @@ class EncodeCounter:
 
 @pytest.fixture
 def stand_in_prepare(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(features, "prepare_dataset", simple_prepare)
+    patch_features(monkeypatch, "prepare_dataset", simple_prepare)
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -269,11 +271,11 @@ def test_large_datasets_are_prepared_batch_by_batch(stand_in_prepare, monkeypatc
         calls.append(batch_size)
         yield from simple_prepare(dataset, spec).split(batch_size)
 
-    monkeypatch.setattr(features, "prepared_batches", batches)
+    patch_features(monkeypatch, "prepared_batches", batches)
     enc = TinyEncoder()
     ds = make_split("train", per_class=5)
     whole, _ = features.extract(enc, ds, cache=False, progress=False)
-    monkeypatch.setattr(features, "MAX_PREPARED_GIB", 0.0)
+    patch_features(monkeypatch, "MAX_PREPARED_GIB", 0.0)
     streamed, labels = features.extract(enc, ds, batch_size=4, cache=False, progress=False)
     assert calls == [4]
     np.testing.assert_allclose(streamed, whole, rtol=1e-5, atol=1e-6)

@@ -1,9 +1,9 @@
-"""Fig. 1a in the authors' convention (slimlib.plot_tables.first_row_retention)."""
+"""Fig. 1a in the authors' convention (slimlib.book.plot_tables.first_row_retention)."""
 
 import pandas as pd
 import pytest
 
-from slimlib import plot_tables
+from slimlib.book import plot_tables
 
 
 def _rows():

@@ -14,7 +14,12 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
-from slimlib import palette, plot_tables, plotting, reference  # noqa: E402
+from slimlib.book import (
+    palette,
+    plot_tables,
+    plotting,
+    reference,  # noqa: E402
+)
 
 
 @pytest.fixture(autouse=True)
@@ -162,7 +167,7 @@ def test_width_table_cells_stay_apart():
 
 
 def test_classwise_bars_legend_sits_outside_the_bars():
-    from slimlib import robustness_plots as rplot
+    from slimlib.book.robustness import plots as rplot
 
     table = pd.DataFrame([
         {"class": c, "width": w, "ap": ap, "random_ap": 0.5, "prevalence": 0.3}

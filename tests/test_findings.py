@@ -1,13 +1,13 @@
-"""The findings page's text (slimlib.findings): every number comes from the computed tables."""
+"""The findings page's text (slimlib.book.findings): every number comes from the computed tables."""
 
 import re
 
 import pandas as pd
 from test_claims import REAL_RS, _row, _rs
 
-from slimlib import claims, findings
-from slimlib import evidence_rules as er
-from slimlib.controls import control_label
+from slimlib.book import claims, findings
+from slimlib.book.claims import rules as er
+from slimlib.sweeping.controls import control_label
 
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 

@@ -17,8 +17,8 @@ import torch
 
 import slimlib
 from slimlib import models
-from slimlib.compute import flops
 from slimlib.data.bands import EUROSAT_MS_BANDS, RGB_GAIN
+from slimlib.measure._compute import flops
 from slimlib.models import download
 from slimlib.models.galileo import S2_GROUPS, SPACE_TIME_GROUPS, GalileoNano, average_tokens
 from slimlib.models.galileo_models import GALILEO_S2_BANDS, SHA256
@@ -139,7 +139,7 @@ def test_download_is_verified_and_a_bad_one_removed(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
     with pytest.raises(download.ChecksumMismatchError):
         models.load("galileo-nano", weights=None)
-    target = slimlib.config.cache_dir("weights") / "galileo-nano"
+    target = slimlib._paths.cache_dir("weights") / "galileo-nano"
     assert not any(target.iterdir()) if target.exists() else True
 
 

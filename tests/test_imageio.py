@@ -46,7 +46,7 @@ def test_train_cli_folder_dataset_scales_8bit_only(images):
 
 
 def test_inputs_reader_units(images):
-    from slimlib.inputs import _read
+    from slimlib.data import read_image_file as _read
 
     folder, rgb, ms = images
     arr, units, bands = _read(folder / "a.png", None)
@@ -76,7 +76,7 @@ def _write_folder(root, write, per_class=4, test=2):
 
 def test_8bit_rgb_tiffs_are_divided_by_255_not_10000(tmp_path):
     """UC Merced's own format: 8-bit RGB TIFFs. Before: /10 000 and labelled reflectance."""
-    from slimlib.inputs import resolve_data
+    from slimlib.diagnosis._inputs import resolve_data
 
     rng = np.random.default_rng(0)
     pixels = {}
@@ -104,7 +104,7 @@ def _png16(d, c, i):
 
 def test_16bit_grayscale_pngs_are_refused_without_scale_and_kept_with_it(tmp_path):
     """Before: clipped to 255, every pixel 1.0 (S = 1, test score at chance)."""
-    from slimlib.inputs import resolve_data
+    from slimlib.diagnosis._inputs import resolve_data
 
     root = _write_folder(tmp_path / "g16", _png16)
     with pytest.raises(ValueError, match="say how to scale them: scale='reflectance10000'") as err:
@@ -124,7 +124,7 @@ def test_16bit_grayscale_pngs_are_refused_without_scale_and_kept_with_it(tmp_pat
 
 
 def test_16bit_tiffs_scale_by_band_names_or_by_scale(tmp_path):
-    from slimlib.inputs import resolve_data
+    from slimlib.diagnosis._inputs import resolve_data
 
     def write(d, c, i):
         tifffile.imwrite(d / f"{i}.tif", np.full((8, 8, 3), 3000 + 100 * c + i, np.uint16),
@@ -143,7 +143,7 @@ def test_16bit_tiffs_scale_by_band_names_or_by_scale(tmp_path):
 
 def test_float_tiffs_are_read_as_stored_whatever_their_range(tmp_path):
     """Units from data type and band names, never from ``max > 2``."""
-    from slimlib.inputs import resolve_data
+    from slimlib.diagnosis._inputs import resolve_data
 
     def write(d, c, i):
         tifffile.imwrite(d / f"{i}.tif", np.full((2, 8, 8), 5.0 * (c + 1) + i, np.float32))

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slimlib.intervals import bootstrap, interval, merge_identical_widths, pooled
+from slimlib.sweeping.intervals import bootstrap, interval, merge_identical_widths, pooled
 from slimlib.sweeping.outcomes import Outcomes, decode, encode
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from slimlib import models
-from slimlib.config import cache_dir
+from slimlib._paths import cache_dir
 from slimlib.models import download, embedded, terratorch_models
 from slimlib.models.encoder import CopernicusFMEncoder, DOFAEncoder, Encoder
 from slimlib.slimming import attention_layout as slimlib_layout

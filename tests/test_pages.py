@@ -1,4 +1,4 @@
-"""slimlib.pages.start: page setup + profile + data note, the first call of every chapter."""
+"""slimlib.book.pages.start: page setup + profile + data note, the first call of every chapter."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from slimlib import pages, profiles  # noqa: E402
+from slimlib.book import (
+    pages,
+    profiles,  # noqa: E402
+)
 
 
 def test_start_resolves_the_profile_with_the_chapter_parameters():

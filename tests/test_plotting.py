@@ -13,7 +13,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from slimlib import plotting, profiles, reference  # noqa: E402
+from slimlib.book import (
+    plotting,
+    profiles,
+    reference,  # noqa: E402
+)
 
 
 @pytest.fixture(autouse=True)
@@ -198,7 +202,7 @@ def test_ours_vs_paper_draws_both_sides_with_error_bars():
 
 
 def test_difference_plot_and_fig1b_draw_their_inputs():
-    from slimlib import comparison
+    from slimlib.book import comparison
 
     ours = pd.DataFrame({"width": [0.1, 1.0], "retention": [0.9, 1.0], "std": [0.02, 0.02],
                          "n_seeds": [4, 4]})

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from slimlib import _io, _validation
+from slimlib import _io, _validation, book
 
 
 def test_atomic_path_moves_into_place_with_umask_mode(tmp_path):
@@ -61,12 +61,11 @@ def test_atomic_write_text_and_bytes(tmp_path):
 
 
 def test_compute_cache_writes_through_a_unique_temporary():
-    """chapters.compute_table_cached used a fixed ``<name>.tmp``; it now uses atomic_path."""
+    """book.compute_table_cached used a fixed ``<name>.tmp``; it now uses atomic_path."""
     import inspect
 
-    from slimlib import chapters
 
-    source = inspect.getsource(chapters.compute_table_cached)
+    source = inspect.getsource(book.compute_table_cached)
     assert "atomic_path" in source and 'with_suffix(".tmp")' not in source
 
 
@@ -154,7 +153,7 @@ def test_sweep_scores_through_probes_score_outcomes(monkeypatch):
 
     monkeypatch.setattr(probes, "score_outcomes", fake)
     x, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
-    assert sweeping._score("linear", (x, y), (x, y), 0, 1.0) == (0.25, [], "1:0101:0000")
+    assert sweeping._run._score("linear", (x, y), (x, y), 0, 1.0) == (0.25, [], "1:0101:0000")
     assert calls == ["linear"]
 
 

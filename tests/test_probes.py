@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, balanced_accuracy_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from slimlib import knn_probe, probes
+from slimlib import probes
 from slimlib.probes import (
     METRIC_NAMES,
     ClassCoverageWarning,
@@ -23,6 +23,7 @@ from slimlib.probes import (
     metric_name,
     score,
 )
+from slimlib.probes import _knn as knn_probe
 
 # --------------------------------------------------------------------------- references
 
@@ -204,14 +205,14 @@ def test_seed_semantics() -> None:
 
 def test_subsample_stratified_and_seeded() -> None:
     y = np.repeat([0, 1, 2], [50, 20, 3])
-    idx = probes._subsample(y, 0.5, seed=1)
+    idx = probes.subsample(y, 0.5, seed=1)
     assert np.bincount(y[idx]).tolist() == [25, 10, 2]  # round(0.5·n_c), at least 1 per class
-    assert np.array_equal(idx, probes._subsample(y, 0.5, seed=1))
-    assert not np.array_equal(idx, probes._subsample(y, 0.5, seed=2))
-    assert probes._subsample(y, 1.0, seed=1) is None
-    assert np.bincount(y[probes._subsample(y, 0.01, seed=0)]).tolist() == [1, 1, 1]
+    assert np.array_equal(idx, probes.subsample(y, 0.5, seed=1))
+    assert not np.array_equal(idx, probes.subsample(y, 0.5, seed=2))
+    assert probes.subsample(y, 1.0, seed=1) is None
+    assert np.bincount(y[probes.subsample(y, 0.01, seed=0)]).tolist() == [1, 1, 1]
     multi = np.zeros((40, 3), dtype=np.uint8)
-    assert probes._subsample(multi, 0.25, seed=0).size == 10
+    assert probes.subsample(multi, 0.25, seed=0).size == 10
 
 
 def test_class_coverage_warnings() -> None:

@@ -1,11 +1,11 @@
-"""The packaged published numbers and the paper-vs-ours helpers of slimlib.reference."""
+"""The packaged published numbers and the paper-vs-ours helpers of slimlib.book.reference."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from slimlib import reference
+from slimlib.book import reference
 
 
 def test_paper_convention_is_fvcore_and_read_only():

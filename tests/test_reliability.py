@@ -26,9 +26,13 @@ import pytest
 import torch
 from test_features import EncodeCounter, TinyEncoder, make_split, simple_prepare
 
-from slimlib import chapters, feature_cache, features, metrics, probes, profiles
+from slimlib import book, metrics, probes
 from slimlib import data as D
 from slimlib import sweeping as sweep_mod
+from slimlib.book import profiles
+from slimlib.features import _cache as feature_cache
+from slimlib.features import _extract as features
+from tests.patching import patch_features
 
 REPO = Path(sys.modules["slimlib"].__file__).resolve().parents[1]  # the slimlib under test
 TESTS = Path(__file__).resolve().parent
@@ -43,8 +47,8 @@ def _env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def stand_in_prepare(monkeypatch):
-    monkeypatch.setattr(features, "prepare_dataset", simple_prepare)
-    monkeypatch.setattr(features, "preparation_notes", lambda dataset, spec: [])
+    patch_features(monkeypatch, "prepare_dataset", simple_prepare)
+    patch_features(monkeypatch, "preparation_notes", lambda dataset, spec: [])
 
 
 @pytest.fixture
@@ -101,7 +105,7 @@ def _notebooks(folder: Path) -> list[Path]:
 def test_timed_out_run_is_marked_failed_and_never_looks_finished(chapter, tmp_path):
     runs = tmp_path / "runs"
     with pytest.raises(TimeoutError) as info:
-        chapters.run_chapter(chapter, {"sleep": 60}, runs, timeout=2)
+        book.run_chapter(chapter, {"sleep": 60}, runs, timeout=2)
     [nb] = _notebooks(runs)
     assert nb.name.endswith(".failed.ipynb") and nb == info.value.notebook_path
     meta, status = _papermill_meta(nb)
@@ -152,8 +156,8 @@ def test_identical_runs_in_the_same_second_keep_both_notebooks(chapter, tmp_path
 
     monkeypatch.setattr(runner, "datetime", Frozen)  # where _reserve stamps the run name
     runs = tmp_path / "runs"
-    first = chapters.run_chapter(chapter, {}, runs, timeout=60)
-    second = chapters.run_chapter(chapter, {}, runs, timeout=60)
+    first = book.run_chapter(chapter, {}, runs, timeout=60)
+    second = book.run_chapter(chapter, {}, runs, timeout=60)
     assert first != second and first.is_file() and second.is_file()
     assert [p.name for p in _notebooks(runs)] == sorted([first.name, second.name])
     for nb in (first, second):
@@ -195,8 +199,8 @@ def test_profile_settings_are_type_and_range_checked():
         profiles.resolve("smoke", models=[1])
     assert profiles.resolve("smoke", seeds=[2.0, 3]).seeds == (2, 3)
     with pytest.raises(ValueError, match="neither JSON nor YAML"):
-        chapters.parse_value("[1, 2")
-    assert chapters.parse_value("rs-mae-tiny") == "rs-mae-tiny"
+        book.parse_value("[1, 2")
+    assert book.parse_value("rs-mae-tiny") == "rs-mae-tiny"
 
 
 # ============================================================ 2: data roots
@@ -249,9 +253,11 @@ WRITER = '''\
 import sys, time
 from pathlib import Path
 from test_features import TinyEncoder, make_split, simple_prepare
-from slimlib import features, sweeping
-features.prepare_dataset = simple_prepare
-features.preparation_notes = lambda dataset, spec: []
+from slimlib import sweeping
+from slimlib.features import _extract as features
+import slimlib.features as features_pkg
+features.prepare_dataset = features_pkg.prepare_dataset = simple_prepare
+features.preparation_notes = features_pkg.preparation_notes = lambda dataset, spec: []
 out, go = Path(sys.argv[1]), Path(sys.argv[2])
 toy = make_split("train", per_class=8), make_split("test", per_class=4)
 model = TinyEncoder()
@@ -277,7 +283,7 @@ def test_two_sweep_processes_writing_one_table_lose_and_duplicate_nothing(tmp_pa
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no duplicate or broken rows to report
         table = sweep_mod.read_table(out, repair=False)
-    keys = sweep_mod._frame_keys(table)
+    keys = sweep_mod._table._frame_keys(table)
     assert len(keys) == len(set(keys)) == 4 * (2 + 4)  # 4 widths x (2 seeds + 4 metrics)
 
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from slimlib import robustness as rb
-from slimlib import robustness_dynamics as dyn
-from slimlib import robustness_geo as geo
-from slimlib.robustness_finetune import FinetuneRecipe, finetune_once, recipe_works
+from slimlib.book.robustness import analyses as rb
+from slimlib.book.robustness import dynamics as dyn
+from slimlib.book.robustness import geo
+from slimlib.book.robustness.finetune import FinetuneRecipe, finetune_once, recipe_works
 from slimlib.train import PretrainConfig, build_method, load_encoder, pretrain
 
 
@@ -253,7 +253,7 @@ def test_width_spread_and_its_change():
 
 
 def test_finetune_cache_roundtrip(tmp_path):
-    from slimlib.robustness_finetune import _read_cached, _write_cached
+    from slimlib.book.robustness.finetune import _read_cached, _write_cached
 
     table = pd.DataFrame({"width": [0.5, 1.0], "seed": [0, 0], "protocol": ["finetune", "knn"],
                           "value": [0.4, 0.6], "n_test": [3, 3]})
@@ -286,13 +286,13 @@ def test_gap_change_bootstrap_is_zero_for_the_same_snapshot_and_seeded():
 
 # ------------------------------------------------------------------------------ verdict table
 def _verdict(analysis: str, verdict: str) -> dict:
-    from slimlib.robustness_chapter import VERDICT_COLUMNS
+    from slimlib.book.robustness.chapter import VERDICT_COLUMNS
 
     return {**dict.fromkeys(VERDICT_COLUMNS, "x"), "analysis": analysis, "verdict": verdict}
 
 
 def test_verdict_rows_take_one_or_many_and_reject_both_or_neither():
-    from slimlib import robustness_sections as rs
+    from slimlib.book.robustness import sections as rs
 
     one, two = _verdict("a", rb.HOLDS), _verdict("b", rb.FAILS)
     assert rs.verdict_rows({"verdict": one, "table": None}) == [one]
@@ -309,9 +309,9 @@ def test_verdict_rows_take_one_or_many_and_reject_both_or_neither():
 def test_every_robustness_verdict_is_untestable_with_random_weights(data_root):
     """The smoke profile's random weights: each section makes its own verdicts "not
     testable" (so chapter 1 and chapter 10 show the same rows)."""
-    from slimlib import profiles
-    from slimlib import robustness_chapter as rc
-    from slimlib import robustness_sections as rs
+    from slimlib.book import profiles
+    from slimlib.book.robustness import chapter as rc
+    from slimlib.book.robustness import sections as rs
 
     cfg = profiles.resolve("smoke", data_root=str(data_root),
                            datasets=["eurosat-rgb", "eurosat-ms"], limit_per_class=4,
@@ -330,8 +330,8 @@ def test_verdict_table_runs_every_section_of_the_chapter_in_page_order(monkeypat
     the same profile and settings, and its rows come out in page order."""
     from types import SimpleNamespace
 
-    from slimlib import robustness_chapter as rc
-    from slimlib import robustness_sections as rs
+    from slimlib.book.robustness import chapter as rc
+    from slimlib.book.robustness import sections as rs
 
     calls = []
 
@@ -364,7 +364,7 @@ def test_classwise_bars_draw_the_random_init_tick_and_chance_per_class():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from slimlib import robustness_plots as rplot
+    from slimlib.book.robustness import plots as rplot
 
     table = pd.DataFrame([
         {"class": c, "width": w, "ap": ap, "random_ap": rap, "prevalence": 0.5}
@@ -385,7 +385,7 @@ def test_classwise_bars_draw_the_random_init_tick_and_chance_per_class():
 
 # ------------------------------------------------------------------------------ verdict rules
 def test_paper_statistic_is_read_at_this_builds_width():
-    from slimlib import robustness_chapter as rc
+    from slimlib.book.robustness import chapter as rc
 
     effect, _ = rc.paper_effect("finetune")
     band, why = rc._paper_band(effect, 0.01, what="fine-tuning")
@@ -403,7 +403,7 @@ def test_paper_statistic_is_read_at_this_builds_width():
 
 
 def test_one_chance_level_rule_for_the_papers_classes_and_ours():
-    from slimlib import robustness_chapter as rc
+    from slimlib.book.robustness import chapter as rc
 
     # ours: prevalence known (0.1): AP 0.12 is at chance, 0.5 is not
     assert rb.at_chance(0.12, 0.1) and not rb.at_chance(0.5, 0.1)
@@ -428,7 +428,7 @@ def test_paired_bootstrap_resamples_every_component_alike():
 def test_verdict_says_when_the_random_init_network_shows_the_same_effect():
     from types import SimpleNamespace
 
-    from slimlib import robustness_chapter as rc
+    from slimlib.book.robustness import chapter as rc
 
     profile = SimpleNamespace(pretrained=True)
     same = rb.control_reading((0.03, -0.01, 0.07), (0.012, -0.03, 0.05))

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from slimlib.config import DATA_ENV
+from slimlib._paths import DATA_ENV
 from slimlib.train import embedded
 
 DATA = os.environ.get(DATA_ENV)

@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 #: the settings module itself and the entry points.
 ENV_ALLOWED = {
     "slimlib/settings.py": "the one reader: Settings.from_env, env_flag, profile_name",
-    "slimlib/sphinxext.py": "book build entry point: writes the resolved absolute settings "
+    "slimlib/book/sphinxext.py": "book build entry point: writes the resolved absolute settings "
                             "into the build's environment, which the chapter kernels inherit",
     "slimlib/book/runner.py": "chapter runner entry point: builds the kernel's environment "
                               "from its own plus the resolved absolute settings",
-    "slimlib/cluster.py": "cluster launcher: JobSettings.resolve at the submitting entry point "
+    "slimlib/scale/_submit.py": "cluster launcher: JobSettings.resolve at the submitting entry point "
                           "and, inside a job, JobSettings.applied for third-party variables",
 }
 #: Parameters through which a caller can always hand the settings down explicitly; a function
@@ -169,7 +169,8 @@ def test_public_functions_take_settings_instead_of_the_environment(tmp_path, mon
     import numpy as np
     import torch
 
-    from slimlib import features, profiles
+    from slimlib import features
+    from slimlib.book import profiles
     from slimlib.train import embedded
 
     monkeypatch.delenv("SLIMLIB_DATA", raising=False)

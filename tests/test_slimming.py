@@ -384,7 +384,7 @@ def test_separate_qkv_attention_slims_like_zeroed_channels(width):
 
 
 def test_separate_qkv_flops_and_switchable_width_agree_with_slim():
-    from slimlib.compute import compute_table
+    from slimlib.measure._compute import compute_table
     from slimlib.train.slimmable import width as switch
 
     model = _toy()

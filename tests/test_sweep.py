@@ -12,10 +12,12 @@ import torch
 from test_features import EncodeCounter, TinyEncoder, make_split, simple_prepare, tiny_spec
 from torch import nn
 
-from slimlib import features, probes
+from slimlib import probes
 from slimlib import sweeping as sweep_mod
 from slimlib._validation import slimmed_dim
+from slimlib.features import _extract as features
 from slimlib.slimming import slim
+from tests.patching import patch_features
 
 WIDTHS = (0.25, 0.5, 1.0)
 _REAL_PREPARE, _REAL_NOTES = features.prepare_dataset, features.preparation_notes
@@ -28,8 +30,8 @@ COMPARE = ["model", "dataset", "protocol", "metric", "seed", "width", "d_k", "d_
 
 @pytest.fixture(autouse=True)
 def _stand_in_prepare(monkeypatch):
-    monkeypatch.setattr(features, "prepare_dataset", simple_prepare)
-    monkeypatch.setattr(features, "preparation_notes", lambda dataset, spec: [])
+    patch_features(monkeypatch, "prepare_dataset", simple_prepare)
+    patch_features(monkeypatch, "preparation_notes", lambda dataset, spec: [])
 
 
 @pytest.fixture
@@ -49,9 +51,9 @@ class ScoreCounter:
 
     def __init__(self, monkeypatch, fail_after: int | None = None) -> None:
         self.calls, self.fail_after = 0, fail_after
-        self._orig = sweep_mod._score
+        self._orig = sweep_mod._run._score
         # the orchestration module looks the scorer up (slimlib.sweeping re-exports it)
-        monkeypatch.setattr(sweep_mod.run, "_score", self)
+        monkeypatch.setattr(sweep_mod._run, "_score", self)
 
     def __call__(self, *args, **kwargs):
         if self.fail_after is not None and self.calls >= self.fail_after:
@@ -146,7 +148,7 @@ def test_interrupted_run_resumes_to_identical_numbers(toy, tmp_path, monkeypatch
     reference = run(toy, tmp_path / "ref.csv")
     monkeypatch.setenv("SLIMLIB_CACHE", str(tmp_path / "fresh-cache"))
     out = tmp_path / "s.csv"
-    orig_append = sweep_mod._ResultFile.append
+    orig_append = sweep_mod._table._ResultFile.append
     written = []
 
     def append_then_die(self, rows):
@@ -155,12 +157,12 @@ def test_interrupted_run_resumes_to_identical_numbers(toy, tmp_path, monkeypatch
         orig_append(self, rows)
         written.extend(rows)
 
-    monkeypatch.setattr(sweep_mod._ResultFile, "append", append_then_die)
+    monkeypatch.setattr(sweep_mod._table._ResultFile, "append", append_then_die)
     with pytest.raises(KeyboardInterrupt, match="simulated kill"):
         run(toy, out)
     on_disk = sweep_mod.read_table(out)
     assert len(on_disk) == 7 < len(reference)
-    monkeypatch.setattr(sweep_mod._ResultFile, "append", orig_append)
+    monkeypatch.setattr(sweep_mod._table._ResultFile, "append", orig_append)
     encodes, scores = EncodeCounter(monkeypatch), ScoreCounter(monkeypatch)
     resumed = run(toy, out)
     # only width 1.0's train features are new: width 0.5's were cached before the kill and
@@ -196,7 +198,7 @@ def test_foreign_csv_is_refused(toy, tmp_path):
 
 def test_several_datasets_and_multilabel(toy, tmp_path, monkeypatch):
     flops_calls = []
-    import slimlib.compute as compute
+    import slimlib.measure._compute as compute
 
     orig = compute.flops
     monkeypatch.setattr(compute, "flops", lambda *a: flops_calls.append(1) or orig(*a))
@@ -340,8 +342,8 @@ def test_top_level_names(toy, tmp_path):
 @pytest.mark.data
 def test_real_eurosat_rgb_sweep(data_root, tmp_path, monkeypatch):
     data = pytest.importorskip("slimlib.data", reason="slimlib.data is not available")
-    monkeypatch.setattr(features, "prepare_dataset", _REAL_PREPARE)
-    monkeypatch.setattr(features, "preparation_notes", _REAL_NOTES)
+    patch_features(monkeypatch, "prepare_dataset", _REAL_PREPARE)
+    patch_features(monkeypatch, "preparation_notes", _REAL_NOTES)
     train = data.load("eurosat-rgb", "train", root=data_root, limit_per_class=8)
     test = data.load("eurosat-rgb", "test", root=data_root, limit_per_class=4)
     assert np.bincount(train.labels.numpy()).tolist() == [8] * 10  # stratified subset

@@ -22,11 +22,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from slimlib import cluster, profiles
 from slimlib.__main__ import main
-from slimlib.chapters import runs_on_name
+from slimlib.book import profiles, runs_on_name
+from slimlib.book.sweep_plan import plan
 from slimlib.models import spec
-from slimlib.shards import VALUE_COLUMNS, plan
+from slimlib.scale import VALUE_COLUMNS
+from slimlib.scale import _submit as cluster
 from slimlib.sweeping import KEY_COLUMNS, read_table
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,9 @@ import pytest
 import torch
 from test_features import TinyEncoder, make_split, simple_prepare
 
-from slimlib import features, sweeping
+from slimlib import sweeping
 from slimlib.sweeping import SweepData, as_datasets, as_models
+from tests.patching import patch_features
 
 OLD_PUBLIC = ("sweep", "retention", "read_table", "COLUMNS", "KEY_COLUMNS", "FEATURE_METRICS",
               "NO_SEED", "quarantine_path")
@@ -19,7 +20,7 @@ def test_package_keeps_the_module_names():
     from slimlib import sweep as top_sweep
 
     assert top_sweep is sweeping.sweep
-    assert sweeping._score is sweeping.run._score
+    assert sweeping._run._score is sweeping._probing._score
     assert {"table", "inputs", "run", "analysis"} <= set(vars(sweeping))
 
 
@@ -64,8 +65,8 @@ def test_as_models_names_modules():
 
 
 def test_sweep_runs_on_the_canonical_form(splits, tmp_path, monkeypatch):
-    monkeypatch.setattr(features, "prepare_dataset", simple_prepare)
-    monkeypatch.setattr(features, "preparation_notes", lambda dataset, spec: [])
+    patch_features(monkeypatch, "prepare_dataset", simple_prepare)
+    patch_features(monkeypatch, "preparation_notes", lambda dataset, spec: [])
     monkeypatch.setenv("SLIMLIB_CACHE", str(tmp_path / "cache"))
     train, test = splits
     args = dict(widths=(0.5, 1.0), seeds=(0,), out=tmp_path / "s.csv", progress=False,

@@ -11,16 +11,17 @@ import pytest
 import torch
 from test_features import TinyEncoder, make_split, simple_prepare
 
-from slimlib import features, probes
+from slimlib import probes
 from slimlib import sweeping as sweep_mod
-from slimlib.probe_inputs import macro_accuracy
+from slimlib.probes._inputs import macro_accuracy
 from slimlib.sweeping.outcomes import decode
+from tests.patching import patch_features
 
 
 @pytest.fixture(autouse=True)
 def _stand_in_prepare(monkeypatch):
-    monkeypatch.setattr(features, "prepare_dataset", simple_prepare)
-    monkeypatch.setattr(features, "preparation_notes", lambda dataset, spec: [])
+    patch_features(monkeypatch, "prepare_dataset", simple_prepare)
+    patch_features(monkeypatch, "preparation_notes", lambda dataset, spec: [])
 
 
 def _macro(out) -> float:
@@ -116,7 +117,7 @@ def test_table_without_the_outcomes_column_still_reads_and_resumes(tmp_path):
 
 def test_random_init_controls_carry_outcomes(tmp_path):
     """The random-init controls are sweep rows too (chapters.controls_for sweeps them)."""
-    from slimlib import controls
+    from slimlib.sweeping import controls
 
     nets = controls.random_init_models("rs-moco-tiny", (0,))
     train, test = make_split("train", 6), make_split("test", 3)

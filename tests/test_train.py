@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import tiny_vit
 
+from slimlib import book
 from slimlib.train import (
     EMBEDDED_CONFIGS,
     EMBEDDED_SPECS,
@@ -456,32 +457,32 @@ def test_fingerprint_changes_with_the_data():
 
 
 def test_chapters_pretrain_models_trains_what_a_profile_needs(monkeypatch):
-    from slimlib import chapters, profiles
+    from slimlib.book import profiles
 
-    assert chapters.embedded_models_of(profiles.get("default")) == [
+    assert book.embedded_models_of(profiles.get("default")) == [
         "cv-moco-tiny", "cv-mae-tiny", "rs-moco-tiny", "rs-moco-tiny-slimmable", "rs-mae-tiny",
         "rs-mae-tiny-slimmable"]  # the RS side of the default book is Galileo-nano
-    assert chapters.embedded_models_of(profiles.get("paper")) == [
+    assert book.embedded_models_of(profiles.get("paper")) == [
         "rs-moco-tiny", "rs-moco-tiny-slimmable", "rs-mae-tiny", "rs-mae-tiny-slimmable"]
-    assert chapters.pretrain_models(profiles.get("smoke")).empty  # random weights: no training
+    assert book.pretrain_models(profiles.get("smoke")).empty  # random weights: no training
 
     name = "cv-moco-tiny"
     _shrink_embedded(monkeypatch, name)
     profile = profiles.resolve("default", models=[name], cv_models=["dinov2-vitb14"],
                                slimmable_pairs=[])
-    first = chapters.pretrain_models(profile, processes=1)
+    first = book.pretrain_models(profile, processes=1)
     assert list(first["model"]) == [name] and not first["cached"].any()
     assert first["steps"].tolist() == [3] and first["checkpoint"].iloc[0].startswith(name)
     assert emb.checkpoint_path(name).exists()
-    again = chapters.pretrain_models(profile, processes=1)
+    again = book.pretrain_models(profile, processes=1)
     assert again["cached"].all() and again["train_s"].equals(first["train_s"])
 
 
 def test_profile_data_root_reaches_pretraining_through_its_settings(monkeypatch, tmp_path):
     """The profile's explicit data root is folded into ``profile.settings`` (what the chapter
     helpers pass down); the environment is neither read for it nor changed."""
-    from slimlib import profiles
-    from slimlib.config import DATA_ENV
+    from slimlib._paths import DATA_ENV
+    from slimlib.book import profiles
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -105,7 +105,7 @@ def run_chapter(path: str | os.PathLike, parameters: Mapping[str, Any] | None = 
     changed.
 
     Parameters that are profile settings (``profile``, ``models``, ``seeds``, ...) are
-    validated with :func:`slimlib.profiles.check_parameters` before a kernel starts.
+    validated with :func:`slimlib.book.profiles.check_parameters` before a kernel starts.
 
     Raises:
         FileNotFoundError: no such chapter, or a data root that lacks the profile's datasets.
@@ -135,7 +135,7 @@ def run_chapter(path: str | os.PathLike, parameters: Mapping[str, Any] | None = 
         parameters["data_root"] = str(Path(parameters["data_root"]).expanduser().resolve())
     kernel_env = {**os.environ, **(env or {})}  # this entry point reads its environment
     kernel_env.update(Settings.from_env(kernel_env).as_env())  # absolute, before any kernel
-    from slimlib.profiles import check_parameters
+    from slimlib.book.profiles import check_parameters
 
     # type and range errors now, not from inside the kernel
     check_parameters(parameters, environ=kernel_env)

@@ -1,9 +1,9 @@
 """What the chapters run: pretraining the embedded models, sweeps and random-init controls
 for a profile, and which model can be fed which dataset.
 
-These helpers take a :class:`slimlib.profiles.Profile` and call the library
-(:func:`slimlib.sweep`, :mod:`slimlib.controls`, :mod:`slimlib.train.embedded`) with its
-settings (``profile.settings``, passed down explicitly: :func:`slimlib.profiles.settings_of`);
+These helpers take a :class:`slimlib.book.profiles.Profile` and call the library
+(:func:`slimlib.sweep`, :mod:`slimlib.sweeping.controls`, :mod:`slimlib.train.embedded`) with its
+settings (``profile.settings``, passed down explicitly: :func:`slimlib.book.profiles.settings_of`);
 results land under ``<settings.results>/<profile>/``.
 """
 
@@ -17,7 +17,7 @@ __all__ = ["embedded_models_of", "pretrain_models", "runs_on", "runs_on_name", "
 
 
 def _settings(profile: Any):
-    from slimlib.profiles import settings_of
+    from slimlib.book.profiles import settings_of
 
     return settings_of(profile)
 
@@ -132,13 +132,13 @@ def runs_on_name(spec: Any, dataset: str) -> bool:
 
 def _with_options(profile: Any, model: Any) -> Any:
     """Resolve one ``sweep_for`` model: a random-init control label
-    (``"<name> [random init <seed>]"``, :func:`slimlib.controls.control_label`) becomes that
+    (``"<name> [random init <seed>]"``, :func:`slimlib.sweeping.controls.control_label`) becomes that
     network; a registry name the profile gives load options (``profile.model_options``)
     becomes the loaded module; anything else is returned as it is."""
     if not isinstance(model, str):
         return model
-    from slimlib import controls
     from slimlib import models as registry
+    from slimlib.sweeping import controls
 
     base, seed = controls.split_label(model)
     options = profile.options_for(base)
@@ -157,7 +157,7 @@ def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = 
 
     ``models`` are registry names or a dict label -> module (e.g. random-init controls).
     ``datasets`` are registry names (default: the profile's RS datasets), loaded with the
-    profile's per-class subsets (:func:`slimlib.profiles.load_datasets`). Each model runs on
+    profile's per-class subsets (:func:`slimlib.book.profiles.load_datasets`). Each model runs on
     the datasets it can be fed (:func:`runs_on`: a 13-band model skips RGB-only data; an
     RGB model runs on 13-band data through its B04/B03/B02 rendering); a model that fits
     none of them raises. Rows land in ``results_path(table, profile)`` so every chapter of one
@@ -165,7 +165,7 @@ def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = 
     """
     import pandas as pd
 
-    from slimlib.profiles import load_datasets, results_path
+    from slimlib.book.profiles import load_datasets, results_path
     from slimlib.sweeping import sweep
 
     data = load_datasets(profile, datasets)
@@ -209,7 +209,7 @@ def sweep_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any = 
 
 def _floor_of(profile: Any, name: str, data: Mapping[str, Any], protocols: tuple[str, ...]):
     """The embedding-only floor of ``name`` on every dataset of ``data`` it can be fed."""
-    from slimlib import controls
+    from slimlib.sweeping import controls
 
     encoder = _load(profile, name, profile.options_for(name))
     fits = {k: v for k, v in data.items() if runs_on(encoder.spec, v[0])}
@@ -224,18 +224,18 @@ def controls_for(profile: Any, models: Any, datasets: Any = None, *, widths: Any
     """Every model of ``models`` with both controls, through the same sweep machinery.
 
     Runs (or reads back) the pretrained sweep and the random-init controls
-    (:func:`slimlib.controls.random_init_models`, ``profile.init_seeds``) at ``widths``
+    (:func:`slimlib.sweeping.controls.random_init_models`, ``profile.init_seeds``) at ``widths``
     (default ``profile.control_widths``), and the embedding-only floor
-    (:func:`slimlib.controls.floor_scores`) on the same data subsets.
+    (:func:`slimlib.sweeping.controls.floor_scores`) on the same data subsets.
 
     Returns:
         ``(rows, floor, comparison)``: the sweep rows of models and controls, the floor
-        scores, and :func:`slimlib.controls.compare` of the two.
+        scores, and :func:`slimlib.sweeping.controls.compare` of the two.
     """
     import pandas as pd
 
-    from slimlib import controls
-    from slimlib.profiles import load_datasets
+    from slimlib.book.profiles import load_datasets
+    from slimlib.sweeping import controls
 
     widths = list(widths if widths is not None else profile.control_widths)
     protocols = tuple(protocols if protocols is not None else profile.protocols)
@@ -269,8 +269,8 @@ def shared_controls_for(profile: Any, models: Any, datasets: Any = None, *, widt
     import pandas as pd
     import torch
 
-    from slimlib import controls
-    from slimlib.profiles import load_datasets
+    from slimlib.book.profiles import load_datasets
+    from slimlib.sweeping import controls
 
     models = list(models)
     if not models:
@@ -314,14 +314,14 @@ def n_test_images(rows: Any):
     Returns one row per dataset (probe rows only): ``n_test`` (test images per score; several
     values joined by "/" when the rows differ), ``n_train`` (the probe's training bank: per
     fold when cross-fitted), ``evaluation`` (``"fixed split"`` or ``"cross-fitted, k
-    folds"``, read from the rows' ``notes``, :mod:`slimlib.crossfit`) and ``classes`` (classes
+    folds"``, read from the rows' ``notes``, :mod:`slimlib.probes`) and ``classes`` (classes
     among the test labels, from the ``outcomes`` cell; 0 when no row has outcomes).
     """
     import re
 
     import pandas as pd
 
-    from slimlib.crossfit import NOTE
+    from slimlib.probes import NOTE
     from slimlib.sweeping.outcomes import decode
 
     probe = rows[rows["protocol"] != "features"]

@@ -20,7 +20,10 @@ See ``docs/data.md`` for sources, licences, split rules and band rules.
 
 from __future__ import annotations
 
+from ._common import stratified_subset
+from ._dense import IGNORE, DenseDataset
 from .bands import EUROSAT_MS_BANDS, RGB_BANDS, RGB_GAIN, RGB_TO_S2, S2_BANDS, S2_WAVELENGTHS_UM
+from .folders import load_image_folder, read_image_file
 from .imagenet import IMAGENET10_WNIDS, IMAGENET100_WNIDS
 from .preprocess import RGB_POLICIES, BandPlan, band_plan, iter_prepared, prepare
 from .registry import (
@@ -37,6 +40,6 @@ from .registry import (
 __all__ = [
     "EUROSAT_MS_BANDS", "IMAGENET100_WNIDS", "IMAGENET10_WNIDS", "RGB_BANDS", "RGB_GAIN",
     "RGB_POLICIES", "RGB_TO_S2", "S2_BANDS", "S2_WAVELENGTHS_UM", "BandPlan", "DatasetInfo",
-    "EMBEDDED_FOLDERS", "band_plan", "clear_cache", "datasets_for_root", "default_dataset", "info", "iter_prepared", "list_datasets",
+    "EMBEDDED_FOLDERS", "DenseDataset", "IGNORE", "stratified_subset", "load_image_folder", "read_image_file", "band_plan", "clear_cache", "datasets_for_root", "default_dataset", "info", "iter_prepared", "list_datasets",
     "load", "prepare",
 ]

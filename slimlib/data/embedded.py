@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import DATA_ENV, data_root
+from slimlib._paths import DATA_ENV, data_root
+
 from ..constants import EMBEDDED_FOLDERS
 from ..specs import ImageDataset
 from ._common import SkipLog, check_limit, parallel_map, stratified_subset

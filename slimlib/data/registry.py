@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from ..config import DATA_ENV, data_root
+from slimlib._paths import DATA_ENV, data_root
+
 from ..constants import DEFAULT_DATASET, EMBEDDED_FOLDERS, RS_FALLBACK
 from ..settings import Settings, or_current
 from ..specs import ImageDataset
@@ -351,7 +352,7 @@ def datasets_for_root(root: str | os.PathLike | None, real: tuple[str, ...] | li
       one (an empty folder, a root one level too deep such as ``.../eurosat_rgb``) raises;
       it never silently becomes synthetic data.
 
-    Used by :func:`default_dataset` and by :func:`slimlib.profiles.resolve`.
+    Used by :func:`default_dataset` and by :func:`slimlib.book.profiles.resolve`.
 
     Raises:
         FileNotFoundError: the root is not a folder, or lacks a dataset; the message names

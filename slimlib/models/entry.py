@@ -24,7 +24,7 @@ FAMILIES = ("rs", "cv", "embedded")
 
 #: Who pretrained a model's weights: the authors who published them, slimlib's miniature
 #: recipe (the embedded tiny models), or nobody (random weights). The rules of evidence
-#: (:mod:`slimlib.evidence_rules`) give verdicts only for models of the kind a claim is about.
+#: (:mod:`slimlib.book.claims.rules`) give verdicts only for models of the kind a claim is about.
 AUTHORS, SLIMLIB, NOBODY = "its authors", "slimlib's miniature recipe", "nobody (random weights)"
 PRETRAINERS = (AUTHORS, SLIMLIB, NOBODY)
 

@@ -64,7 +64,7 @@ _DINOV2 = ModelSpec(
           "resamples the 518-px position embedding on load). 224 px keeps the token count and "
           "compute comparable with the RS models (all fed 224 px) and matches DINOv2's own "
           "linear/k-NN evaluation resolution; the native 518 px costs 6.5x the FLOPs "
-          "(303 vs 46 GFLOPs by slimlib.compute.flops). Feature: normalised CLS token, as "
+          "(303 vs 46 GFLOPs by slimlib.measure.flops). Feature: normalised CLS token, as "
           "DINOv2's k-NN evaluation.",
 )
 

@@ -37,7 +37,7 @@ from slimlib.train.embedded import (
     checkpoint_path,
     pretrained_encoder,
 )
-from slimlib.train.encoder import Encoder, TinyViTEncoder, build_vit
+from slimlib.train.encoder import TinyViTEncoder, build_vit
 from slimlib.train.loop import PretrainResult, build_method, load_encoder, pretrain
 from slimlib.train.mae import MAE
 from slimlib.train.moco import MoCoV3
@@ -50,5 +50,3 @@ __all__ = [
     "PretrainResult", "build_method", "load_encoder", "pretrain", "MAE", "MoCoV3",
     "sandwich_widths", "width",
 ]
-
-_OLD_NAMES = (Encoder,)  # slimlib.train.Encoder: the old name of TinyViTEncoder

@@ -21,7 +21,7 @@ import torch
 
 from slimlib import _io
 from slimlib.train.configs import PretrainConfig
-from slimlib.train.encoder import Encoder, build_vit
+from slimlib.train.encoder import TinyViTEncoder, build_vit
 
 __all__ = ["CHECKPOINT", "ENCODER", "LOSSES", "SNAPSHOTS", "save_atomic", "write_csv_atomic",
            "remove_stale_temporaries", "comparable", "check_snapshot_steps",
@@ -92,11 +92,11 @@ def existing_snapshots(out: Path | None, steps: frozenset[int]) -> dict[int, Pat
     return {s: p for s, p in found.items() if p.is_file()}
 
 
-def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Encoder:
-    """Rebuild an :class:`Encoder` from ``encoder.pt`` (or ``last.pt``) written by :func:`pretrain`."""
+def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TinyViTEncoder:
+    """Rebuild an :class:`TinyViTEncoder` from ``encoder.pt`` (or ``last.pt``) written by :func:`pretrain`."""
     state = torch.load(path, map_location=map_location, weights_only=False)
     config = PretrainConfig.from_dict(state["config"])
-    encoder = Encoder(build_vit(config.model, int(config.model.in_chans)), feature=config.feature)
+    encoder = TinyViTEncoder(build_vit(config.model, int(config.model.in_chans)), feature=config.feature)
     if "state_dict" in state:
         encoder.load_state_dict(state["state_dict"])
     else:

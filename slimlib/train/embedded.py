@@ -51,7 +51,7 @@ from pathlib import Path
 import torch
 
 from slimlib import _io
-from slimlib.config import data_root
+from slimlib._paths import data_root
 from slimlib.settings import Settings, or_current
 from slimlib.train.embedded_recipes import (
     _NAMES,

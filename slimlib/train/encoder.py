@@ -92,10 +92,3 @@ class TinyViTEncoder(nn.Module):
 
     def extra_repr(self) -> str:
         return f"feature={self.feature!r}, img_size={self.img_size}"
-
-
-#: The old name of :class:`TinyViTEncoder` (kept so existing imports work). The class's own
-#: name is part of :func:`slimlib.features.module_fingerprint`, so renaming it changed the
-#: fingerprints of the embedded models once (their cached features and sweep rows are
-#: recomputed; the values do not change).
-Encoder = TinyViTEncoder

@@ -51,7 +51,7 @@ from slimlib.train.checkpoints import (
     write_csv_atomic,
 )
 from slimlib.train.configs import PretrainConfig, load_config
-from slimlib.train.encoder import Encoder, build_vit
+from slimlib.train.encoder import TinyViTEncoder, build_vit
 from slimlib.train.mae import MAE
 from slimlib.train.moco import MoCoV3
 from slimlib.train.slimmable import sandwich_widths, width
@@ -77,7 +77,7 @@ def build_method(config: PretrainConfig, in_chans: int) -> MoCoV3 | MAE:
     """Fresh MoCo v3 / MAE model (weights from ``torch.manual_seed(config.seed)``)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        encoder = Encoder(build_vit(config.model, in_chans), feature=config.feature)
+        encoder = TinyViTEncoder(build_vit(config.model, in_chans), feature=config.feature)
         if config.method == "moco":
             return MoCoV3(encoder, config.moco)
         return MAE(encoder, config.mae)
@@ -174,7 +174,7 @@ class PretrainResult:
     """What :func:`pretrain` returns.
 
     Attributes:
-        encoder: the trained :class:`Encoder` (online encoder, in eval mode).
+        encoder: the trained :class:`TinyViTEncoder` (online encoder, in eval mode).
         method: the full MoCo v3 / MAE module (heads, momentum branch, decoder).
         config: the resolved config (``mean``/``std`` and ``model.in_chans`` filled in).
         step: optimiser steps done; ``total``: steps of the full schedule.
@@ -183,7 +183,7 @@ class PretrainResult:
         fingerprint: :func:`data_fingerprint` of the training images.
     """
 
-    encoder: Encoder
+    encoder: TinyViTEncoder
     method: nn.Module
     config: PretrainConfig
     step: int

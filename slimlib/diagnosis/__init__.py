@@ -1,0 +1,20 @@
+"""Diagnose your own model on your own data: :func:`diagnose` and its report.
+
+``_inputs`` resolves a model and a dataset from strings (registry, timm, ``module:function``,
+image folders), ``_diagnose`` slims, probes and picks a width by cross-validation, ``_report``
+writes the HTML/Markdown/JSON report. See ``docs/deploy.md``.
+"""
+
+from slimlib.diagnosis._diagnose import (
+    DEFAULT_WIDTHS,
+    cv_retention,
+    diagnose,
+    recommend_width,
+    slimmability_score,
+)
+from slimlib.diagnosis._inputs import ResolvedModel, random_control, resolve_data, resolve_model
+from slimlib.diagnosis._report import write_report
+
+__all__ = ["diagnose", "DEFAULT_WIDTHS", "cv_retention", "recommend_width",
+           "slimmability_score", "ResolvedModel", "resolve_model", "resolve_data",
+           "random_control", "write_report"]

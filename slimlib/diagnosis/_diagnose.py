@@ -1,0 +1,442 @@
+"""One-call slimmability diagnosis of your own model on your own data.
+
+:func:`diagnose` slims the model to every width, scores frozen features with the k-NN probe
+(and optionally the linear probe) through :func:`slimlib.sweep`, runs a random-init control of
+the same architecture through the same sweep, picks the smallest width that keeps a target
+retention by k-fold cross-validation on the *training* split, times every width on this
+machine, and writes a report (HTML + Markdown + JSON, :mod:`slimlib.diagnosis._report`).
+
+Definitions (also in ``docs/deploy.md``):
+
+* **retention** r(s) = score(s) / score(1) of the test split (the paper's metric).
+* **relative compute** c(s) = FLOPs(s) / FLOPs(1) (:func:`slimlib.flops`, attention included).
+* **compute floor** c_min = c at d_k' = d_h' = 1 (the smallest compute slimming can reach;
+  patch embedding, norms and the softmax over tokens remain).
+* **slimmability score** S = ∫ min(max(r, 0), 1) d(log c) / (−log c_lo) over the measured
+  range [c_lo, 1] (trapezoids in log c), c_lo the smallest measured relative compute.
+  S = 1: all of the score kept at every measured compute.
+* **recommended width**: the smallest width s such that the k-fold CV retention on the
+  *training* split is >= ``keep`` at s and at every larger measured width
+  (:func:`recommend_width`); its held-out test retention is reported beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shlex
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from slimlib import features as _features
+from slimlib._validation import check_int, check_widths
+from slimlib.diagnosis._inputs import check_data, random_control, resolve_data, resolve_model
+
+__all__ = ["diagnose", "DEFAULT_WIDTHS", "slimmability_score", "cv_retention",
+           "recommend_width"]
+
+#: Widths of a diagnosis (the paper's grid thinned out; 1.0 is always included).
+DEFAULT_WIDTHS: tuple[float, ...] = (1.0, 0.75, 0.5, 0.333, 0.25, 0.1, 0.05, 0.02)
+_K = 5
+
+
+def slimmability_score(rel_compute: Sequence[float], retention: Sequence[float]) -> float:
+    """Area under retention vs log relative compute over the measured range, normalised.
+
+    Args:
+        rel_compute: relative compute per width, in (0, 1]; must include 1 and one value < 1.
+        retention: retention per width (clipped to [0, 1]).
+
+    Returns:
+        S in [0, 1] (see the module docstring).
+    """
+    c = np.asarray(rel_compute, dtype=float)
+    r = np.clip(np.asarray(retention, dtype=float), 0.0, 1.0)
+    if c.shape != r.shape or c.size < 2 or not np.all((c > 0) & (c <= 1 + 1e-9)):
+        raise ValueError("need matching rel_compute in (0, 1] and retention, at least two widths")
+    order = np.argsort(c)
+    logc, r = np.log(c[order]), r[order]
+    span = -logc[0]
+    if span <= 0:
+        raise ValueError("need at least one width with relative compute < 1")
+    return float(np.sum((logc[1:] - logc[:-1]) * (r[1:] + r[:-1]) / 2) / span)
+
+
+def cv_retention(feats: dict[float, np.ndarray], labels: np.ndarray, *, folds: int = 5,
+                 seed: int = 0) -> dict[float, float]:
+    """Mean k-NN score over ``folds`` stratified folds of the training features, per width,
+    divided by the same at width 1 (``feats`` maps width -> train features (N, D))."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from slimlib.probes import knn_score
+
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    splits = list(splitter.split(np.zeros(len(labels)), labels))
+    scores = {}
+    for width, x in feats.items():
+        vals = [knn_score(x[tr], labels[tr], x[te], labels[te], k=_K) for tr, te in splits]
+        scores[width] = float(np.mean(vals))
+    full = scores[max(scores)]
+    return {w: v / full if full > 0 else math.nan for w, v in scores.items()}
+
+
+def recommend_width(cv: dict[float, float], keep: float) -> float:
+    """The smallest width ``w`` such that every measured width >= ``w`` keeps ``keep``.
+
+    Requiring all larger widths to pass too (not only ``w`` itself) keeps a noisy dip at a
+    larger width from being skipped over; width 1 (retention 1 by definition) always passes.
+    """
+    chosen = 1.0
+    for w in sorted(cv, reverse=True):
+        if cv[w] < keep:
+            break
+        chosen = w
+    return chosen
+
+
+def _time_widths(models: dict[float, torch.nn.Module], example: torch.Tensor, batch: int,
+                 repeats: int, progress: bool, device: torch.device | None = None
+                 ) -> dict[float, dict[str, float]]:
+    """Median / min / max seconds per forward of every width, widths alternated per repeat.
+
+    Models and inputs are moved to ``device`` (default: the example's) and, on CUDA, every
+    timed forward ends with a synchronisation, so the times are the device's."""
+    from tqdm.auto import tqdm
+
+    device = torch.device(device) if device is not None else example.device
+    models = {w: m.to(device) for w, m in models.items()}
+    example = example.to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    x1, xb = example[:1], example[:1].expand(batch, *example.shape[1:]).contiguous()
+    times: dict[tuple[float, int], list[float]] = {(w, b): [] for w in models for b in (1, batch)}
+    with torch.inference_mode():
+        for m in models.values():
+            m(x1)
+        for _ in tqdm(range(repeats), desc="timing widths", unit="round", disable=not progress,
+                      leave=False):
+            for w, m in models.items():
+                for b, x in ((1, x1), (batch, xb)):
+                    sync()
+                    start = time.perf_counter()
+                    m(x)
+                    sync()
+                    times[(w, b)].append(time.perf_counter() - start)
+    out = {}
+    for w in models:
+        lat, thr = times[(w, 1)], times[(w, batch)]
+        out[w] = {"latency_ms": statistics.median(lat) * 1e3, "latency_min_ms": min(lat) * 1e3,
+                  "latency_max_ms": max(lat) * 1e3,
+                  "throughput_img_s": batch / statistics.median(thr),
+                  "batch": batch, "repeats": repeats}
+    return out
+
+
+def _command(model: Any, data: Any, options: dict[str, Any]) -> str | None:
+    """The CLI call that reproduces this diagnosis (``data`` as resolved: a registry name or
+    an absolute folder path)."""
+    if not isinstance(model, str) or not isinstance(data, str | os.PathLike):
+        return None
+    parts = ["python", "-m", "slimlib", "diagnose", "--model", model, "--data", str(data)]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            if value:
+                parts.append(flag)
+        elif value is None:
+            continue
+        elif isinstance(value, list | tuple):
+            parts += [flag, *map(str, value)]
+        else:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
+def _train_features(enc: torch.nn.Module, slimmed: torch.nn.Module, name: str, data_name: str,
+                    train, device, batch_size: int, progress: bool, width: float,
+                    settings: Any = None) -> np.ndarray:
+    """Training features of ``slimmed``: the entry :func:`slimlib.sweep` cached, else extracted
+    (same cache key, so nothing is computed twice)."""
+    key = _features.feature_key(
+        model=name, weights=_features.module_fingerprint(slimmed), dataset=data_name,
+        split="train", data=_features.data_fingerprint(train),
+        preprocessing=_features.preprocessing_id(enc.spec),
+        precision=_features.precision(device))
+    feats, _ = _features.extract(slimmed, train, batch_size=batch_size, device=device,
+                                 cache_key=key, progress=progress, name=name, width=width,
+                                 settings=settings)
+    return feats
+
+
+#: The files of a report folder (:func:`diagnose` refuses a folder holding any of them unless
+#: ``overwrite=True``).
+REPORT_FILES: tuple[str, ...] = ("report.json", "report.html", "report.md", "curve.png",
+                                 "sweep.csv")
+
+
+def _data_argument(data: Any) -> Any:
+    """``data`` as the reproduce command needs it (after :func:`resolve_data` accepted it): a
+    registry name unchanged, a folder as an absolute path."""
+    if not isinstance(data, str | os.PathLike):
+        return data
+    from slimlib import data as _data
+    from slimlib.diagnosis._inputs import REGISTRY_PREFIX
+
+    text = os.fspath(data)
+    if text.startswith(REGISTRY_PREFIX) or (text in _data.list_datasets()
+                                            and not Path(text).exists()):
+        return text
+    return str(Path(text).expanduser().resolve())
+
+
+def _check_out(out: Path, *, overwrite: bool) -> None:
+    """Refuse a report folder that is a file, or that holds a report (unless ``overwrite``)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out={str(out)!r} is a file; pass a folder for the report")
+    if not overwrite:
+        found = [n for n in REPORT_FILES if (out / n).exists()]
+        if found:
+            raise ValueError(f"{out} already holds a report ({', '.join(found)}); pass "
+                             "overwrite=True (CLI --overwrite) to replace it, or another out=")
+
+
+@contextlib.contextmanager
+def _report_folder(out: Path, *, overwrite: bool) -> Iterator[None]:
+    """Create and lock the report folder ``out`` for one diagnosis.
+
+    The lock (``out/.report.json.lock``) is taken without waiting: a second diagnosis writing
+    to the same folder is refused. Under the lock the folder is checked again (a run that
+    finished meanwhile left its report) and, with ``overwrite``, its report files are deleted.
+    """
+    from filelock import Timeout
+
+    from slimlib import _io
+
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = _io.file_lock(out / "report.json")
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ValueError(f"another diagnosis is writing to {out} (its lock "
+                         f"{out / '.report.json.lock'} is held); wait for it to finish or pass "
+                         "another out=") from None
+    except OSError as err:
+        raise ValueError(f"cannot write the report folder {out} ({err.strerror or err}); pass "
+                         "out= a folder you can write") from None
+    try:
+        _check_out(out, overwrite=overwrite)
+        if overwrite:
+            for name in REPORT_FILES:
+                (out / name).unlink(missing_ok=True)
+        yield
+    except BaseException:
+        if created and not any(p.name != ".report.json.lock" for p in out.iterdir()):
+            lock.release()
+            with contextlib.suppress(OSError):
+                (out / ".report.json.lock").unlink()
+                out.rmdir()
+        raise
+    finally:
+        if lock.is_locked:
+            lock.release()
+
+
+def diagnose(
+    model: Any,
+    data: Any,
+    *,
+    out: str | os.PathLike = "slimreport",
+    weights: str | os.PathLike | None = None,
+    bands: Sequence[str] | None = None,
+    widths: Sequence[float] = DEFAULT_WIDTHS,
+    protocols: Sequence[str] = ("knn",),
+    keep: float = 0.95,
+    folds: int = 5,
+    limit_per_class: int | None = None,
+    image_size: int | None = None,
+    control: bool = True,
+    latency: bool = True,
+    latency_batch: int = 8,
+    latency_repeats: int = 5,
+    batch_size: int = 64,
+    device: str | None = None,
+    seed: int = 0,
+    data_root: str | os.PathLike | None = None,
+    scale: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    settings: Any = None,
+) -> dict[str, Any]:
+    """Diagnose how far ``model`` can be slimmed on ``data`` and write a report.
+
+    Args:
+        model: registry name, timm name, ``"module:function"`` returning an ``nn.Module``, or
+            an ``nn.Module``.
+        data: registry dataset name, an ``ImageFolder``-layout folder, or a ``(train, test)``
+            pair of :class:`~slimlib.specs.ImageDataset`.
+        out: report folder (``report.html``, ``report.md``, ``report.json``, ``curve.png``,
+            ``sweep.csv``). A folder that already holds any of these is refused unless
+            ``overwrite=True`` (which deletes them first); a folder another diagnosis is
+            writing to is refused (locked).
+        weights: ``None`` (registry: published; timm: random init; function: as built),
+            ``"random"``, ``"pretrained"`` or a weights file.
+        bands: band names to use (registry data: selects channels; folder of TIFFs: names the
+            channels; 8-bit images are always R, G, B).
+        widths: width factors; 1.0 is added if missing.
+        protocols: ``("knn",)`` or ``("knn", "linear")``.
+        keep: target retention for the recommended width (0.95 = 95 %).
+        folds: k of the k-fold cross-validation on the training split.
+        limit_per_class: at most this many images per class and split.
+        image_size: input side fed to the model (``None``: the model's own).
+        control: also run the random-init control of the same architecture.
+        latency, latency_batch, latency_repeats: time every width at batch 1 and
+            ``latency_batch`` (alternated rounds) on this machine.
+        batch_size, device: feature extraction settings.
+        seed: seed of the random weights, the control and the CV folds.
+        data_root: data root for registry datasets.
+        scale: how folder images that are not 8-bit become model units
+            (:data:`slimlib._imageio.SCALES`: ``"reflectance10000"``, ``"uint16max"``,
+            ``"stored"``; ``None``: from the data type and the band names).
+        overwrite: replace the report already in ``out``.
+        settings: data root, cache and weights (:class:`slimlib.settings.Settings`; ``None``:
+            :func:`slimlib.settings.current`).
+        progress: tqdm progress bars.
+
+    Returns:
+        The report as a dict (what ``report.json`` holds); ``["paths"]`` lists the files.
+
+    Raises:
+        ValueError / TypeError / FileNotFoundError: unusable model, data, bands or options
+        (the message says what to pass instead).
+    """
+    from slimlib.diagnosis import _report
+    from slimlib.measure import flops
+    from slimlib.slimming import find_blocks, slim
+    from slimlib.sweeping import retention, sweep
+
+    widths = sorted({round(w, 9) for w in check_widths(widths)} | {1.0}, reverse=True)
+    if len(widths) < 2:
+        raise ValueError("widths must hold at least one width below 1")
+    if not 0.0 < float(keep) <= 1.0:
+        raise ValueError(f"keep must be a retention in (0, 1]; got {keep!r}")
+    check_int(folds, "folds", low=2)
+    for value, label in ((batch_size, "batch_size"), (latency_batch, "latency_batch"),
+                         (latency_repeats, "latency_repeats")):
+        check_int(value, label)
+    for value, label in ((limit_per_class, "limit_per_class"), (image_size, "image_size")):
+        if value is not None:
+            check_int(value, label)
+    device_t = _features.resolve_device(device)
+    out = Path(out).expanduser().resolve()
+    _check_out(out, overwrite=overwrite)
+    if isinstance(weights, str | os.PathLike) and weights not in ("random", "pretrained"):
+        weights = str(Path(weights).expanduser().resolve())
+    protocols = tuple([protocols] if isinstance(protocols, str) else protocols)
+    if "knn" not in protocols:
+        raise ValueError("protocols must include 'knn' (the report and the CV use it)")
+    from slimlib.settings import or_current
+
+    settings = or_current(settings)
+    started = time.perf_counter()
+    bands_t = tuple(bands) if bands is not None else None
+    data_name, train, test = resolve_data(data, bands=bands_t, limit_per_class=limit_per_class,
+                                          seed=seed, data_root=data_root, progress=progress,
+                                          scale=scale, settings=settings)
+    data_arg = _data_argument(data)
+    check_data(train, test, folds=folds, k=_K)
+    mean = std = None  # RGB 8-bit data: ImageNet statistics (or timm's own)
+    if tuple(train.bands) != ("R", "G", "B") or train.units != "rgb01":
+        flat = train.images.transpose(0, 1).reshape(train.images.shape[1], -1)
+        mean = tuple(float(v) for v in flat.mean(1))
+        std = tuple(max(float(v), 1e-6) for v in flat.std(1))
+    resolved = resolve_model(model, weights=weights, bands=train.bands, units=train.units,
+                             mean=mean, std=std, input_size=image_size, seed=seed,
+                             settings=settings)
+    enc = resolved.encoder
+    from slimlib.data import band_plan
+
+    try:
+        band_plan(train.bands, train.units, enc.spec)
+    except ValueError as err:
+        raise ValueError(f"data {data_name!r} (bands {train.bands}, {train.units}) cannot feed "
+                         f"model {enc.spec.name!r} (bands {enc.spec.bands}): {err}. Pass "
+                         "bands= matching the model") from err
+    find_blocks(enc)
+    slim(enc, 0.5)  # raises TypeError naming any unsupported block, before any work
+    name = enc.spec.name
+    models = {name: enc}
+    if control:
+        ctrl = random_control(enc, seed=seed + 1)
+        ctrl.spec = enc.spec
+        models[f"{name} [random init]"] = ctrl
+    with _report_folder(out, overwrite=overwrite):
+        table = sweep(models, {data_name: (train, test)}, widths=widths, seeds=(0,),
+                      protocols=protocols, metrics=False, out=out / "sweep.csv",
+                      batch_size=batch_size, device=device_t, progress=progress, pretrained=False,
+                      settings=settings)
+        ret = retention(table)
+
+        labels = train.labels.numpy()
+        train_feats = {w: _train_features(enc, slim(enc, w), name, data_name, train, device_t,
+                                          batch_size, progress, w, settings) for w in widths}
+        cv = cv_retention(train_feats, labels, folds=folds, seed=seed)
+        chosen = recommend_width(cv, keep)
+
+        example = torch.zeros(1, enc.spec.in_chans, enc.spec.input_size, enc.spec.input_size)
+        full_flops = flops(enc, example)
+        floor = flops(slim(enc, 1e-9), example) / full_flops
+        timing = {}
+        if latency:
+            timing = _time_widths({w: slim(enc, w) for w in widths}, example, latency_batch,
+                                  latency_repeats, progress, device_t)
+
+        curves: dict[str, list[dict[str, Any]]] = {}
+        scores: dict[str, float] = {}
+        for (mname, protocol), grp in ret.groupby(["model", "protocol"], sort=False):
+            grp = grp.sort_values("width", ascending=False)
+            key = f"{'control' if mname != name else 'model'}/{protocol}"
+            curves[key] = [{"width": float(r.width), "rel_compute": float(r.rel_compute),
+                            "score": float(r.mean), "retention": float(r.retention)}
+                           for r in grp.itertuples()]
+            scores[key] = slimmability_score(grp["rel_compute"], grp["retention"])
+        test_ret = {c["width"]: c["retention"] for c in curves["model/knn"]}
+        rows = []
+        for c in curves["model/knn"]:
+            w = c["width"]
+            ctrl_c = next((x for x in curves.get("control/knn", []) if x["width"] == w), None)
+            rows.append({**c, "cv_retention": cv[w],
+                         "control_retention": ctrl_c["retention"] if ctrl_c else None,
+                         **timing.get(w, {})})
+        options = {"weights": weights, "bands": bands_t, "widths": widths, "protocols": protocols,
+                   "keep": keep, "folds": folds, "limit_per_class": limit_per_class,
+                   "image_size": image_size, "no_control": not control, "no_latency": not latency,
+                   "latency_batch": latency_batch, "latency_repeats": latency_repeats,
+                   "batch_size": batch_size, "device": str(device_t) if device is not None else None,
+                   "seed": seed, "scale": scale, "out": str(out)}
+        result = {
+            "model": name, "model_kind": resolved.kind, "weights": resolved.weights,
+            "random_weights": resolved.random_weights, "architecture": enc.spec.architecture,
+            "dataset": data_name, "bands": list(train.bands), "units": train.units,
+            "n_train": len(train), "n_test": len(test), "classes": list(train.classes),
+            "input_size": enc.spec.input_size, "metric": str(table["metric"].iloc[0]),
+            "synthetic": bool(train.synthetic or test.synthetic),
+            "gflops_full": full_flops / 1e9, "compute_floor": floor,
+            "score": scores.get("model/knn"), "control_score": scores.get("control/knn"),
+            "scores": scores, "keep": keep, "folds": folds,
+            "recommended_width": chosen, "recommended_cv_retention": cv[chosen],
+            "recommended_test_retention": test_ret[chosen],
+            "recommended_rel_compute": next(c["rel_compute"] for c in rows if c["width"] == chosen),
+            "rows": rows, "curves": curves, "threads": torch.get_num_threads(),
+            "device": str(device_t), "torch": torch.__version__,
+            "data": data_arg if isinstance(data_arg, str) else None, "out": str(out),
+            "command": _command(model, data_arg, options), "runtime_s": time.perf_counter() - started,
+        }
+        result["paths"] = _report.write_report(result, out)
+        return result
