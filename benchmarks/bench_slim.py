@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 
 import slimlib
-from slimlib.deploy._runtimes import compile_model, onnx_session
 from slimlib.deploy._fastpath import optimize
+from slimlib.deploy._runtimes import compile_model, onnx_session
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 

@@ -36,7 +36,7 @@ def cold_sweep(test_per_class: int, model: str) -> tuple[float, float, float, in
         profile = profiles.resolve("default", models=[model], datasets=["eurosat-rgb"],
                                    test_limit_per_class=test_per_class, settings=settings)
         start, cpu = time.perf_counter(), time.process_time()
-        table = chapters.sweep_for(profile, [model])
+        table = book.sweep_for(profile, [model])
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         return (wall, cpu, table.attrs["timings"].get("extract", 0.0),
                 int(table["n_test"].iloc[0]))

@@ -17,8 +17,8 @@ import pandas as pd
 import timm
 import torch
 
-from slimlib.measure import WIDTHS, compute_table
 from slimlib.book.reference import SERIES_TO_MODEL, paper_compute
+from slimlib.measure import WIDTHS, compute_table
 
 
 def _build(name: str) -> tuple[torch.nn.Module, torch.Tensor]:

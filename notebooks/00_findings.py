@@ -40,12 +40,10 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from slimlib import book
-from slimlib.book import claims
+from slimlib.book import claims, findings, profiles
 from slimlib.sweeping import controls
-from slimlib.book import findings
-from slimlib.book import profiles
 
-chapters.setup_page()
+book.setup_page()
 cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
                        protocols=protocols, device=device, batch_size=batch_size,
                        data_root=data_root)

@@ -64,11 +64,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from slimlib import book
-from slimlib.book import plotting
-from slimlib.book import profiles
-from slimlib.book import reference
+from slimlib.book import plotting, profiles, reference
 
-chapters.setup_page()
+book.setup_page()
 cfg = profiles.resolve(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
                        protocols=protocols, device=device, batch_size=batch_size,
                        data_root=data_root)
@@ -108,7 +106,7 @@ pd.DataFrame({"setting": list(env), "value": list(env.values())}).style.hide(axi
 # was trained (on the machine that filled the cache).
 
 # %%
-pretraining = chapters.pretrain_models(cfg)
+pretraining = book.pretrain_models(cfg)
 if pretraining.empty:
     display(Markdown(f"Profile `{cfg.name}` uses **random weights**: nothing was pretrained."))
 else:

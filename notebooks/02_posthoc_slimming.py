@@ -48,10 +48,7 @@ import pandas as pd
 
 import slimlib
 from slimlib import book
-from slimlib.book import comparison
-from slimlib.book import pages
-from slimlib.book import plotting
-from slimlib.book import reference
+from slimlib.book import comparison, pages, plotting, reference
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -97,7 +94,7 @@ plotting.show_table(pd.DataFrame(rows), "02_what_one_width_keeps", precision=4)
 # paper's published values uses as its x-axis.
 
 # %% tags=["hide-input"]
-tiny = pd.concat([chapters.compute_table_cached(m, cfg.widths, profile=cfg)
+tiny = pd.concat([book.compute_table_cached(m, cfg.widths, profile=cfg)
                   for m in dict.fromkeys(cfg.models + cfg.cv_models)], ignore_index=True)
 tiny = comparison.with_paper_axis(tiny, profile=cfg)
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -130,7 +127,7 @@ plotting.show_table(pd.DataFrame({
 conventions = {"attention counted": {"count_attention": True},
                "no attention products": {"count_attention": False},
                "paper convention": dict(reference.PAPER_CONVENTION)}
-paper_tables = pd.concat([chapters.compute_table_cached(name, cfg.compute_widths, profile=cfg,
+paper_tables = pd.concat([book.compute_table_cached(name, cfg.compute_widths, profile=cfg,
                                                         **kwargs).assign(convention=label)
                           for name in cfg.compute_models
                           for label, kwargs in conventions.items()], ignore_index=True)
@@ -151,7 +148,7 @@ plotting.show_table(floor, "02_paper_models_compute_floor", precision=4)
 # ViT-S/16 at 224 px:
 
 # %% tags=["hide-input"]
-by_parts = {label: chapters.compute_table_cached("ssl4eo-vits16-moco", cfg.compute_widths,
+by_parts = {label: book.compute_table_cached("ssl4eo-vits16-moco", cfg.compute_widths,
                                                  parts=parts, profile=cfg)
             for label, parts in (("attention only", ("attn",)), ("FFN only", ("ffn",)),
                                  ("both", ("attn", "ffn")))}

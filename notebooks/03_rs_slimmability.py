@@ -52,17 +52,14 @@ from IPython.display import Markdown, display
 
 import slimlib
 from slimlib import book
-from slimlib.book import comparison
-from slimlib.book import pages
-from slimlib.book import plotting
-from slimlib.book import reference
+from slimlib.book import comparison, pages, plotting, reference
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
                   protocols=protocols, device=device, batch_size=batch_size, data_root=data_root)
 
 # %%
-table = chapters.sweep_for(cfg, cfg.models)
+table = book.sweep_for(cfg, cfg.models)
 probe = table[table["protocol"] != "features"]
 ret = comparison.with_paper_axis(slimlib.retention(probe), profile=cfg)
 print(f"{len(table)} rows ({len(probe)} probe rows) from {table.attrs.get('path')}")
@@ -101,7 +98,7 @@ for dataset, part in ret.groupby("dataset"):
 # control widths.
 
 # %%
-rows, floor, cmp = chapters.controls_for(cfg, cfg.models)
+rows, floor, cmp = book.controls_for(cfg, cfg.models)
 knn_cmp = cmp[cmp["protocol"] == "knn"]
 for _, part in knn_cmp.groupby(["model", "dataset"]):
     plotting.with_controls(part)

@@ -45,25 +45,21 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from slimlib import book
-from slimlib.book import claims
-from slimlib.book import comparison
+from slimlib.book import claims, comparison, pages, plotting, reference
 from slimlib.sweeping import controls
-from slimlib.book import pages
-from slimlib.book import plotting
-from slimlib.book import reference
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
                   protocols=protocols, device=device, batch_size=batch_size, data_root=data_root)
 
 # %%
-rs = chapters.sweep_for(cfg, cfg.models)  # RS models on RS data (shared with chapter 3)
-cv_own = chapters.sweep_for(cfg, cfg.cv_models, cfg.cv_datasets)  # CV models on natural images
-cv_rs = chapters.sweep_for(cfg, cfg.cv_models)  # CV models on the RS data (Fig. 1b)
-ctrl_rows, _, ctrl_cmp = chapters.controls_for(cfg, cfg.models)
+rs = book.sweep_for(cfg, cfg.models)  # RS models on RS data (shared with chapter 3)
+cv_own = book.sweep_for(cfg, cfg.cv_models, cfg.cv_datasets)  # CV models on natural images
+cv_rs = book.sweep_for(cfg, cfg.cv_models)  # CV models on the RS data (Fig. 1b)
+ctrl_rows, _, ctrl_cmp = book.controls_for(cfg, cfg.models)
 ctrl = ctrl_rows[controls.is_control(ctrl_rows["model"])]
 # the CV curves' own random-init control: control widths only, the first two init seeds
-cv_ctrl_rows, cv_floor, cv_ctrl_cmp = chapters.controls_for(
+cv_ctrl_rows, cv_floor, cv_ctrl_cmp = book.controls_for(
     cfg, cfg.cv_models, cfg.cv_datasets, init_seeds=cfg.init_seeds[:2])
 cv_ctrl = cv_ctrl_rows[controls.is_control(cv_ctrl_rows["model"])]
 knn = {name: t[t["protocol"] == "knn"] for name, t in
@@ -142,7 +138,7 @@ plotting.show_table(fig1a_diff, "04_fig1a_difference", compact_columns=[
 
 # %% [markdown]
 # **The CV curves' control.** Each CV model beside the random-init network of its own
-# architecture (`chapters.controls_for` at the profile's control widths, two init seeds) and
+# architecture (`book.controls_for` at the profile's control widths, two init seeds) and
 # its embedding-only floor, on its own natural images, k-NN. "above random init" is the
 # pretrained accuracy minus the random-init mean, with its interval (column `interval` says
 # whether it is a paired image bootstrap or the binomial fallback).

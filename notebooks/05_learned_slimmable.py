@@ -47,10 +47,7 @@ from IPython.display import Markdown, display
 
 import slimlib
 from slimlib import book
-from slimlib.book import comparison
-from slimlib.book import pages
-from slimlib.book import plotting
-from slimlib.book import reference
+from slimlib.book import comparison, pages, plotting, reference
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -59,7 +56,7 @@ cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seed
 # %%
 pairs = cfg.slimmable_pairs
 names = [m for pair in pairs for m in pair]
-table = chapters.sweep_for(cfg, names)
+table = book.sweep_for(cfg, names)
 ret = comparison.with_paper_axis(slimlib.retention(table[table["protocol"] == "knn"]),
                                  profile=cfg)
 kind = {m: ("slimmable" if m == s else "regular") for r, s in pairs for m in (r, s)}
@@ -80,7 +77,7 @@ plotting.show_table(ret.groupby(["model", "training"]).size().rename("widths").t
 # %% tags=["hide-input"]
 native = reference.posthoc("native")
 native_eu = native[native["dataset"] == "m-eurosat"]
-_, _, controls = chapters.shared_controls_for(cfg, names, sorted(ret["dataset"].unique()),
+_, _, controls = book.shared_controls_for(cfg, names, sorted(ret["dataset"].unique()),
                                               protocols=("knn",))
 controls = comparison.with_paper_axis(controls, profile=cfg)
 run_of = {m: f"{m} ({kind[m]})" for m in names}

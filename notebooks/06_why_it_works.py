@@ -52,18 +52,15 @@ import pandas as pd
 
 import slimlib
 from slimlib import book
-from slimlib.book import claims
-from slimlib.book import comparison
+from slimlib.book import claims, comparison, pages, plotting
 from slimlib.sweeping import controls
-from slimlib.book import pages
-from slimlib.book import plotting
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
                   protocols=protocols, device=device, batch_size=batch_size, data_root=data_root)
 
 # %%
-table = chapters.sweep_for(cfg, cfg.models)
+table = book.sweep_for(cfg, cfg.models)
 feats = table[table["protocol"] == "features"].copy()
 feats["model / dataset"] = feats["model"] + " @ " + feats["dataset"]
 plotting.show_table(feats.sort_values(["model", "dataset", "metric", "width"]),
@@ -71,7 +68,7 @@ plotting.show_table(feats.sort_values(["model", "dataset", "metric", "width"]),
                         "model", "dataset", "metric", "width", "rel_compute", "value"])
 
 # %% tags=["hide-input"]
-ctrl_rows, _, _ = chapters.controls_for(cfg, cfg.models)
+ctrl_rows, _, _ = book.controls_for(cfg, cfg.models)
 ctrl_feats = ctrl_rows[(ctrl_rows["protocol"] == "features")
                        & controls.is_control(ctrl_rows["model"])]
 fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))

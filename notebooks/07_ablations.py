@@ -48,11 +48,7 @@ import pandas as pd
 
 import slimlib
 from slimlib import book
-from slimlib.book import claims
-from slimlib.book import comparison
-from slimlib.book import pages
-from slimlib.book import plotting
-from slimlib.book import reference
+from slimlib.book import claims, comparison, pages, plotting, reference
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -62,7 +58,7 @@ cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seed
 model, dataset = claims.ablation_model(cfg)
 aw = cfg.ablation_widths if 1.0 in cfg.ablation_widths else (*cfg.ablation_widths, 1.0)
 orders = claims.order_rows(cfg)
-_, floor, cmp = chapters.controls_for(cfg, [model], [dataset])
+_, floor, cmp = book.controls_for(cfg, [model], [dataset])
 ctrl = cmp[(cmp["protocol"] == "knn") & (cmp["dataset"] == dataset)].sort_values("rel_compute")
 ax = plotting.band_over_seeds(orders, hue="model", style="order")
 plotting.control_band(ctrl, ax, label="random init")
@@ -89,7 +85,7 @@ plotting.show_table(claims.evaluate(claims.Evidence(orders=orders, pretrained=cf
 
 # %% tags=["hide-input"]
 parts = {"attention only": ("attn",), "FFN only": ("ffn",), "both": ("attn", "ffn")}
-layer = pd.concat([chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"],
+layer = pd.concat([book.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"],
                                       parts=p, metrics=False).assign(layers=label)
                    for label, p in parts.items()])
 lr = slimlib.retention(layer).merge(
@@ -118,7 +114,7 @@ plotting.show_table(lr.pivot_table(index="width", columns="layers",
 # not run in this profile).
 
 # %% tags=["hide-input"]
-probes = chapters.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn", "linear"],
+probes = book.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn", "linear"],
                             metrics=False)
 pr = comparison.with_paper_axis(slimlib.retention(probes), profile=cfg)
 nf = reference.newfms("m-eurosat")

@@ -46,11 +46,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 import slimlib
-from slimlib import book
-from slimlib.book import comparison
-from slimlib.book import pages
-from slimlib.book import palette
-from slimlib.book import plotting
+from slimlib import book, measure
+from slimlib.book import comparison, pages, palette, plotting
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -74,7 +71,7 @@ aw = sorted(set(cfg.ablation_widths) | {1.0})
 rows = []
 for s in aw:
     small = slimlib.slim(encoder, s)
-    t = chapters.time_forward(small, x, repeats=cfg.latency_repeats)
+    t = measure.time_forward(small, x, repeats=cfg.latency_repeats)
     rows.append({"width": s, "flops": slimlib.flops(small, x[:1]), "params": slimlib.params(small),
                  **t})
 lat = pd.DataFrame(rows)
@@ -116,7 +113,7 @@ plt.show()
 
 # %%
 target = 0.95
-sweep_rows = chapters.sweep_for(cfg, [model_name])
+sweep_rows = book.sweep_for(cfg, [model_name])
 ret = slimlib.retention(sweep_rows[sweep_rows["protocol"] == "knn"])
 ok = ret[ret["retention"] >= target]
 choice = comparison.at_smallest_width(ok, by=["dataset"])[
@@ -131,7 +128,7 @@ plotting.show_table(choice, "08_smallest_width_per_dataset", precision=4,
 # is the SE of that difference).
 
 # %%
-_, _, cmp = chapters.controls_for(cfg, [model_name])
+_, _, cmp = book.controls_for(cfg, [model_name])
 knn_cmp = cmp[cmp["protocol"] == "knn"]
 safe = knn_cmp[(knn_cmp["retention"] >= target)
                & (knn_cmp["above_random"] > 2 * knn_cmp["above_random_se"])]

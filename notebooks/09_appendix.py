@@ -41,12 +41,8 @@ import pandas as pd
 
 import slimlib
 from slimlib import book
-from slimlib.book import comparison
+from slimlib.book import comparison, pages, plotting, profiles, reference
 from slimlib.sweeping import controls
-from slimlib.book import pages
-from slimlib.book import plotting
-from slimlib.book import profiles
-from slimlib.book import reference
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
@@ -57,7 +53,7 @@ from pathlib import Path
 
 from slimlib.sweeping import read_table
 
-main = chapters.sweep_for(cfg, cfg.models)
+main = book.sweep_for(cfg, cfg.models)
 path = Path(main.attrs.get("path", profiles.results_path("sweep.csv", cfg)))
 everything = read_table(path)
 print(f"result table: {path.name} under results/{cfg.name}/ — {len(everything)} rows")
@@ -111,13 +107,13 @@ plotting.show_table(everything[everything["protocol"] == "features"].sort_values
 
 # %%
 # the same (cached) tables as the chapter on post-hoc slimming
-tables = [chapters.compute_table_cached(m, cfg.widths, profile=cfg)
+tables = [book.compute_table_cached(m, cfg.widths, profile=cfg)
           for m in dict.fromkeys(cfg.models + cfg.cv_models)]
 conventions = ({"count_attention": True}, {"count_attention": False},
                dict(reference.PAPER_CONVENTION))
-tables += [chapters.compute_table_cached(m, cfg.compute_widths, profile=cfg, **c)
+tables += [book.compute_table_cached(m, cfg.compute_widths, profile=cfg, **c)
            for m in cfg.compute_models for c in conventions]
-tables += [chapters.compute_table_cached("ssl4eo-vits16-moco", cfg.compute_widths, parts=p,
+tables += [book.compute_table_cached("ssl4eo-vits16-moco", cfg.compute_widths, parts=p,
                                          profile=cfg) for p in (("attn",), ("ffn",))]
 compute = pd.concat(tables, ignore_index=True)
 compute["GFLOPs"] = compute["flops"] / 1e9

@@ -75,7 +75,7 @@ from slimlib.book.robustness import chapter as rc
 from slimlib.book.robustness import plots as rplot
 from slimlib.book.robustness import sections as rs
 
-chapters.setup_page()
+book.setup_page()
 cfg = profiles.resolve(profile, datasets=datasets, protocols=protocols, device=device,
                        batch_size=batch_size, data_root=data_root)
 if "knn" not in cfg.protocols:

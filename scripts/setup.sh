@@ -19,7 +19,7 @@ case "$(uname -m)" in
   *)      TORCH="torch torchvision" ;;
 esac
 # shellcheck disable=SC2086
-.venv/bin/python -m pip install $TORCH -e ".[dev]"
+.venv/bin/python -m pip install $TORCH -e ".[all,dev]"
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (slimlib)" >/dev/null
 echo "$HASH" > .venv/.deps-hash
 echo "setup: done"

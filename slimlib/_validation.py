@@ -98,3 +98,22 @@ def check_interval(name: str, value: object, lo: float, hi: float) -> None:
             raise ValueError(f"{name} must be a number in [{lo}, {hi}]; got {v!r}")
     if value[0] > value[1]:  # type: ignore[index]
         fail("a pair [low, high] with low <= high")
+
+
+def require(module: str, extra: str) -> Any:
+    """Import an optional dependency, or say which extra installs it.
+
+    ``require("submitit", "scale")`` returns the module, or raises ``ModuleNotFoundError``
+    naming ``pip install 'slimlib[scale]'`` when it is not installed.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name != module.split(".")[0] and err.name != module:
+            raise  # the module is there but one of its own imports failed: show that
+        raise ModuleNotFoundError(
+            f"{module} is not installed; it comes with slimlib's [{extra}] extra: "
+            f"pip install 'slimlib[{extra}]' (or bash scripts/setup.sh for everything)",
+            name=module) from err

@@ -27,7 +27,7 @@ WIDTHS: tuple[float, ...] = (
 
 #: The paper's FLOP convention (fvcore: attention matmuls not counted, LayerNorms counted),
 #: as keyword arguments of :func:`slimlib.flops` / :func:`slimlib.book.compute_table_cached`.
-#: Its published relative compute follows it (tests/test_compute.py checks SSL4EO ViT-S).
+#: Its published relative compute follows it (tests/measure/test_compute.py checks SSL4EO ViT-S).
 PAPER_CONVENTION: Mapping[str, bool] = MappingProxyType({"count_attention": False,
                                                           "count_norms": True})
 

@@ -50,15 +50,5 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """
     monkeypatch.setenv("SLIMLIB_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("SLIMLIB_RESULTS", str(tmp_path_factory.mktemp("results")))
-    # tests that need the real weights root read it at import (tests/test_galileo.py)
+    # tests that need the real weights root read it at import (tests/models/test_galileo.py)
     monkeypatch.delenv("SLIMLIB_WEIGHTS", raising=False)
-
-
-def tiny_vit(**overrides):
-    """A small timm VisionTransformer for fast architecture tests."""
-    import timm
-
-    kwargs = dict(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3,
-                  mlp_ratio=4.0, num_classes=0)
-    kwargs.update(overrides)
-    return timm.models.vision_transformer.VisionTransformer(**kwargs).eval()

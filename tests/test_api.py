@@ -67,17 +67,24 @@ def test_read_table_is_public():
     assert "read_table" in sweeping.__all__ and slimlib.read_table is sweeping.read_table
 
 
-def test_readme_names_real_modules():
+def test_readme_layout_names_real_folders_and_modules():
     import pathlib
     import re
 
     root = pathlib.Path(__file__).resolve().parents[1]
-    row = next(line for line in (root / "README.md").read_text().splitlines()
-               if line.startswith("| `slimlib/` |"))
-    names = re.findall(r"`([a-z_]+)`", row.split("|")[2])
-    assert len(names) > 10
-    for name in names:
-        assert ((root / "slimlib" / f"{name}.py").is_file()
-                or (root / "slimlib" / name).is_dir()
-                or (root / "slimlib" / "sweeping" / f"{name}.py").is_file()
-                or (root / "slimlib" / "models" / f"{name}.py").is_file()), name
+    rows = [line for line in (root / "README.md").read_text().splitlines()
+            if line.startswith("| `slimlib/")]
+    folders = [re.match(r"\| `(slimlib/[a-z_]+)/` \|", r) for r in rows]
+    folders = [m.group(1) for m in folders if m]
+    assert len(folders) >= 13
+    for folder in folders:
+        assert (root / folder / "__init__.py").is_file(), folder
+    stages = {p.name for p in (root / "slimlib").iterdir() if (p / "__init__.py").is_file()}
+    assert stages == {f.split("/")[1] for f in folders}  # every stage is in the table
+    shared = next(r for r in rows if r.startswith("| `slimlib/*.py` |"))
+    for name in re.findall(r"`([a-z_]+)`", shared.split("|")[2]):
+        assert (root / "slimlib" / f"{name}.py").is_file(), name
+    book = next(r for r in rows if r.startswith("| `slimlib/book/` |"))
+    for name in re.findall(r"`([a-z_]+)`", book.split("|")[2]):
+        assert (root / "slimlib" / "book" / f"{name}.py").is_file() or \
+            (root / "slimlib" / "book" / name).is_dir(), name

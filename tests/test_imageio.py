@@ -177,7 +177,7 @@ def test_16bit_colour_png_is_refused(tmp_path):
 @pytest.mark.parametrize("content", [b"", b"not an image at all", "truncated"])
 def test_a_corrupt_or_empty_image_is_named_in_one_line_and_nothing_is_written(tmp_path, content):
     import slimlib
-    from tests.test_diagnose import FAST, _folder
+    from tests.diagnosis.test_diagnose import FAST, _folder
 
     root = _folder(tmp_path / "d")
     bad = root / "train" / "class1" / "bad.png"
@@ -195,7 +195,7 @@ def test_a_corrupt_or_empty_image_is_named_in_one_line_and_nothing_is_written(tm
 def test_one_image_per_class_is_a_one_line_error(tmp_path):
     """Before: ``KeyError: 'pop from an empty set'``."""
     import slimlib
-    from tests.test_diagnose import FAST, _folder
+    from tests.diagnosis.test_diagnose import FAST, _folder
 
     root = _folder(tmp_path / "one", per_class=1, split=False)
     with pytest.raises(ValueError, match="the test split has no images; put at least two"):

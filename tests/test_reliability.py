@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_features import EncodeCounter, TinyEncoder, make_split, simple_prepare
 
 from slimlib import book, metrics, probes
 from slimlib import data as D
@@ -32,6 +31,7 @@ from slimlib import sweeping as sweep_mod
 from slimlib.book import profiles
 from slimlib.features import _cache as feature_cache
 from slimlib.features import _extract as features
+from tests.features.test_extract import EncodeCounter, TinyEncoder, make_split, simple_prepare
 from tests.patching import patch_features
 
 REPO = Path(sys.modules["slimlib"].__file__).resolve().parents[1]  # the slimlib under test
@@ -252,7 +252,7 @@ def test_synthetic_only_without_any_data_root(tmp_path, monkeypatch):
 WRITER = '''\
 import sys, time
 from pathlib import Path
-from test_features import TinyEncoder, make_split, simple_prepare
+from tests.features.test_extract import TinyEncoder, make_split, simple_prepare
 from slimlib import sweeping
 from slimlib.features import _extract as features
 import slimlib.features as features_pkg
@@ -550,9 +550,8 @@ def test_packaged_vitb_configs_use_device_auto():
 
 
 def test_auto_device_config_trains_on_this_machine(tmp_path):
-    from test_train import rand_images, tiny_config
-
     from slimlib.train import pretrain
+    from tests.train.test_train import rand_images, tiny_config
 
     result = pretrain(tiny_config(device="auto", **{"optim.steps": 1}), rand_images(),
                       tmp_path / "run", progress=False)
@@ -620,7 +619,7 @@ def test_dataset_name_typos_get_did_you_mean():
 TRAINER = '''\
 import sys
 from pathlib import Path
-from test_train import rand_images, tiny_config
+from tests.train.test_train import rand_images, tiny_config
 from slimlib.train import pretrain
 pretrain(tiny_config(checkpoint_every=1, **{"optim.steps": 100000}), rand_images(),
          Path(sys.argv[1]), progress=False)
@@ -628,9 +627,8 @@ pretrain(tiny_config(checkpoint_every=1, **{"optim.steps": 100000}), rand_images
 
 
 def test_a_killed_training_run_leaves_no_temporaries_after_resume(tmp_path):
-    from test_train import rand_images, tiny_config
-
     from slimlib.train import pretrain
+    from tests.train.test_train import rand_images, tiny_config
 
     run_dir, script = tmp_path / "run", tmp_path / "trainer.py"
     script.write_text(TRAINER)
@@ -672,7 +670,7 @@ def _diagnose_cmd(data: Path, out: Path) -> list[str]:
 def test_two_concurrent_diagnose_runs_into_one_folder_never_replace_a_report(tmp_path):
     """Before: both exited 0 and the second silently replaced the first report. Now one run
     writes the report; the other exits 2 with one line (locked, or the report is there)."""
-    from test_diagnose import _folder
+    from tests.diagnosis.test_diagnose import _folder
 
     data = _folder(tmp_path / "imgs")
     out = tmp_path / "rep"
@@ -693,9 +691,8 @@ def test_two_concurrent_diagnose_runs_into_one_folder_never_replace_a_report(tmp
 
 
 def test_a_read_only_report_folder_is_a_one_line_error(tmp_path, capsys):
-    from test_diagnose import _folder
-
     from slimlib.__main__ import main
+    from tests.diagnosis.test_diagnose import _folder
 
     data = _folder(tmp_path / "imgs")
     folder = tmp_path / "ro"

@@ -1,4 +1,6 @@
-"""Structure guards for slimlib: no import cycles, no hidden string imports, small modules.
+"""Structure guards for slimlib: the library never imports the book, no module imports another
+sub-package's private ``_x`` module, no import cycle (between modules or between stages), no
+hidden string imports.
 
 Each guard is a function over source text, so the tests below also show it failing on a toy
 package (a guard that cannot fail guards nothing).
@@ -13,8 +15,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "slimlib"
-#: A module longer than this is doing more than one job (#11).
-MAX_LINES = 450
+#: The companion book's code: a client of the library (issue 24).
+CLIENT = "slimlib.book"
+#: Modules outside the book that may import it: the command line's entry point, which
+#: dispatches ``python -m slimlib run`` / ``sweep`` (the book's commands) to it.
+CLIENT_IMPORT_ALLOWED = {"slimlib.__main__"}
 #: The package's own PEP 562 hook: ``slimlib.<name>`` is imported on first attribute access,
 #: so ``import slimlib`` stays free of torch. It is the one dynamic import of slimlib code.
 DYNAMIC_IMPORT_ALLOWED = {"slimlib/__init__.py"}
@@ -136,11 +141,58 @@ def string_imports(root: Path, package: str, allowed: set[str] = frozenset()) ->
     return out
 
 
-def long_modules(root: Path, package: str, limit: int = MAX_LINES) -> dict[str, int]:
-    """Modules over ``limit`` lines."""
-    return {p.relative_to(root).as_posix(): n
-            for p in sorted((root / package).rglob("*.py"))
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > limit}
+def stage_of(module: str, package: str) -> str:
+    """The stage a module belongs to: ``slimlib.sweeping._run`` -> ``slimlib.sweeping``; a
+    top-level module is its own stage."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 and parts[0] == package else module
+
+
+def stage_graph(graph: dict[str, set[str]], package: str) -> dict[str, set[str]]:
+    """The import graph between stages (sub-packages and top-level modules)."""
+    out: dict[str, set[str]] = {}
+    for mod, deps in graph.items():
+        here = stage_of(mod, package)
+        out.setdefault(here, set())
+        out[here] |= {stage_of(d, package) for d in deps} - {here}
+    return out
+
+
+def client_imports(graph: dict[str, set[str]], client: str,
+                   allowed: set[str] = frozenset()) -> list[str]:
+    """``module -> client module`` for every module outside ``client`` that imports it."""
+    return sorted(f"{m} -> {d}" for m, deps in graph.items() for d in deps
+                  if (d == client or d.startswith(client + "."))
+                  and not (m == client or m.startswith(client + ".")) and m not in allowed)
+
+
+def private_imports(root: Path, package: str) -> list[str]:
+    """``file:line module`` for every import of another stage's private module: a module
+    ``<package>.<stage>. ... ._x`` (or ``from <package>.<stage> import _x`` naming one),
+    imported from outside ``<package>.<stage>``. The package's own top-level private helpers
+    (``<package>._io``) are shared by every stage and allowed."""
+    mods = _modules(root, package)
+    out = []
+    for mod, (path, _) in mods.items():
+        here = stage_of(mod, package)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names
+                                           if f"{node.module}.{a.name}" in mods]
+            else:
+                continue
+            for target in targets:
+                parts = target.split(".")
+                if parts[0] != package or len(parts) < 3:
+                    continue
+                if stage_of(target, package) == here:
+                    continue
+                if any(p.startswith("_") and not p.startswith("__") for p in parts[2:]):
+                    out.append(f"{path.relative_to(root).as_posix()}:{node.lineno} {target}")
+    return sorted(out)
 
 
 # ------------------------------------------------------------------------- slimlib itself
@@ -148,12 +200,30 @@ def test_no_import_cycle_in_slimlib():
     assert cycles(import_graph(ROOT, PACKAGE)) == []
 
 
+def test_no_import_cycle_between_stages():
+    # a package's __init__ imports its modules, so a cycle between two stages would be an
+    # import-order accident waiting to happen even where no two modules form one
+    assert cycles(stage_graph(import_graph(ROOT, PACKAGE), PACKAGE)) == []
+
+
+def test_the_library_never_imports_the_book():
+    assert client_imports(import_graph(ROOT, PACKAGE), CLIENT, CLIENT_IMPORT_ALLOWED) == []
+
+
+def test_no_module_imports_another_stages_private_module():
+    assert private_imports(ROOT, PACKAGE) == []
+
+
+def test_slimlib_top_level_is_the_stages_and_a_few_shared_modules():
+    top = sorted(p.name for p in (ROOT / PACKAGE).glob("*.py"))
+    assert len(top) <= 10, top
+    stages = {p.name for p in (ROOT / PACKAGE).iterdir() if (p / "__init__.py").is_file()}
+    assert {"slimming", "measure", "features", "probes", "metrics", "sweeping", "models", "data",
+            "train", "dense", "diagnosis", "deploy", "scale", "book"} <= stages
+
+
 def test_no_string_import_of_slimlib_code():
     assert string_imports(ROOT, PACKAGE, DYNAMIC_IMPORT_ALLOWED) == []
-
-
-def test_no_slimlib_module_over_the_line_limit():
-    assert long_modules(ROOT, PACKAGE) == {}
 
 
 def test_the_guards_see_slimlib():
@@ -204,10 +274,27 @@ def test_string_import_guard_fails_on_a_toy_hidden_import(tmp_path):
     assert string_imports(root, "toy", {"toy/a.py", "toy/b.py", "toy/c.py"}) == []
 
 
-def test_length_guard_fails_on_a_toy_long_module(tmp_path):
-    root = _toy(tmp_path, {"__init__.py": "", "long.py": "x = 1\n" * (MAX_LINES + 1),
-                           "short.py": "x = 1\n" * MAX_LINES})
-    assert long_modules(root, "toy") == {"toy/long.py": MAX_LINES + 1}
+def test_stage_guards_fail_on_a_toy_package(tmp_path):
+    root = _toy(tmp_path, {
+        "__init__.py": "",
+        "_io.py": "",                                    # a shared top-level helper: allowed
+        "core/__init__.py": "from toy.core._impl import f\n",
+        "core/_impl.py": "from toy import _io\ndef f(): pass\n",
+        "core/_uses_app.py": "def h():\n    import toy.app._pages\n",
+        "app/__init__.py": "",
+        "app/_pages.py": "from toy.core._impl import f\n",
+        "other/__init__.py": "from toy.core import _impl\nimport toy.core\n",
+        "__main__.py": "import toy.app\n",
+    })
+    graph = import_graph(root, "toy")
+    assert client_imports(graph, "toy.app") == ["toy.__main__ -> toy.app",
+                                                 "toy.core._uses_app -> toy.app._pages"]
+    assert client_imports(graph, "toy.app", {"toy.__main__", "toy.core._uses_app"}) == []
+    assert private_imports(root, "toy") == ["toy/app/_pages.py:1 toy.core._impl",
+                                            "toy/core/_uses_app.py:2 toy.app._pages",
+                                            "toy/other/__init__.py:1 toy.core._impl"]
+    assert cycles(graph) == []  # no two modules form a cycle ...
+    assert cycles(stage_graph(graph, "toy")) == [["toy.app", "toy.core"]]  # ... two stages do
 
 
 @pytest.mark.parametrize("name", ["slimlib.models.embedded", "slimlib.models.registry"])

@@ -1,5 +1,5 @@
-"""Tiny models for ``module:function`` tests of ``slimlib.diagnose`` (import path
-``tests.tiny_models:build``)."""
+"""Tiny models for the tests: :func:`tiny_vit` (a small timm ViT) and the ``module:function``
+builders of ``slimlib.diagnose``'s tests (import path ``tests.tiny_models:build``)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,13 @@ class _Conv(nn.Module):
 def conv() -> nn.Module:
     """A CNN: no transformer blocks, so slimlib must refuse it."""
     return _Conv()
+
+
+def tiny_vit(**overrides):
+    """A small timm VisionTransformer for fast architecture tests."""
+    import timm
+
+    kwargs = dict(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3,
+                  mlp_ratio=4.0, num_classes=0)
+    kwargs.update(overrides)
+    return timm.models.vision_transformer.VisionTransformer(**kwargs).eval()

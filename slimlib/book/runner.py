@@ -20,6 +20,7 @@ from typing import Any
 
 from slimlib import _io
 from slimlib._io import parameter_hash as _hash
+from slimlib._validation import require
 
 __all__ = ["KERNEL", "run_chapter", "list_chapters", "parse_value", "chapter_parameters"]
 
@@ -60,7 +61,7 @@ def parse_value(text: str) -> Any:
 def _read(path: str | os.PathLike):
     """The chapter as a notebook node with a kernelspec and a ``tags`` list on every cell
     (papermill looks the ``parameters`` tag up on each cell)."""
-    import jupytext
+    jupytext = require("jupytext", "book")
 
     nb = jupytext.read(path)
     nb.metadata["kernelspec"] = {"name": KERNEL, "language": "python", "display_name": "Python 3"}
@@ -115,7 +116,7 @@ def run_chapter(path: str | os.PathLike, parameters: Mapping[str, Any] | None = 
         TimeoutError: a cell ran longer than ``timeout`` (``….failed.ipynb``).
         KeyboardInterrupt: interrupted (``….interrupted.ipynb``).
     """
-    import papermill
+    papermill = require("papermill", "book")
 
     from slimlib.settings import Settings
 

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from slimlib._validation import require
+
 __all__ = ["onnx_metadata"]
 
 
@@ -104,7 +106,7 @@ def onnx_metadata(model: nn.Module) -> dict[str, str]:
 
 
 def _add_onnx_metadata(path: Path, meta: dict[str, str]) -> None:
-    import onnx
+    onnx = require("onnx", "deploy")
 
     proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, meta)

@@ -21,7 +21,7 @@ function (to float rounding) with fewer passes and friendlier shapes:
 * **LayerScale** (timm ``ls1``/``ls2``) folded into the projection and ``fc2`` weights;
 * the second residual add runs in place (``y.addmm_``) on the block's own fresh output.
 
-Nothing is approximated: the tests (``tests/test_fast.py``) check the outputs against the
+Nothing is approximated: the tests (``tests/deploy/test_fast.py``) check the outputs against the
 model passed in to 1e-5 at several widths down to one dim per head, for timm ViTs and
 Galileo-nano. Blocks ``optimize`` does not recognise raise ``TypeError`` (``strict=True``) or
 are left as they are (``strict=False``). The result is for inference: it computes under

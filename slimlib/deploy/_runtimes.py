@@ -12,7 +12,7 @@ a separate memory pass, and at small widths they dominate. Two ways to fuse them
   optimisations (its fused LayerNorm / GELU / attention kernels).
 
 Both return callables ``(B, C, H, W) -> (B, D)`` with the same output as the eager model to
-float tolerance (tests/test_fast.py). :func:`slimlib.deploy._fastpath.optimize` is the third way: an
+float tolerance (tests/deploy/test_fast.py). :func:`slimlib.deploy._fastpath.optimize` is the third way: an
 exact rewrite of the blocks that stays eager PyTorch (and can be exported or compiled in turn,
 e.g. ``onnx_session(optimize(model))``). Measured speed: ``benchmarks/bench_slim.py``,
 ``docs/deploy.md``.
@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from slimlib._validation import require
 
 __all__ = ["compile_model", "onnx_session"]
 
@@ -61,7 +63,7 @@ def onnx_session(model: nn.Module | str | os.PathLike, *, example_input: torch.T
         example_input: tracing input for the export (see :func:`slimlib.export`).
         threads: ONNX Runtime intra-op threads (default: ``torch.get_num_threads()``).
     """
-    import onnxruntime as ort
+    ort = require("onnxruntime", "deploy")
 
     if isinstance(model, nn.Module):
         from slimlib.deploy._export import export

@@ -12,9 +12,8 @@ from slimlib.diagnosis._diagnose import (
     recommend_width,
     slimmability_score,
 )
-from slimlib.diagnosis._inputs import ResolvedModel, random_control, resolve_data, resolve_model
+from slimlib.diagnosis._inputs import ResolvedModel, resolve_data, resolve_model
 from slimlib.diagnosis._report import write_report
 
 __all__ = ["diagnose", "DEFAULT_WIDTHS", "cv_retention", "recommend_width",
-           "slimmability_score", "ResolvedModel", "resolve_model", "resolve_data",
-           "random_control", "write_report"]
+           "slimmability_score", "ResolvedModel", "resolve_model", "resolve_data", "write_report"]

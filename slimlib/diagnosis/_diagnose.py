@@ -37,7 +37,8 @@ import torch
 
 from slimlib import features as _features
 from slimlib._validation import check_int, check_widths
-from slimlib.diagnosis._inputs import check_data, random_control, resolve_data, resolve_model
+from slimlib.diagnosis._inputs import check_data, resolve_data, resolve_model
+from slimlib.sweeping.controls import random_init
 
 __all__ = ["diagnose", "DEFAULT_WIDTHS", "slimmability_score", "cv_retention",
            "recommend_width"]
@@ -104,30 +105,21 @@ def recommend_width(cv: dict[float, float], keep: float) -> float:
 def _time_widths(models: dict[float, torch.nn.Module], example: torch.Tensor, batch: int,
                  repeats: int, progress: bool, device: torch.device | None = None
                  ) -> dict[float, dict[str, float]]:
-    """Median / min / max seconds per forward of every width, widths alternated per repeat.
+    """Median / min / max seconds per forward of every width, widths alternated per repeat
+    (:func:`slimlib.measure.timed_rounds`).
 
     Models and inputs are moved to ``device`` (default: the example's) and, on CUDA, every
     timed forward ends with a synchronisation, so the times are the device's."""
-    from tqdm.auto import tqdm
+    from slimlib.measure import timed_rounds
 
     device = torch.device(device) if device is not None else example.device
     models = {w: m.to(device) for w, m in models.items()}
     example = example.to(device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     x1, xb = example[:1], example[:1].expand(batch, *example.shape[1:]).contiguous()
-    times: dict[tuple[float, int], list[float]] = {(w, b): [] for w in models for b in (1, batch)}
-    with torch.inference_mode():
-        for m in models.values():
-            m(x1)
-        for _ in tqdm(range(repeats), desc="timing widths", unit="round", disable=not progress,
-                      leave=False):
-            for w, m in models.items():
-                for b, x in ((1, x1), (batch, xb)):
-                    sync()
-                    start = time.perf_counter()
-                    m(x)
-                    sync()
-                    times[(w, b)].append(time.perf_counter() - start)
+    calls = {(w, b): (lambda m=m, x=x: m(x)) for w, m in models.items()
+             for b, x in ((1, x1), (batch, xb))}
+    times = timed_rounds(calls, repeats=repeats, warmup=1, cuda=device.type == "cuda",
+                         progress=progress, desc="timing widths")
     out = {}
     for w in models:
         lat, thr = times[(w, 1)], times[(w, batch)]
@@ -373,7 +365,7 @@ def diagnose(
     name = enc.spec.name
     models = {name: enc}
     if control:
-        ctrl = random_control(enc, seed=seed + 1)
+        ctrl = random_init(enc, seed=seed + 1)
         ctrl.spec = enc.spec
         models[f"{name} [random init]"] = ctrl
     with _report_folder(out, overwrite=overwrite):

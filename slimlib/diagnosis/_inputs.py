@@ -27,8 +27,9 @@ from slimlib.data import load_image_folder
 from slimlib.models.bands import IMAGENET_MEAN, IMAGENET_STD
 from slimlib.models.encoder import Encoder, ModuleEncoder, TimmViTEncoder
 from slimlib.specs import ImageDataset, ModelSpec
+from slimlib.sweeping.controls import random_init
 
-__all__ = ["ResolvedModel", "resolve_model", "resolve_data", "random_control", "check_data",
+__all__ = ["ResolvedModel", "resolve_model", "resolve_data", "check_data",
            "IMAGE_SUFFIXES", "TIFF_SUFFIXES", "REGISTRY_PREFIX"]
 
 
@@ -253,7 +254,7 @@ def resolve_model(model: str | nn.Module, *, weights: str | os.PathLike | None =
         _load_state(module, wfile)
         label = f"weights file {wfile}"
     elif weights == "random" and kind in ("function", "module"):
-        module = random_control(module, seed=seed)
+        module = random_init(module, seed=seed)
         label = "random init"
     spec = getattr(module, "spec", None)
     if not isinstance(spec, ModelSpec):
@@ -264,30 +265,6 @@ def resolve_model(model: str | nn.Module, *, weights: str | os.PathLike | None =
                          std=tuple(std), input_size=input_size)
     enc = _wrap(module.eval(), spec)
     return ResolvedModel(enc, kind, label, label == "random init")
-
-
-def random_control(model: nn.Module, *, seed: int = 1) -> nn.Module:
-    """A copy of ``model`` with every weight re-drawn at random (the same architecture).
-
-    Modules with ``reset_parameters`` (Linear, Conv, LayerNorm, ...) re-initialise themselves;
-    any other parameter (class token, position embedding, LayerScale) gets N(0, 0.02²)
-    (LayerScale-like 1-D gains keep their value). Drawn under ``torch.manual_seed(seed)``.
-    """
-    import copy
-
-    new = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(seed)
-        covered: set[int] = set()
-        for module in new.modules():
-            if hasattr(module, "reset_parameters") and callable(module.reset_parameters):
-                module.reset_parameters()
-                covered.update(id(p) for p in module.parameters(recurse=False))
-        for name, param in new.named_parameters():
-            if id(param) in covered or name.endswith(("gamma", ".ls1", ".ls2")):
-                continue
-            param.normal_(0.0, 0.02)
-    return new.eval()
 
 
 # ============================================================================ data

@@ -32,6 +32,10 @@ from slimlib.features._extract import (
 )
 
 __all__ = ["extract", "data_fingerprint", "module_fingerprint", "feature_key",
-           "preprocessing_id", "prepare_dataset", "precision", "resolve_device", "CACHE_FORMAT",
-           "as_prepared_pair", "cache_dir_path", "cache_path", "labels_digest", "load_cached",
-           "save_cached", "preparation_notes", "prepared_gib", "MAX_PREPARED_GIB"]
+           "preprocessing_id", "precision", "resolve_device"]
+
+#: The cache plumbing the sweep drives directly (it prepares inputs once per dataset and reads
+#: and writes cache entries itself); importable from here, not part of what users call.
+PLUMBING = (CACHE_FORMAT, as_prepared_pair, cache_dir_path, cache_path, labels_digest,
+            load_cached, save_cached, prepare_dataset, preparation_notes, prepared_gib,
+            MAX_PREPARED_GIB)

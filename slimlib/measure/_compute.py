@@ -15,7 +15,7 @@ count compares with the paper's published relative compute.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -27,7 +27,7 @@ from slimlib._validation import check_widths
 from slimlib.constants import WIDTHS
 
 __all__ = ["WIDTHS", "flops", "relative_compute", "params", "compute_table",
-           "time_forward", "time_alternated"]
+           "time_forward", "time_alternated", "timed_rounds"]
 
 
 
@@ -175,28 +175,55 @@ def relative_compute(
 # ------------------------------------------------------------------------- timing
 
 
+def timed_rounds(calls: Mapping[Any, Callable[[], Any]], *, repeats: int, warmup: int = 1,
+                 cuda: bool = False, progress: bool = False, desc: str = "timing"
+                 ) -> dict[Any, list[float]]:
+    """The one timing loop: wall seconds of every call, the calls alternated within each round
+    (so load drift hits them alike).
+
+    ``calls``: ``{label: zero-argument callable}``. ``warmup`` rounds run first and are not
+    kept; then ``repeats`` rounds are timed, under ``torch.inference_mode``. ``cuda=True``
+    brackets every call with ``torch.cuda.synchronize()``, so the time is the device's.
+    Returns ``{label: [seconds per call, one per timed round]}``.
+    """
+    import time
+
+    import torch
+    from tqdm.auto import tqdm
+
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
+    if not calls:
+        raise ValueError("calls is empty: give {label: callable}")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    times: dict[Any, list[float]] = {label: [] for label in calls}
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for call in calls.values():
+                call()
+        for _ in tqdm(range(repeats), desc=desc, unit="round", disable=not progress,
+                      leave=False):
+            for label, call in calls.items():
+                sync()
+                start = time.perf_counter()
+                call()
+                sync()
+                times[label].append(time.perf_counter() - start)
+    return times
+
+
 def time_forward(model: Any, x: Any, *, repeats: int = 5, warmup: int = 1) -> dict[str, float]:
     """Median wall time of ``model(x)`` under ``torch.inference_mode`` (``x``: ``(B, C, H, W)``).
 
     Returns ``{"ms": median ms per batch, "min_ms": fastest, "images_per_s": B / median}``.
     """
-    import time
-
     import numpy as np
-    import torch
 
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
     model.eval()
-    times = []
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            start = time.perf_counter()
-            model(x)
-            if x.is_cuda:
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
+    times = timed_rounds({"model": lambda: model(x)}, repeats=repeats, warmup=warmup,
+                         cuda=bool(getattr(x, "is_cuda", False)))["model"]
     med = float(np.median(times))
     return {"ms": 1e3 * med, "min_ms": 1e3 * min(times), "images_per_s": x.shape[0] / med}
 
@@ -210,26 +237,14 @@ def time_alternated(runners: Any, x: Any, *, repeats: int = 5, warmup: int = 1) 
     ``min_ms``, ``max_ms``, ``images_per_s`` (B / median) and ``vs_first`` (median per-round
     ratio of the first runner's time to this one's: > 1 means faster than the first).
     """
-    import time
-
     import numpy as np
     import pandas as pd
-    import torch
 
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
     if not runners:
         raise ValueError("runners is empty: give {label: callable}")
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            for label, run in runners.items():
-                start = time.perf_counter()
-                run(x)
-                if getattr(x, "is_cuda", False):
-                    torch.cuda.synchronize()
-                if i >= warmup:
-                    times[label].append(time.perf_counter() - start)
+    times = timed_rounds({label: (lambda run=run: run(x)) for label, run in runners.items()},
+                         repeats=repeats, warmup=warmup,
+                         cuda=bool(getattr(x, "is_cuda", False)))
     first = np.asarray(next(iter(times.values())))
     rows = []
     for label, ts in times.items():

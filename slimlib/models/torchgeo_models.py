@@ -3,7 +3,7 @@
 Every builder is torchgeo's own, called with ``weights=None``; published weights are read
 from disk by :mod:`slimlib.models.download` and loaded with the same key checks torchgeo makes,
 so no torchgeo/torchvision download code (which has no timeout) ever runs. URLs are those of
-the torchgeo 0.8.1 weight enums (``tests/test_models.py`` checks they still agree).
+the torchgeo 0.8.1 weight enums (``tests/models/test_models.py`` checks they still agree).
 """
 
 from __future__ import annotations

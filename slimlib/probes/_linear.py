@@ -30,7 +30,7 @@ from slimlib.probes._inputs import (
 __all__ = ["linear_probe_outcomes", "linear_probe_predict", "linear_probe_score"]
 
 # Linear-probe compute dtype: float32 L-BFGS was 2-10x faster than float64 on the shared CPU
-# and agrees with scikit-learn to ~1e-4 in probability (tests/test_probes.py).
+# and agrees with scikit-learn to ~1e-4 in probability (tests/probes/test_probes.py).
 _LINEAR_DTYPE = torch.float32
 
 

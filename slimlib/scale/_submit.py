@@ -28,11 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import submitit
-
-from slimlib._validation import check_int
+from slimlib._validation import check_int, require
 from slimlib.scale._shards import SHARD_FOLDER, Shard, merge
 from slimlib.scale._status import process_start, status, stop_local, summary, wait, watch_process
+
+submitit = require("submitit", "scale")
 
 __all__ = ["JobSettings", "ShardJob", "JobRecord", "submit", "status", "wait", "summary",
            "merge_results", "load_manifest", "latest_jobs", "manifest_path", "EXECUTORS",

@@ -49,7 +49,7 @@ from slimlib.sweeping._floors import (
 )
 
 __all__ = [
-    "RANDOM_TAG", "embedding_only", "embedding_floor", "EmbeddingFloor", "random_init_models",
+    "RANDOM_TAG", "embedding_only", "embedding_floor", "EmbeddingFloor", "random_init", "random_init_models",
     "control_label", "split_label", "is_control", "floor_scores", "degenerate_features",
     "compare", "binomial_se", "at_smallest", "distinguishable", "FLOOR_DEGENERATE",
     "FLOOR_NOT_BEATEN", "PAIRED", "BINOMIAL", "SkippedBlock",
@@ -90,33 +90,61 @@ def is_control(labels: Iterable[str], *, of: Iterable[str] | None = None) -> np.
                      for base, seed in split], dtype=bool)
 
 
+def random_init(model: str | nn.Module, seed: int = 0, **load_options: Any) -> nn.Module:
+    """The random-init control of ``model``: the same architecture with random weights,
+    drawn reproducibly from ``seed`` (torch's global RNG state is restored afterwards).
+
+    * a registry name: ``models.load(name, pretrained=False, **load_options)`` under
+      ``torch.manual_seed(seed)``: the architecture's own initialisation, as its authors
+      define it (slimlib's embedded models get ``init_seed=seed``, since they seed their own
+      init). The book's controls are these.
+    * a module (any ``nn.Module``, e.g. yours in :func:`slimlib.diagnose`): a copy in which
+      every module with ``reset_parameters`` (Linear, Conv, LayerNorm, ...) re-initialises
+      itself and any other parameter (class token, position embedding) gets N(0, 0.02²);
+      LayerScale-like gains (``gamma``, ``ls1``, ``ls2``) keep their value.
+    """
+    import copy
+
+    from slimlib import models
+
+    seed = int(seed)
+    if isinstance(model, str):
+        options = dict(load_options)
+        if models.spec(model).family == "embedded":
+            options.setdefault("init_seed", seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return models.load(model, pretrained=False, **options)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a registry name or an nn.Module; got {type(model)}")
+    if load_options:
+        raise TypeError(f"load options {sorted(load_options)} apply to a registry name only")
+    new = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        covered: set[int] = set()
+        for module in new.modules():
+            if hasattr(module, "reset_parameters") and callable(module.reset_parameters):
+                module.reset_parameters()
+                covered.update(id(p) for p in module.parameters(recurse=False))
+        for name, param in new.named_parameters():
+            if id(param) in covered or name.endswith(("gamma", ".ls1", ".ls2")):
+                continue
+            param.normal_(0.0, 0.02)
+    return new.eval()
+
+
 def random_init_models(name: str, seeds: Iterable[int] = (0, 1, 2), **load_options: Any
                        ) -> dict[str, nn.Module]:
-    """``{control_label(name, seed): models.load(name, pretrained=False, ...)}`` per seed.
-
-    Each network is drawn from torch's RNG seeded with ``seed`` (the global RNG state is
-    restored afterwards; slimlib's embedded models get ``init_seed=seed``, since they seed
-    their own init), so the controls are reproducible and differ between seeds.
+    """``{control_label(name, seed): random_init(name, seed, ...)}`` per seed.
 
     Raises:
         ValueError: no seed, or two seeds gave identical weights (a control band of copies).
     """
-    from slimlib import models
-
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("random_init_models needs at least one seed")
-    out: dict[str, nn.Module] = {}
-    state = torch.random.get_rng_state()
-    try:
-        for seed in seeds:
-            torch.manual_seed(seed)
-            options = dict(load_options)
-            if models.spec(name).family == "embedded":
-                options.setdefault("init_seed", seed)
-            out[control_label(name, seed)] = models.load(name, pretrained=False, **options)
-    finally:
-        torch.random.set_rng_state(state)
+    out = {control_label(name, seed): random_init(name, seed, **load_options) for seed in seeds}
     firsts = [torch.cat([p.detach().flatten()[:64] for p in m.parameters()]) for m in out.values()]
     if any(torch.equal(firsts[0], f) for f in firsts[1:]):
         raise ValueError(f"random_init_models({name!r}): different seeds gave identical weights; "

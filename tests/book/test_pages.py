@@ -45,7 +45,7 @@ def test_chapters_start_with_pages_start_and_hold_no_hand_written_idioms():
     (smallest-width picks, positional alignment, regexes on the reference file) stay out."""
     from pathlib import Path
 
-    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    folder = Path(__file__).resolve().parents[2] / "notebooks"
     chapters = sorted(p for p in folder.glob("0[2-9]_*.py"))
     assert len(chapters) == 8
     for path in chapters:

@@ -30,7 +30,7 @@ from slimlib.scale import VALUE_COLUMNS
 from slimlib.scale import _submit as cluster
 from slimlib.sweeping import KEY_COLUMNS, read_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: 8 widths x 5 rows (k-NN + 4 feature metrics): long enough for a kill to land mid-run
 WIDTHS = ["0.125", "0.25", "0.375", "0.5", "0.625", "0.75", "0.875", "1.0"]
 FULL = len(WIDTHS) * 5

@@ -3,11 +3,11 @@
 import re
 
 import pandas as pd
-from test_claims import REAL_RS, _row, _rs
 
 from slimlib.book import claims, findings
 from slimlib.book.claims import rules as er
 from slimlib.sweeping.controls import control_label
+from tests.book.test_claims import REAL_RS, _row, _rs
 
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 

@@ -176,7 +176,7 @@ def test_non_default_timm_arguments_are_refused_unless_a_builder_is_passed(tmp_p
     assert "\n" not in str(err.value)
     assert not any(tmp_path.iterdir())  # nothing written: no weights, no sidecar
     path = slimlib.export(small, tmp_path / "m.safetensors",
-                          builder=f"tests.test_export:{build_fn.__name__}")
+                          builder=f"tests.deploy.test_export:{build_fn.__name__}")
     with torch.no_grad():
         assert torch.equal(slimlib.load_slimmed(path)(X), small(X))
 
@@ -184,7 +184,7 @@ def test_non_default_timm_arguments_are_refused_unless_a_builder_is_passed(tmp_p
 def test_a_builder_that_builds_another_model_is_refused(tmp_path):
     small = slimlib.slim(relu_vit(), 0.5)
     with pytest.raises(ValueError, match="export refused"):
-        slimlib.export(small, tmp_path / "m.safetensors", builder="tests.test_export:eps_vit")
+        slimlib.export(small, tmp_path / "m.safetensors", builder="tests.deploy.test_export:eps_vit")
     assert not (tmp_path / "m.safetensors").exists()
 
 

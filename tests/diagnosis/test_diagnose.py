@@ -87,7 +87,7 @@ def test_diagnose_function_model_writes_report(tmp_path):
 
 
 def test_random_control_differs_and_keeps_architecture():
-    from slimlib.diagnosis._inputs import random_control
+    from slimlib.sweeping.controls import random_init as random_control
     from tests.tiny_models import build
 
     m = build()
@@ -316,7 +316,7 @@ def test_a_name_that_is_both_a_registry_dataset_and_a_folder_is_an_error(tmp_pat
 
 def test_timing_moves_the_models_and_the_input_to_the_device():
     """``diagnose --device cuda`` timed the CPU before; the meta device shows the move here."""
-    from slimlib.diagnosis import _time_widths
+    from slimlib.diagnosis._diagnose import _time_widths
     from slimlib.slimming import slim
     from tests.tiny_models import build
 

@@ -9,12 +9,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from test_features import TinyEncoder, make_split, simple_prepare
 
 from slimlib import probes
 from slimlib import sweeping as sweep_mod
 from slimlib.probes._inputs import macro_accuracy
 from slimlib.sweeping.outcomes import decode
+from tests.features.test_extract import TinyEncoder, make_split, simple_prepare
 from tests.patching import patch_features
 
 

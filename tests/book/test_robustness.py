@@ -159,7 +159,7 @@ def test_tile_locations_read_geotiff_positions(tmp_path):
 
 # ------------------------------------------------------------------------------ fine-tuning
 def test_finetune_once_leaves_the_encoder_alone_and_is_seeded():
-    from conftest import tiny_vit
+    from tests.tiny_models import tiny_vit
 
     enc = tiny_vit(img_size=16, patch_size=4, embed_dim=24)  # (B, 3, 16, 16) -> (B, 24)
     xs = torch.randn(24, 3, 16, 16, generator=torch.Generator().manual_seed(0))

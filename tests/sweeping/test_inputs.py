@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_features import TinyEncoder, make_split, simple_prepare
 
 from slimlib import sweeping
 from slimlib.sweeping import SweepData, as_datasets, as_models
+from tests.features.test_extract import TinyEncoder, make_split, simple_prepare
 from tests.patching import patch_features
 
 OLD_PUBLIC = ("sweep", "retention", "read_table", "COLUMNS", "KEY_COLUMNS", "FEATURE_METRICS",
               "NO_SEED", "quarantine_path")
 
 
-def test_package_keeps_the_module_names():
+def test_package_exports_the_names_and_keeps_its_modules_private():
     for name in OLD_PUBLIC:
         assert hasattr(sweeping, name), name
     from slimlib import sweep as top_sweep
 
     assert top_sweep is sweeping.sweep
     assert sweeping._run._score is sweeping._probing._score
-    assert {"table", "inputs", "run", "analysis"} <= set(vars(sweeping))
+    assert {"_table", "_inputs", "_run", "_analysis"} <= set(vars(sweeping))
+    assert not {"table", "inputs", "run", "analysis"} & set(vars(sweeping))
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 
 from slimlib import book
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 JB = Path(sys.executable).with_name("jupyter-book")
 CHECK = ROOT / "scripts" / "check_book.py"

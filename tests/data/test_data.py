@@ -20,7 +20,7 @@ from slimlib.data import _common
 from slimlib.specs import ImageDataset, ModelSpec
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fixtures_geobench import (  # noqa: E402
+from tests.fixtures_geobench import (  # noqa: E402
     EUROSAT_FILE_ORDER_LEVELS,
     S2_DESCRIPTORS,
     poison_sample,

@@ -9,7 +9,6 @@ import os
 
 import pytest
 import torch
-from conftest import tiny_vit
 
 from slimlib import book
 from slimlib.train import (
@@ -31,6 +30,7 @@ from slimlib.train import (
 from slimlib.train import embedded as emb
 from slimlib.train.mae import random_masking
 from slimlib.train.moco import momentum_at
+from tests.tiny_models import tiny_vit
 
 
 @pytest.fixture(autouse=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import timm
 import torch
-from conftest import tiny_vit
 
 import slimlib
 from slimlib._validation import slimmed_dim
 from slimlib.measure._compute import WIDTHS, compute_table, flops, params, relative_compute
+from tests.tiny_models import tiny_vit
 
 
 def analytic_vit_flops(img=224, patch=16, chans=3, d=384, depth=12, heads=6, mlp_ratio=4,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_features import TinyEncoder, make_split, simple_prepare
-from test_sweep import ScoreCounter
 
 from slimlib import probes
 from slimlib import sweeping as sweep_mod
@@ -14,7 +12,9 @@ from slimlib.book.runs import n_test_images, n_test_sentence
 from slimlib.probes import _crossfit as crossfit
 from slimlib.probes._inputs import macro_accuracy
 from slimlib.sweeping import SweepData, decode
+from tests.features.test_extract import TinyEncoder, make_split, simple_prepare
 from tests.patching import patch_features
+from tests.sweeping.test_run import ScoreCounter
 
 
 @pytest.fixture(autouse=True)

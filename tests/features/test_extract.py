@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_vit
 from torch import nn
 
 from slimlib._paths import cache_dir
@@ -14,6 +13,7 @@ from slimlib.features import _cache as feature_cache
 from slimlib.features import _extract as features
 from slimlib.specs import ImageDataset, ModelSpec
 from tests.patching import patch_features
+from tests.tiny_models import tiny_vit
 
 # ----------------------------------------------------------------------------- shared helpers
 # (test_sweep.py imports these)

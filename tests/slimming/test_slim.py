@@ -7,12 +7,12 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_vit
 from timm.layers import GluMlp, SwiGLU
 
 import slimlib
 from slimlib._validation import slimmed_dim
 from slimlib.slimming import SlimAttention, describe, find_blocks, slim
+from tests.tiny_models import tiny_vit
 
 ATOL = 1e-5
 
