@@ -70,7 +70,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from slimlib import book
-from slimlib.book import profiles
+from slimlib.book import plotting, profiles
 from slimlib.book.robustness import chapter as rc
 from slimlib.book.robustness import plots as rplot
 from slimlib.book.robustness import sections as rs
@@ -118,7 +118,7 @@ for ax, (label, part) in zip(axes, tab.groupby("model", sort=False), strict=True
                  title=label, ylabel="k-NN retention")
 ref = imb["paper"]
 worst = ref[ref["imbalance_ratio"].astype(float) == ref["imbalance_ratio"].astype(float).min()]
-rplot.paper_overlay(worst, hue="series", ax=axes[0])
+plotting.paper_overlay(worst, ax=axes[0], outside=False)
 plt.tight_layout()
 plt.show()
 verdicts += rs.verdict_rows(imb)
@@ -236,7 +236,7 @@ rplot.curves(summary, x="rel_compute", y="retention", hue="protocol", ax=axes[1]
 pr = ft["paper"].copy()
 full = pr[pr["s"] == 1.0].set_index(["series", "protocol"])["y"]
 pr["retention"] = pr["y"] / pr.set_index(["series", "protocol"]).index.map(full).to_numpy()
-rplot.paper_overlay(pr[pr["protocol"] == "finetune"], hue="series", ax=axes[1])
+plotting.paper_overlay(pr[pr["protocol"] == "finetune"], ax=axes[1], outside=False)
 plt.tight_layout()
 plt.show()
 display(summary.pivot_table(index="width", columns="protocol", values=["mean", "retention"])

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slimlib.bands import RGB_BANDS, S2_BANDS
+from slimlib.bands import RGB_BANDS, is_s2
 
 __all__ = ["IMAGE_SUFFIXES", "TIFF_SUFFIXES", "SCALES", "decode", "read_stored",
            "read_image_chw", "to_units", "read_image"]
@@ -126,7 +126,7 @@ def read_image_chw(path: str | Path) -> tuple[np.ndarray, np.dtype]:
 
 
 def _is_s2(bands: tuple[str, ...]) -> bool:
-    return bool(bands) and all(b in S2_BANDS for b in bands)
+    return bool(bands) and all(is_s2(b) for b in bands)
 
 
 def to_units(arr: np.ndarray, *, bands: tuple[str, ...] | None, scale: str | None = None,

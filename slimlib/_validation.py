@@ -8,6 +8,17 @@ from numbers import Real
 from typing import Any
 
 
+def check_parts(parts: Iterable[str] | str) -> tuple[str, ...]:
+    """``parts`` (one name or several) as a tuple, in the given order, or ``ValueError``:
+    a non-empty subset of :data:`slimlib.constants.PARTS` (``"attn"``, ``"ffn"``)."""
+    from slimlib.constants import PARTS
+
+    values = (parts,) if isinstance(parts, str) else tuple(parts)
+    if not values or any(p not in PARTS for p in values):
+        raise ValueError(f"parts must be a non-empty subset of {PARTS}; got {parts!r}")
+    return values
+
+
 def check_width(width: object, name: str = "width") -> float:
     """Return ``width`` as a float in (0, 1] or raise ``ValueError`` saying so."""
     if isinstance(width, bool) or not isinstance(width, Real):

@@ -14,7 +14,7 @@ Until this table was unified, the model side used Copernicus-Bench's rounded val
 from __future__ import annotations
 
 __all__ = ["S2_BANDS", "RGB_BANDS", "S2_WAVELENGTHS_NM", "S2_BANDWIDTHS_NM",
-           "S2_WAVELENGTHS_UM"]
+           "S2_WAVELENGTHS_UM", "is_s2"]
 
 #: The 13 Sentinel-2 L1C bands in ESA order (B8A after B08), the order SSL4EO-S12 and torchgeo
 #: ``_sentinel2_toa_bands`` use.
@@ -35,3 +35,8 @@ S2_BANDWIDTHS_NM: dict[str, float] = dict(zip(
 #: The same central wavelengths in micrometres.
 S2_WAVELENGTHS_UM: dict[str, float] = {b: round(nm / 1000.0, 6)
                                        for b, nm in S2_WAVELENGTHS_NM.items()}
+
+
+def is_s2(name: str) -> bool:
+    """Whether ``name`` is a Sentinel-2 band name (``"B01"`` … ``"B12"``, ``"B8A"``)."""
+    return name in S2_WAVELENGTHS_UM

@@ -76,6 +76,21 @@ class ModelSpec:
         return dict(self.extra)
 
 
+def spec_of(model: object, spec: ModelSpec | None = None, *, required: bool = False
+            ) -> ModelSpec | None:
+    """The :class:`ModelSpec` to feed ``model`` with: ``spec`` if given, else ``model.spec``.
+
+    ``required=True`` raises ``ValueError`` (saying to pass ``spec=``) when there is none;
+    otherwise ``None`` is returned."""
+    found = spec if spec is not None else getattr(model, "spec", None)
+    if isinstance(found, ModelSpec):
+        return found
+    if required:
+        raise ValueError(f"{type(model).__name__} has no .spec; pass spec=ModelSpec(...) so "
+                         "the images can be band-matched, resized and normalised")
+    return None
+
+
 @dataclass
 class ImageDataset:
     """An in-memory image classification split.

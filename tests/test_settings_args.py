@@ -72,5 +72,5 @@ def test_book_helpers_no_longer_patch_the_environment():
     from slimlib.book import runs
 
     source = inspect.getsource(runs)
-    body = source.split("def _with_data_root", 1)[1]
+    body = source.split("def load_options", 1)[1]
     assert "_profile_data_root(" not in body and "os.environ" not in body

@@ -61,7 +61,7 @@ def _new_ax(ax: Axes | None, size: tuple[float, float] = (6.0, 4.0)) -> Axes:
 
 def _finish(ax: Axes, *, xlabel: str, ylabel: str, logx: bool = False, unit_line: bool = False,
             title: str | None = None, legend_size: float = 7,
-            xlabel_size: float | None = None) -> Axes:
+            xlabel_size: float | None = None, outside: bool = True) -> Axes:
     """The decoration every curve axis shares: log x (optional), labels, a dotted line at 1
     (retention), grid, title and legend."""
     if logx:
@@ -73,7 +73,7 @@ def _finish(ax: Axes, *, xlabel: str, ylabel: str, logx: bool = False, unit_line
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    return legend(ax, fontsize=legend_size)
+    return legend(ax, fontsize=legend_size, outside=outside)
 
 
 def retention_vs_compute(table: pd.DataFrame, *, hue: str = "model", y: str = "retention",
@@ -141,16 +141,18 @@ def band_over_seeds(table: pd.DataFrame, *, hue: str, y: str = "value",
 
 def paper_overlay(paper: pd.DataFrame, *, x: str = "x", y: str = "retention",
                   series: str = "series", ax: Axes | None = None, logx: bool = True,
-                  ls: str = "--") -> Axes:
+                  ls: str = "--", outside: bool = True) -> Axes:
     """Draw published curves (e.g. :func:`slimlib.book.reference.posthoc`) dashed and labelled
-    ``"<series> — paper (Hackel et al. 2026)"``."""
+    ``"<series> — paper (Hackel et al. 2026)"``, in each model's colour. Axis labels the axes
+    already has are kept; ``outside=False`` keeps the legend inside (side-by-side panels)."""
     check_columns(paper, [x, y, series], "paper_overlay")
     ax = _new_ax(ax)
     for name, part in paper.groupby(series, sort=True):
         part = part.sort_values(x)
         ax.plot(part[x].astype(float), part[y].astype(float), lw=1.2,
                 label=f"{name} — {PAPER_LABEL}", **{**palette.paper_style(name), "ls": ls})
-    return _finish(ax, xlabel="relative compute", ylabel=y, logx=logx, legend_size=6)
+    return _finish(ax, xlabel=ax.get_xlabel() or "relative compute", ylabel=ax.get_ylabel() or y,
+                   logx=logx, legend_size=6, outside=outside)
 
 
 def _draw_bins(ax: plt.Axes, ours: Mapping, name: str) -> None:

@@ -22,13 +22,17 @@ def _settings(profile: Any):
     return settings_of(profile)
 
 
-def _with_data_root(profile: Any, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """``models.load`` options for ``name`` under ``profile``: the profile's settings (so an
-    embedded, slimlib-pretrained model is pretrained and its checkpoint looked up on the data
-    root the chapter's datasets come from, in the profile's cache) and, for an embedded
-    model, the profile's explicit ``data_root``."""
+def load_options(profile: Any, name: str, options: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """The one place ``models.load`` options for ``name`` under ``profile`` are built:
+    ``options`` (default: the profile's, ``profile.options_for(name)``), the profile's
+    settings (so an embedded, slimlib-pretrained model is pretrained and its checkpoint looked
+    up on the data root the chapter's datasets come from, in the profile's cache) and, for an
+    embedded model, the profile's explicit ``data_root``."""
     from slimlib.constants import EMBEDDED_MODEL_NAMES
 
+    if options is None:
+        options = profile.options_for(name)
     out = {**options, "settings": _settings(profile)}
     root = getattr(profile, "data_root", None)
     if root is not None and name in EMBEDDED_MODEL_NAMES:
@@ -52,7 +56,7 @@ def _load(profile: Any, name: str, options: Mapping[str, Any]) -> Any:
         if not profile.pretrained:
             torch.manual_seed(zlib.crc32(name.encode()))
         return registry.load(name, pretrained=profile.pretrained,
-                             **_with_data_root(profile, name, options))
+                             **load_options(profile, name, options))
 
 
 def embedded_models_of(profile: Any) -> list[str]:
@@ -100,9 +104,11 @@ def pretrain_models(profile: Any, processes: int = 2):
 
 
 def _spec_of(model: Any):
+    """A registry name's spec, or a module's own (:func:`slimlib.specs.spec_of`)."""
     from slimlib import models as registry
+    from slimlib.specs import spec_of
 
-    return registry.spec(model) if isinstance(model, str) else model.spec
+    return registry.spec(model) if isinstance(model, str) else spec_of(model, required=True)
 
 
 def runs_on(spec: Any, dataset: Any) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from slimlib.bands import RGB_BANDS, S2_BANDS, S2_WAVELENGTHS_UM
+from slimlib.bands import RGB_BANDS, S2_BANDS, S2_WAVELENGTHS_UM, is_s2
 
 __all__ = ["S2_BANDS", "EUROSAT_MS_BANDS", "RGB_BANDS", "RGB_TO_S2", "S2_TO_RGB",
            "S2_WAVELENGTHS_UM", "RGB_GAIN", "is_s2", "is_rgb", "geobench_band_name",
@@ -36,11 +36,6 @@ RGB_GAIN: float = 1.0 / 0.275
 
 _GEOBENCH_S2 = re.compile(r"^(\d{2})(A?)\s*-\s*")
 _DATE_SUFFIX = re.compile(r"_(\d{4}-\d{2}-\d{2}.*|NoDate)$")
-
-
-def is_s2(name: str) -> bool:
-    """Whether ``name`` is a Sentinel-2 band name (``"B01"`` … ``"B12"``, ``"B8A"``)."""
-    return name in S2_WAVELENGTHS_UM
 
 
 def is_rgb(name: str) -> bool:

@@ -31,7 +31,7 @@ from torch import nn
 from slimlib._validation import check_choice, check_splits_of_one_task, check_widths
 from slimlib.data import IGNORE, DenseDataset
 from slimlib.dense._head import FUSIONS, combine_dates, predict, token_maps, train_head
-from slimlib.specs import ModelSpec
+from slimlib.specs import ModelSpec, spec_of
 
 __all__ = ["DENSE_TASKS", "availability", "confusion_matrix", "iou_per_class", "miou", "probe",
            "dense_features", "sweep_dense", "DenseDataset", "IGNORE"]
@@ -89,14 +89,6 @@ def miou(conf: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- features
 
 
-def _spec_of(encoder: nn.Module, spec: ModelSpec | None) -> ModelSpec:
-    spec = spec if spec is not None else getattr(encoder, "spec", None)
-    if not isinstance(spec, ModelSpec):
-        raise ValueError(f"{type(encoder).__name__} has no .spec; pass spec=ModelSpec(...) so "
-                         "the images can be band-matched, resized and normalised")
-    return spec
-
-
 def _prepared(images: torch.Tensor, plan: Any, batch_size: int) -> Iterator[torch.Tensor]:
     for start in range(0, images.shape[0], batch_size):
         yield plan.apply(images[start:start + batch_size])
@@ -121,7 +113,7 @@ def dense_features(encoder: nn.Module, data: DenseDataset, *, spec: ModelSpec | 
         raise TypeError(f"data must be a DenseDataset (slimlib.data.load of a dense task); "
                         f"got {type(data).__name__}")
     check_choice(fusion, FUSIONS, "fusion")
-    spec = _spec_of(encoder, spec)
+    spec = spec_of(encoder, spec, required=True)
     plan = band_plan(data.bands, data.units, spec,
                      fill_missing=[b for b in fill_missing if b not in data.bands])
     for note in plan.notes:
@@ -231,7 +223,7 @@ def sweep_dense(model: nn.Module, train: DenseDataset, test: DenseDataset, *,
 
     check_splits_of_one_task(train, test, DenseDataset)
     widths = check_widths(widths)
-    spec = _spec_of(model, spec)
+    spec = spec_of(model, spec, required=True)
     dev = resolve_device(device)
     name = model_name or spec.name
     protocol = "segmentation_probe" if train.task == "segmentation" else "change_detection_probe"

@@ -33,7 +33,7 @@ from slimlib.features._cache import (
     save_cached,
 )
 from slimlib.settings import Settings
-from slimlib.specs import ImageDataset, ModelSpec
+from slimlib.specs import ImageDataset, ModelSpec, spec_of
 
 #: What users call. The cache plumbing (``prepare_dataset``, ``prepared_batches``,
 #: ``cache_path``, ``load_cached``, ``save_cached``, ...) stays importable for slimlib's own
@@ -122,15 +122,10 @@ def preparation_notes(dataset: ImageDataset, spec: ModelSpec) -> list[str]:
     return list(band_plan(dataset.bands, dataset.units, spec).notes)
 
 
-def _spec_of(encoder: nn.Module) -> ModelSpec | None:
-    spec = getattr(encoder, "spec", None)
-    return spec if isinstance(spec, ModelSpec) else None
-
-
 def _model_name(encoder: nn.Module, name: str | None) -> str:
     if name:
         return name
-    spec = _spec_of(encoder)
+    spec = spec_of(encoder)
     return spec.name if spec is not None else type(encoder).__name__
 
 
@@ -233,7 +228,7 @@ def extract(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
     dev = resolve_device(device)
-    spec = _spec_of(encoder)
+    spec = spec_of(encoder)
     model_name = _model_name(encoder, name)
     if isinstance(dataset, ImageDataset):
         if spec is None:

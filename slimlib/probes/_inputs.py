@@ -177,8 +177,10 @@ def check_multi(train_y: np.ndarray, test_y: np.ndarray) -> np.ndarray:
     return in_test
 
 
-def macro_accuracy(true_codes: np.ndarray, pred_codes: np.ndarray) -> float:
-    """Mean recall over the classes present in ``true_codes``."""
+def macro_accuracy(true_codes: Any, pred_codes: Any) -> float:
+    """Balanced (macro) accuracy: the mean recall over the classes present in ``true_codes``
+    (``(M,)`` labels vs ``(M,)`` predictions)."""
+    true_codes, pred_codes = np.asarray(true_codes), np.asarray(pred_codes)
     classes, inverse = np.unique(true_codes, return_inverse=True)
     hits = np.bincount(inverse, weights=(pred_codes == true_codes), minlength=classes.size)
     return float((hits / np.bincount(inverse, minlength=classes.size)).mean())

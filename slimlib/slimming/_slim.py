@@ -47,13 +47,13 @@ from __future__ import annotations
 import copy
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 from timm.layers import GluMlp, Mlp, SwiGLU
 from torch import nn
 
-from slimlib._validation import check_choice, check_width, slimmed_dim
+from slimlib._validation import check_choice, check_parts, check_width, slimmed_dim
 from slimlib.constants import ORDERS, PARTS, SCALES
 from slimlib.slimming._attention import (
     AttentionLayout,
@@ -186,15 +186,6 @@ def _check_block(name: str, block: nn.Module, parts: Sequence[str]) -> None:
         )
 
 
-def _check_parts(parts: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(parts, str):
-        parts = (parts,)
-    parts = tuple(parts)
-    if not parts or any(p not in PARTS for p in parts):
-        raise ValueError(f"parts must be a non-empty subset of {PARTS}; got {parts!r}")
-    return parts
-
-
 def slim(
     model: nn.Module,
     width: float,
@@ -231,7 +222,7 @@ def slim(
         TypeError: a block type slimlib does not know (named in the message).
     """
     width = check_width(width)
-    parts = _check_parts(parts)
+    parts = check_parts(parts)
     order = check_choice(order, ORDERS, "order")
     scale = check_choice(scale, SCALES, "scale")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimlib._validation import check_choice, check_int, check_widths
+from slimlib._validation import check_choice, check_int, check_parts, check_widths
 from slimlib.constants import PARTS, PROTOCOLS
 from slimlib.specs import ImageDataset, ModelSpec
 
@@ -234,9 +234,9 @@ def _check_protocols(protocols: Iterable[str]) -> list[str]:
 
 
 def _check_parts(parts: Iterable[str]) -> str:
-    values = (parts,) if isinstance(parts, str) else tuple(parts)
-    if not values or any(p not in PARTS for p in values):
-        raise ValueError(f"parts must be a non-empty subset of {PARTS}; got {parts!r}")
+    """``parts`` checked (:func:`slimlib._validation.check_parts`) as the table's label,
+    in canonical order: ``"attn+ffn"``."""
+    values = check_parts(parts)
     return "+".join(p for p in PARTS if p in values)
 
 

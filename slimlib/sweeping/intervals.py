@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -144,7 +145,13 @@ def estimate(value: float, draws: np.ndarray, *, n_images: int, n_runs: int = 1,
 Statistic = Callable[[Mapping[str, np.ndarray | float]], np.ndarray | float]
 
 
-def pooled(runs: Sequence[Mapping[str, Sequence[Outcomes]]], statistic: Statistic, *,
+def _outcome_draws(groups: Mapping[str, Sequence[Outcomes]], n_boot: int, seed: int
+                   ) -> tuple[Mapping, Mapping, int]:
+    obs, draws = bootstrap(groups, n_boot=n_boot, seed=seed)
+    return obs, draws, next(iter(groups.values()))[0].n
+
+
+def pooled(runs: Sequence[Any], statistic: Statistic, *, draws_of: Callable | None = None,
            n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL) -> Estimate:
     """Mean of a per-run statistic over runs, with a cluster-bootstrap interval.
 
@@ -152,17 +159,22 @@ def pooled(runs: Sequence[Mapping[str, Sequence[Outcomes]]], statistic: Statisti
     of draws otherwise) to its value(s), e.g. ``lambda v: v["small"] / v["full"]``. Each
     draw resamples the runs with replacement and, inside each, the images (paired across that
     run's conditions); the pooled value is the mean over the resampled runs.
+
+    A run is ``{condition: [Outcomes per probe seed]}`` (resampled by :func:`bootstrap`);
+    ``draws_of(run, n_boot, seed) -> (observed values, draws, n_images)`` replaces that for
+    runs of another form (the claims' table rows: :mod:`slimlib.book.claims.runs`). Run ``i``
+    is drawn with seed ``seed + 1 + i``, the pooling with ``seed``.
     """
     if not runs:
         raise ValueError("no runs to pool")
-    rng = np.random.default_rng(seed)
+    draws_of = _outcome_draws if draws_of is None else draws_of
     observed, per_run, n_images = [], [], 0
-    for i, groups in enumerate(runs):
-        obs, draws = bootstrap(groups, n_boot=n_boot, seed=seed + 1 + i)
+    for i, run in enumerate(runs):
+        obs, draws, n = draws_of(run, n_boot, seed + 1 + i)
         observed.append(float(statistic(obs)))
         per_run.append(np.asarray(statistic(draws), dtype=np.float64))
-        n_images += next(iter(groups.values()))[0].n
-    value, draws = pool_draws(observed, per_run, rng=rng)
+        n_images += n
+    value, draws = pool_draws(observed, per_run, rng=np.random.default_rng(seed))
     return estimate(value, draws, n_images=n_images, n_runs=len(runs), level=level)
 
 

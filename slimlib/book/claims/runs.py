@@ -29,9 +29,8 @@ from slimlib.sweeping.controls import binomial_se
 from slimlib.sweeping.intervals import (
     N_BOOT,
     bootstrap,
-    interval,
     merge_identical_widths,
-    pool_draws,
+    pooled,
 )
 from slimlib.sweeping.outcomes import Outcomes, decode_all
 
@@ -114,16 +113,15 @@ def pooled_statistic(runs: Sequence[Run], statistic: Callable[[Mapping], object]
     interval (one run: that run's own bootstrap)."""
     if not runs:
         raise ValueError("no runs to compute the statistic on")
-    observed, per_run, n_images, paired = [], [], 0, True
-    for i, run in enumerate(runs):
-        obs, draws, n, was_paired = run_draws(run, n_boot=n_boot, seed=seed + 1 + i)
-        observed.append(float(statistic(obs)))
-        per_run.append(np.asarray(statistic(draws), dtype=np.float64))
-        n_images += n
-        paired &= was_paired
-    value, draws = pool_draws(observed, per_run, rng=np.random.default_rng(seed))
-    lo, hi = interval(draws)
-    return Pooled(value, lo, hi, len(runs), n_images, paired)
+    paired: list[bool] = []
+
+    def draws_of(run: Run, n: int, run_seed: int) -> tuple[Mapping, Mapping, int]:
+        obs, draws, n_images, was_paired = run_draws(run, n_boot=n, seed=run_seed)
+        paired.append(was_paired)
+        return obs, draws, n_images
+
+    est = pooled(runs, statistic, draws_of=draws_of, n_boot=n_boot, seed=seed)
+    return Pooled(est.value, est.lo, est.hi, len(runs), est.n_images, all(paired))
 
 
 def _run_keys(rows: pd.DataFrame) -> list[str]:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from slimlib.book.claims import rules as er
+from slimlib.probes import macro_accuracy  # re-exported: chapter 10 calls rb.macro_accuracy
 
 __all__ = [
     "HOLDS", "FAILS", "NOT_TESTABLE", "verdict", "judge", "paper_at_width", "at_chance",
@@ -148,13 +149,6 @@ def control_reading(control: tuple[float, float, float],
         f"[{d_lo:+.3f}, {d_hi:+.3f}]"
     same = bool(math.isfinite(d_lo) and math.isfinite(d_hi) and d_lo <= 0 <= d_hi)
     return text, same
-
-
-def macro_accuracy(y_true: Any, pred: Any) -> float:
-    """Balanced (macro) accuracy ``(M,)`` labels vs ``(M,)`` predictions over the classes
-    present in ``y_true``."""
-    y, p = np.asarray(y_true), np.asarray(pred)
-    return float(np.mean([(p[y == c] == c).mean() for c in np.unique(y)]))
 
 
 def bootstrap(statistic: Any, n: int, *, n_boot: int = 200, seed: int = 0,

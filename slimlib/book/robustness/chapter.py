@@ -128,14 +128,15 @@ def _threads_for(st: RobustnessSettings, name: str) -> int | None:
 
 
 def _load(profile: Any, name: str, *, init_seed: int | None = None) -> Any:
+    """``name`` under ``profile`` (options: :func:`slimlib.book.runs.load_options`), or its
+    random-init control drawn from ``init_seed``."""
     from slimlib import models as registry
+    from slimlib.book.runs import load_options
     from slimlib.sweeping import controls
 
-    options = {**profile.options_for(name), "settings": settings_of(profile)}
+    options = load_options(profile, name)
     if init_seed is not None:
-        return next(iter(controls.random_init_models(name, (init_seed,), **options).values()))
-    if getattr(profile, "data_root", None) is not None and registry.spec(name).family == "embedded":
-        options["data_root"] = profile.data_root
+        return controls.random_init(name, init_seed, **options)
     return registry.load(name, pretrained=profile.pretrained, **options)
 
 

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["curves", "paper_overlay", "classwise_bars", "dynamics_grid"]
+__all__ = ["curves", "classwise_bars", "dynamics_grid"]
 
 
 def _axes(ax: Any, figsize: tuple[float, float] = (6.4, 4.0)) -> Any:
@@ -39,19 +39,6 @@ def curves(frame: pd.DataFrame, *, x: str, y: str, hue: str, lo: str | None = No
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title, fontsize=9)
-    return ax
-
-
-def paper_overlay(paper: pd.DataFrame, *, hue: str, ax: Any, y: str = "retention") -> Any:
-    """The paper's published curves (dashed, grey shades) on ``ax``: ``paper`` needs columns
-    ``x`` (relative compute), ``y`` and ``hue``."""
-    keys = sorted(paper[hue].unique(), key=str)
-    shades = np.linspace(0.25, 0.7, max(1, len(keys)))
-    for shade, key in zip(shades, keys, strict=True):
-        part = paper[paper[hue] == key].sort_values("x")
-        ax.plot(part["x"], part[y], ls="--", lw=1, color=str(shade),
-                label=f"paper: {key}")
-    ax.legend(fontsize=6)
     return ax
 
 
