@@ -1,6 +1,6 @@
 """The facts every slimlib module shares, written once (a leaf module: it imports only the standard library).
 
-Other modules import these names (and re-export some under their historical names, e.g.
+Other modules import these names (and the stages re-export the ones their users need, e.g.
 ``slimlib.measure.WIDTHS`` or ``slimlib.slimming.PARTS``); edit a value here and nowhere else.
 The Sentinel-2 band table lives in :mod:`slimlib.bands`.
 """

@@ -36,10 +36,10 @@ the FFN's ``fc1``/``fc2``/``norm``): they are carried over to the new module and
 slimmed shapes. Backward hooks on replaced modules are refused with a ``ValueError``.
 
 This module owns :func:`slim` (checking a model, choosing the kept indices, copying it and
-swapping in the narrower layers, carrying hooks). The pieces live next to it and are
-re-exported here under their old names: :mod:`slimlib.slimming._attention` (``AttentionLayout``,
-``attention_layout``, ``SlimAttention``), :mod:`slimlib.slimming._blocks` (``find_blocks``,
-``ffn_hidden``, ``describe``) and :mod:`slimlib.slimming._slicing` (weight slicing).
+swapping in the narrower layers, carrying hooks). The pieces live next to it:
+``_attention`` (``AttentionLayout``, ``attention_layout``, ``SlimAttention``), ``_blocks``
+(``find_blocks``, ``ffn_hidden``, ``describe``) and ``_slicing`` (weight slicing); the
+package :mod:`slimlib.slimming` exports their public names.
 """
 
 from __future__ import annotations
