@@ -156,7 +156,7 @@ display(Markdown(
 # The camera-ready's robustness analyses (class imbalance, class-wise AP, implicit order with
 # 20 draws, a geographic-shift proxy, fine-tuning of slimmed encoders, slimmability during
 # pretraining) are compared with the paper's rebuttal numbers by
-# `slimlib.book.robustness.sections.verdict_table`: the same section functions, with this profile's
+# `slimlib.book.robustness.chapter.verdict_table`: the same section functions, with this profile's
 # settings, that the chapter *Robustness* calls, so each row below is a row of that chapter's
 # verdict table (which draws the curves behind it and states the rule of each comparison);
 # "reference" rows are the regular training runs the slimmable ones are read against. The
@@ -164,9 +164,8 @@ display(Markdown(
 
 # %% tags=["full-width"]
 from slimlib.book.robustness import chapter as robustness_chapter
-from slimlib.book.robustness import sections as robustness_sections
 
-robust = robustness_sections.verdict_table(cfg, robustness_chapter.settings(cfg))
+robust = robustness_chapter.verdict_table(cfg, robustness_chapter.settings(cfg))
 print(f"robustness verdicts: {sum(robust.attrs['seconds'].values()):.0f} s in this build")
 plotting.show_table(robust, "01_robustness", compact_columns=[
     "analysis", "this build", "interval", "paper", "random init", "verdict", "why",

@@ -73,7 +73,6 @@ from slimlib import book
 from slimlib.book import plotting, profiles
 from slimlib.book.robustness import chapter as rc
 from slimlib.book.robustness import plots as rplot
-from slimlib.book.robustness import sections as rs
 
 book.setup_page()
 cfg = profiles.resolve(profile, datasets=datasets, protocols=protocols, device=device,
@@ -121,7 +120,7 @@ worst = ref[ref["imbalance_ratio"].astype(float) == ref["imbalance_ratio"].astyp
 plotting.paper_overlay(worst, ax=axes[0], outside=False)
 plt.tight_layout()
 plt.show()
-verdicts += rs.verdict_rows(imb)
+verdicts += rc.verdict_rows(imb)
 tab.pivot_table(index=["model", "width"], columns="ratio", values="mean").round(3)
 
 # %%
@@ -150,7 +149,7 @@ for dataset, part in cw["table"].groupby("dataset", sort=False):
                          "(error bars: 95 % bootstrap)")
     plt.tight_layout()
     plt.show()
-verdicts += rs.verdict_rows(cw)
+verdicts += rc.verdict_rows(cw)
 cw["extremes"].round(3)
 
 # %%
@@ -171,7 +170,7 @@ pd.DataFrame(cw["verdicts"])
 t0 = time.perf_counter()
 order = rc.implicit_order(cfg, st)
 timings["order"] = time.perf_counter() - t0
-verdicts += rs.verdict_rows(order)
+verdicts += rc.verdict_rows(order)
 display(order["table"].round(4))
 pd.DataFrame([order["verdict"]])
 
@@ -189,9 +188,9 @@ pd.DataFrame([order["verdict"]])
 
 # %% tags=["hide-input"]
 t0 = time.perf_counter()
-geo = rs.geographic(cfg, st)
+geo = rc.geographic(cfg, st)
 timings["geographic"] = time.perf_counter() - t0
-verdicts += rs.verdict_rows(geo)
+verdicts += rc.verdict_rows(geo)
 if not geo["table"].empty:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     loc = geo["locations"]
@@ -223,9 +222,9 @@ pd.DataFrame([geo["verdict"]])
 
 # %% tags=["hide-input"]
 t0 = time.perf_counter()
-ft = rs.finetuning(cfg, st)
+ft = rc.finetuning(cfg, st)
 timings["fine-tuning"] = time.perf_counter() - t0
-verdicts += rs.verdict_rows(ft)
+verdicts += rc.verdict_rows(ft)
 summary = ft["summary"].assign(lo=lambda d: d["mean"] - 2 * d["sd"],
                                hi=lambda d: d["mean"] + 2 * d["sd"])
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -254,9 +253,9 @@ pd.DataFrame([ft["verdict"]])
 
 # %% tags=["hide-input"]
 t0 = time.perf_counter()
-dyn = rs.dynamics(cfg, st)
+dyn = rc.dynamics(cfg, st)
 timings["dynamics"] = time.perf_counter() - t0
-verdicts += rs.verdict_rows(dyn)
+verdicts += rc.verdict_rows(dyn)
 if not dyn["references"].empty:
     display(Markdown("Regular training, the baseline each slimmable run is read against "
                      "(no claim of the paper):"))
@@ -279,7 +278,7 @@ sp.round(3)
 # width, computed from the packaged reference data; interval: bootstrap over test images or
 # ± 2 SE over seeds, as each row says; random init: the same statistic on the random-init
 # network and the paired difference; indication: what a number that is not counted shows). The introduction's robustness table is
-# `slimlib.book.robustness.sections.verdict_table`: the same section functions with the profile's
+# `slimlib.book.robustness.chapter.verdict_table`: the same section functions with the profile's
 # settings, so with this page's parameters left at `None` its rows are these rows.
 
 # %%

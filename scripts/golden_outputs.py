@@ -57,7 +57,7 @@ def write(out: Path) -> None:
     import slimlib
     from slimlib.book import claims, compute_table_cached, profiles
     from slimlib.book import sweep_plan as shards
-    from slimlib.book.robustness import sections as robustness
+    from slimlib.book.robustness import chapter as robustness
     from slimlib.book.robustness.chapter import settings as robustness_settings
 
     torch.manual_seed(0)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from slimlib.book.robustness import analyses as rb
+from slimlib.book.robustness import chapter as rc
 from slimlib.book.robustness import dynamics as dyn
 from slimlib.book.robustness import geo
 from slimlib.book.robustness.finetune import FinetuneRecipe, finetune_once, recipe_works
@@ -292,17 +293,16 @@ def _verdict(analysis: str, verdict: str) -> dict:
 
 
 def test_verdict_rows_take_one_or_many_and_reject_both_or_neither():
-    from slimlib.book.robustness import sections as rs
 
     one, two = _verdict("a", rb.HOLDS), _verdict("b", rb.FAILS)
-    assert rs.verdict_rows({"verdict": one, "table": None}) == [one]
-    assert rs.verdict_rows({"verdicts": [one, two]}) == [one, two]
+    assert rc.verdict_rows({"verdict": one, "table": None}) == [one]
+    assert rc.verdict_rows({"verdicts": [one, two]}) == [one, two]
     with pytest.raises(ValueError, match="exactly one"):
-        rs.verdict_rows({"verdict": one, "verdicts": [two]})
+        rc.verdict_rows({"verdict": one, "verdicts": [two]})
     with pytest.raises(ValueError, match="exactly one"):
-        rs.verdict_rows({"table": None})
+        rc.verdict_rows({"table": None})
     with pytest.raises(ValueError, match="lacks column"):
-        rs.verdict_rows({"verdict": {"analysis": "a", "verdict": rb.HOLDS}})
+        rc.verdict_rows({"verdict": {"analysis": "a", "verdict": rb.HOLDS}})
 
 
 @pytest.mark.data
@@ -310,14 +310,12 @@ def test_every_robustness_verdict_is_untestable_with_random_weights(data_root):
     """The smoke profile's random weights: each section makes its own verdicts "not
     testable" (so chapter 1 and chapter 10 show the same rows)."""
     from slimlib.book import profiles
-    from slimlib.book.robustness import chapter as rc
-    from slimlib.book.robustness import sections as rs
 
     cfg = profiles.resolve("smoke", data_root=str(data_root),
                            datasets=["eurosat-rgb", "eurosat-ms"], limit_per_class=4,
                            test_limit_per_class=2)
     assert not cfg.pretrained
-    table = rs.verdict_table(cfg, rc.settings(cfg), progress=False)
+    table = rc.verdict_table(cfg, rc.settings(cfg), progress=False)
     assert set(table["analysis"]) == {"class imbalance", "class-wise AP", "implicit order",
                                       "geographic shift", "fine-tuning", "training dynamics"}
     assert (table["verdict"] == rb.NOT_TESTABLE).all(), table[["analysis", "verdict", "why"]]
@@ -330,8 +328,6 @@ def test_verdict_table_runs_every_section_of_the_chapter_in_page_order(monkeypat
     the same profile and settings, and its rows come out in page order."""
     from types import SimpleNamespace
 
-    from slimlib.book.robustness import chapter as rc
-    from slimlib.book.robustness import sections as rs
 
     calls = []
 
@@ -345,16 +341,16 @@ def test_verdict_table_runs_every_section_of_the_chapter_in_page_order(monkeypat
     for attr, many in [("imbalance", False), ("classwise", True), ("implicit_order", False)]:
         monkeypatch.setattr(rc, attr, fake(attr, many))
     for attr, many in [("geographic", False), ("finetuning", False), ("dynamics", True)]:
-        monkeypatch.setattr(rs, attr, fake(attr, many))
+        monkeypatch.setattr(rc, attr, fake(attr, many))
     profile, st = SimpleNamespace(pretrained=True), object()
-    table = rs.verdict_table(profile, st, progress=False)
+    table = rc.verdict_table(profile, st, progress=False)
     order = ["imbalance", "classwise", "implicit_order", "geographic", "finetuning", "dynamics"]
     assert [c[0] for c in calls] == order
     assert all(c[1] is profile and c[2] is st for c in calls)
     assert list(table["analysis"]) == ["imbalance", "classwise", "classwise", "implicit_order",
                                        "geographic", "finetuning", "dynamics", "dynamics"]
     assert list(table.columns) == rc.VERDICT_COLUMNS
-    assert list(table.attrs["seconds"]) == [name for name, _ in rs.sections()]
+    assert list(table.attrs["seconds"]) == [name for name, _ in rc.sections()]
     assert all(t >= 0 for t in table.attrs["seconds"].values())
 
 
@@ -385,7 +381,6 @@ def test_classwise_bars_draw_the_random_init_tick_and_chance_per_class():
 
 # ------------------------------------------------------------------------------ verdict rules
 def test_paper_statistic_is_read_at_this_builds_width():
-    from slimlib.book.robustness import chapter as rc
 
     effect, _ = rc.paper_effect("finetune")
     band, why = rc._paper_band(effect, 0.01, what="fine-tuning")
@@ -403,7 +398,6 @@ def test_paper_statistic_is_read_at_this_builds_width():
 
 
 def test_one_chance_level_rule_for_the_papers_classes_and_ours():
-    from slimlib.book.robustness import chapter as rc
 
     # ours: prevalence known (0.1): AP 0.12 is at chance, 0.5 is not
     assert rb.at_chance(0.12, 0.1) and not rb.at_chance(0.5, 0.1)
@@ -428,7 +422,6 @@ def test_paired_bootstrap_resamples_every_component_alike():
 def test_verdict_says_when_the_random_init_network_shows_the_same_effect():
     from types import SimpleNamespace
 
-    from slimlib.book.robustness import chapter as rc
 
     profile = SimpleNamespace(pretrained=True)
     same = rb.control_reading((0.03, -0.01, 0.07), (0.012, -0.03, 0.05))

@@ -1,7 +1,7 @@
 """The rules of evidence: one verdict vocabulary and one policy for every claim of the book.
 
 Both the paper's claims (:mod:`slimlib.book.claims`, chapter 1) and the robustness comparisons
-(:mod:`slimlib.book.robustness.sections`, chapter 10) are judged here, so a verdict means the same
+(:mod:`slimlib.book.robustness.chapter`, chapter 10) are judged here, so a verdict means the same
 thing on every page (``docs/claims.md``).
 
 A claim is *about* a :class:`Scope`: a kind of model (RS foundation models, ImageNet CV
