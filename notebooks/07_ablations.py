@@ -15,7 +15,7 @@
 # # Ablations: which dimensions, which layers, which probe
 #
 # Three sanity checks from the paper's appendix, on the RS model and dataset of this build
-# with the largest test split (`slimlib.book.claims.ablation_model`; in the default profile
+# with the largest test split (`slimlib.book.sweep_plan.ablation_model`; in the default profile
 # Galileo-nano's RGB mode on EuroSAT RGB), at the ablation widths, with the random-init
 # control and the embedding-only floor of the same model drawn beside the curves:
 #
@@ -29,6 +29,9 @@
 # **What it cannot show in this profile**: the paper's models (one RS model of this build
 # stands in); the random order here is one draw per seed, not the paper's 20 draws (chapter
 # *Robustness* runs 20 draws with a 2σ band).
+#
+# The three sweeps are the `orders`, `parts` and `probes` entries of the book's sweep plan
+# (`slimlib.book.sweep_plan.run`), the same calls `python -m slimlib sweep` shards.
 
 # %% tags=["parameters"]
 # Parameters (papermill / `python -m slimlib run ... -p NAME VALUE`); None = from the profile.
@@ -44,20 +47,18 @@ data_root = None  # None: $SLIMLIB_DATA
 
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
-import pandas as pd
 
 import slimlib
 from slimlib import book
-from slimlib.book import claims, comparison, pages, plotting, reference
+from slimlib.book import claims, comparison, pages, plotting, reference, sweep_plan
 
 # %% tags=["remove-input"]
 cfg = pages.start(profile, models=models, datasets=datasets, widths=widths, seeds=seeds,
                   protocols=protocols, device=device, batch_size=batch_size, data_root=data_root)
 
 # %% tags=["hide-input"]
-model, dataset = claims.ablation_model(cfg)
-aw = cfg.ablation_widths if 1.0 in cfg.ablation_widths else (*cfg.ablation_widths, 1.0)
-orders = claims.order_rows(cfg)
+model, dataset = sweep_plan.ablation_model(cfg)
+orders = sweep_plan.run(cfg, "orders")
 _, floor, cmp = book.controls_for(cfg, [model], [dataset])
 ctrl = cmp[(cmp["protocol"] == "knn") & (cmp["dataset"] == dataset)].sort_values("rel_compute")
 ax = plotting.band_over_seeds(orders, hue="model", style="order")
@@ -84,10 +85,9 @@ plotting.show_table(claims.evaluate(claims.Evidence(orders=orders, pretrained=cf
 # random network is not run.
 
 # %% tags=["hide-input"]
-parts = {"attention only": ("attn",), "FFN only": ("ffn",), "both": ("attn", "ffn")}
-layer = pd.concat([book.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"],
-                                      parts=p, metrics=False).assign(layers=label)
-                   for label, p in parts.items()])
+layer = sweep_plan.run(cfg, "parts")
+layer["layers"] = layer["parts"].map({"attn": "attention only", "ffn": "FFN only",
+                                      "attn+ffn": "both"})
 lr = slimlib.retention(layer).merge(
     layer[["parts", "layers"]].drop_duplicates(), on="parts")
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -114,8 +114,7 @@ plotting.show_table(lr.pivot_table(index="width", columns="layers",
 # not run in this profile).
 
 # %% tags=["hide-input"]
-probes = book.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn", "linear"],
-                            metrics=False)
+probes = sweep_plan.run(cfg, "probes")
 pr = comparison.with_paper_axis(slimlib.retention(probes), profile=cfg)
 nf = reference.newfms("m-eurosat")
 fig, axes = plt.subplots(2, 1, figsize=(8, 9))  # stacked: each panel keeps the page width

@@ -1,18 +1,224 @@
-"""The book's sweep plan: every sweep a chapter asks for, as :class:`slimlib.scale.Shard` s.
+"""The book's sweep plan: every sweep chapters 1-9 and the claims ask for, in one table.
 
-:func:`plan` turns a profile into shards (one per model x dataset, optionally per width chunk),
-the unit :mod:`slimlib.scale` submits to SLURM or runs as local processes.
+:data:`REQUESTS` is the table: one :class:`Request` per purpose (``main``, ``slimmable``,
+``cv_rs``, ``cv_own``, ``controls``, and chapter 7's ``orders``, ``parts`` and ``probes``,
+which run on its one (model, dataset), :func:`ablation_model`), saying which models x datasets
+x ``sweep_for`` settings it runs (read off the profile) and which chapters read the rows
+(``readers``). Three readers use it:
+
+* :func:`plan` turns it into :class:`slimlib.scale.Shard` s (one per model x dataset,
+  optionally per width chunk), the unit :mod:`slimlib.scale` submits to SLURM or runs as local
+  processes;
+* :func:`run` runs one entry through :func:`slimlib.book.sweep_for` (:func:`run_controls`: the
+  ``controls`` entry through :func:`slimlib.book.controls_for`) and returns its rows:
+  :func:`slimlib.book.claims.gather` and chapter 7 take their sweeps from it;
+* chapters 3-6, 8 and 9 make the calls of ``main`` (``book.sweep_for(cfg, cfg.models)``),
+  ``slimmable`` (``book.sweep_for(cfg, names)``), ``cv_rs`` (``book.sweep_for(cfg,
+  cfg.cv_models)``), ``cv_own`` (``book.sweep_for(cfg, cfg.cv_models, cfg.cv_datasets)``) and
+  ``controls`` (``book.controls_for(cfg, cfg.models)``) themselves: each is exactly that
+  entry's call (chapter 8, and chapter 7 for its controls, ask for one model, or one model x
+  dataset, of it), so a planned sweep leaves them nothing to compute.
+
+Not in the plan (computed when their chapter runs): chapter 4's random-init controls of the
+CV models, chapter 5's shared random-init control of the slimmable miniatures
+(:func:`slimlib.book.shared_controls_for`), chapter 10's robustness sweeps, and the
+embedding-only floors of :func:`slimlib.book.controls_for` (not sweeps).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from slimlib.scale import Shard, SweepCall
+import pandas as pd
 
-__all__ = ["plan", "check_names", "AUTO"]
+if TYPE_CHECKING:
+    from slimlib.scale import Shard, SweepCall
+
+__all__ = ["Request", "REQUESTS", "ablation_model", "run", "run_controls", "plan",
+           "check_names", "AUTO"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One entry of the book's sweep plan: the sweeps one purpose asks of ``sweep_for``.
+
+    Every field but ``name``, ``readers`` and ``ablation`` is a function of the profile, so the
+    table holds no settings of its own.
+
+    Attributes:
+        name: the purpose (``"main"``, ``"controls"``, ``"orders"``, ...): what :func:`run`
+            takes.
+        readers: the chapters (and claims) that read the rows.
+        models: the models (registry names); unused when ``ablation``.
+        datasets: the datasets (registry names); ``None``: the profile's RS datasets
+            (``sweep_for``'s default).
+        calls: one ``sweep_for`` call each, as its keyword settings: fields of
+            :class:`slimlib.scale.SweepCall` (``{}``: the profile's widths, seeds and
+            protocols). Plain keywords, so running an entry needs no :mod:`slimlib.scale`
+            (the ``[scale]`` extra); :func:`plan` makes ``SweepCall`` s of them.
+        init_seeds: for an entry with random-init controls, their init seeds (one control
+            beside each model, :func:`slimlib.book.controls_for`); ``None``: no controls.
+        ablation: the entry runs on chapter 7's one (model, dataset), :func:`ablation_model`,
+            instead of ``models`` x ``datasets``.
+    """
+
+    name: str
+    readers: str
+    models: Callable[[Any], Sequence[str]] = lambda profile: ()
+    datasets: Callable[[Any], Sequence[str] | None] = lambda profile: None
+    calls: Callable[[Any], Sequence[dict[str, Any]]] = lambda profile: ({},)
+    init_seeds: Callable[[Any], Sequence[int]] | None = None
+    ablation: bool = False
+
+
+#: Chapter 7's dimension orders and slimmed layer types.
+ORDERS = ("first", "last", "random")
+LAYER_TYPES = (("attn",), ("ffn",), ("attn", "ffn"))
+
+
+def _ablation_widths(profile: Any) -> tuple[float, ...]:
+    """Chapter 7's widths: the profile's ablation widths and 1 (the retention reference)."""
+    return tuple(sorted(set(profile.ablation_widths) | {1.0}))
+
+
+def _ablation_call(profile: Any, **settings: Any) -> dict[str, Any]:
+    """A chapter-7 call: ablation widths, k-NN, no feature metrics, unless ``settings`` say
+    otherwise."""
+    return {"widths": _ablation_widths(profile), "protocols": ("knn",), "metrics": False,
+            **settings}
+
+
+def _slimmable_models(profile: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(m for pair in profile.slimmable_pairs for m in pair))
+
+
+#: The book's sweeps, in plan order.
+REQUESTS: tuple[Request, ...] = (
+    Request("main", "chapters 3, 4, 6, 8 (its first model), 9; claims.gather (rs, features)",
+            models=lambda p: tuple(p.models)),
+    Request("slimmable", "chapter 5; claims.gather (slimmable)", models=_slimmable_models),
+    Request("cv_rs", "chapter 4 (CV models on the RS data); claims.gather (cv_rs)",
+            models=lambda p: tuple(p.cv_models)),
+    Request("cv_own", "chapter 4 (CV models on natural images); claims.gather (cv_own)",
+            models=lambda p: tuple(p.cv_models), datasets=lambda p: tuple(p.cv_datasets)),
+    Request("controls", "chapters 3, 4, 6, 7 (its pair), 8 (its first model); "
+            "claims.gather (controls, control_rows, floor)",
+            models=lambda p: tuple(p.models),
+            calls=lambda p: ({"widths": tuple(p.control_widths)},),
+            init_seeds=lambda p: tuple(p.init_seeds)),
+    Request("orders", "chapter 7 (dimension order); claims.gather (orders)", ablation=True,
+            calls=lambda p: tuple(_ablation_call(p, order=o) for o in ORDERS)),
+    Request("parts", "chapter 7 (layer type)", ablation=True,
+            calls=lambda p: tuple(_ablation_call(p, parts=parts) for parts in LAYER_TYPES)),
+    Request("probes", "chapter 7 (k-NN vs linear probe)", ablation=True,
+            calls=lambda p: (_ablation_call(p, protocols=("knn", "linear")),)),
+)
+
+
+class _Entry(NamedTuple):
+    """A :class:`Request` read off one profile."""
+
+    models: tuple[str, ...]
+    datasets: tuple[str, ...] | None
+    calls: tuple[dict[str, Any], ...]
+    init_seeds: tuple[int, ...]
+
+
+def _request(name: str) -> Request:
+    for request in REQUESTS:
+        if request.name == name:
+            return request
+    raise ValueError(f"no entry {name!r} in the book's sweep plan; entries: "
+                     f"{[r.name for r in REQUESTS]}")
+
+
+def _entry(request: Request, profile: Any, pair: tuple[str, str] | None) -> _Entry:
+    if request.ablation:
+        if pair is None:
+            raise ValueError(f"entry {request.name!r} runs on chapter 7's (model, dataset): "
+                             "give the pair")
+        models, datasets = (pair[0],), (pair[1],)
+    else:
+        models, datasets = tuple(request.models(profile)), request.datasets(profile)
+    seeds = () if request.init_seeds is None else tuple(request.init_seeds(profile))
+    return _Entry(models, None if datasets is None else tuple(datasets),
+                  tuple(request.calls(profile)), seeds)
+
+
+def ablation_model(profile: Any) -> tuple[str, str]:
+    """The (model, dataset) of the ablation entries (chapter 7): of the profile's RS models
+    and the datasets each can be fed, the pair with the most test images (the tightest
+    intervals; earlier models and datasets win ties). Loads the profile's datasets."""
+    from slimlib import models as registry
+    from slimlib.book.profiles import load_datasets
+    from slimlib.book.runs import runs_on
+
+    data = list(load_datasets(profile).values())
+    best: tuple[int, str, str] | None = None
+    for model in profile.models:
+        spec = registry.spec(model)
+        for train, test in data:
+            if runs_on(spec, train) and (best is None or len(test) > best[0]):
+                best = (len(test), model, train.name)
+    if best is None:
+        raise ValueError(f"none of {profile.models} fits the datasets {profile.datasets}")
+    return best[1], best[2]
+
+
+def run(profile: Any, name: str) -> pd.DataFrame:
+    """The rows of the plan's entry ``name`` for ``profile``: its ``sweep_for`` calls, run (or
+    read back from the profile's results table), in the table's order.
+
+    An ablation entry runs on :func:`ablation_model`'s pair; the ``controls`` entry returns
+    the first table of :func:`run_controls` (models and controls). ``attrs["timings"]`` sums
+    the calls' stage timings (``{}`` where nothing was computed) and ``attrs["path"]`` is the
+    results table.
+
+    Raises:
+        ValueError: ``name`` is not an entry (the entries are named).
+    """
+    from slimlib.book.runs import sweep_for
+
+    request = _request(name)
+    if request.init_seeds is not None:
+        return run_controls(profile, name)[0]
+    entry = _entry(request, profile, ablation_model(profile) if request.ablation else None)
+    datasets = None if entry.datasets is None else list(entry.datasets)
+    tables = [sweep_for(profile, list(entry.models), datasets, **call) for call in entry.calls]
+    if len(tables) == 1:
+        return tables[0]
+    out = pd.concat(tables, ignore_index=True)
+    timings: dict[str, float] = {}
+    for table in tables:
+        for stage, seconds in table.attrs.get("timings", {}).items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+    out.attrs["timings"] = timings
+    out.attrs["path"] = tables[0].attrs["path"]
+    return out
+
+
+def run_controls(profile: Any, name: str = "controls"
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The plan's entry ``name`` with its random-init controls, through
+    :func:`slimlib.book.controls_for`: ``(rows, floor, comparison)``.
+
+    Raises:
+        ValueError: ``name`` is not an entry with random-init controls.
+    """
+    from slimlib.book.runs import controls_for
+
+    request = _request(name)
+    if request.init_seeds is None:
+        raise ValueError(f"entry {name!r} has no random-init controls; entries with them: "
+                         f"{[r.name for r in REQUESTS if r.init_seeds is not None]}")
+    entry = _entry(request, profile, ablation_model(profile) if request.ablation else None)
+    (call,) = entry.calls  # controls_for takes one call's widths and protocols
+    return controls_for(profile, list(entry.models),
+                        None if entry.datasets is None else list(entry.datasets),
+                        init_seeds=entry.init_seeds, **call)
 
 
 def _slug(text: str) -> str:
@@ -23,7 +229,7 @@ def _fits(model: str, dataset: str) -> bool:
     """Whether ``model`` (a registry name or a random-init control label) can be fed
     ``dataset``, from registry metadata alone (no weights, no images)."""
     from slimlib import models as registry
-    from slimlib.book import runs_on_name
+    from slimlib.book.runs import runs_on_name
     from slimlib.sweeping.controls import split_label
 
     return runs_on_name(registry.spec(split_label(model)[0]), dataset)
@@ -31,41 +237,30 @@ def _fits(model: str, dataset: str) -> bool:
 
 def _book_requests(profile: Any, ablation: tuple[str, str] | None
                    ) -> list[tuple[str, str, SweepCall]]:
-    """Every ``(model, dataset, call)`` the chapters request of ``sweep_for`` (chapters 1-9),
-    in chapter order, for the (model, dataset) pairs the model can be fed. Keep in step with
-    :func:`slimlib.book.claims.gather` and the notebooks' ``sweep_for`` / ``controls_for`` calls.
-    ``ablation``: chapter 7's (model, dataset); ``None`` leaves its calls out."""
+    """Every ``(model, dataset, call)`` of :data:`REQUESTS`, in table order, for the (model,
+    dataset) pairs the model can be fed; an entry with controls puts each control label
+    after its model. ``ablation``: chapter 7's (model, dataset); ``None`` leaves the ablation
+    entries out."""
+    from slimlib.scale import SweepCall
     from slimlib.sweeping.controls import control_label
 
-    def fits(model: str, datasets: Sequence[str]) -> list[str]:
-        return [d for d in datasets if _fits(model, d)]
-
-    main = SweepCall()
-    rs_models = [*profile.models, *(m for pair in profile.slimmable_pairs for m in pair),
-                 *profile.cv_models]
-    out = [(m, d, main) for m in dict.fromkeys(rs_models) for d in fits(m, profile.datasets)]
-    out += [(m, d, main) for m in profile.cv_models for d in fits(m, profile.cv_datasets)]
-    # random-init controls of the RS models (chapters.controls_for) at the control widths
-    cw = SweepCall(widths=tuple(profile.control_widths))
-    for m in profile.models:
-        for d in fits(m, profile.datasets):
-            out.append((m, d, cw))
-            out += [(control_label(m, s), d, cw) for s in profile.init_seeds]
-    if ablation is None:
-        return out
-    # chapter 7 (ablations): the model x dataset with the largest test split
-    aw = tuple(sorted(set(profile.ablation_widths) | {1.0}))
-    model, dataset = ablation
-    out += [(model, dataset, SweepCall(widths=aw, protocols=("knn",), order=o, metrics=False))
-            for o in ("first", "last", "random")]
-    out += [(model, dataset, SweepCall(widths=aw, protocols=("knn",), parts=p, metrics=False))
-            for p in (("attn",), ("ffn",), ("attn", "ffn"))]
-    out.append((model, dataset, SweepCall(widths=aw, protocols=("knn", "linear"),
-                                          metrics=False)))
+    out = []
+    for request in REQUESTS:
+        if request.ablation and ablation is None:
+            continue
+        entry = _entry(request, profile, ablation)
+        datasets = entry.datasets if entry.datasets is not None else profile.datasets
+        calls = [SweepCall(**call) for call in entry.calls]
+        for model in entry.models:
+            labels = (model, *(control_label(model, s) for s in entry.init_seeds))
+            out += [(label, dataset, call) for dataset in datasets if _fits(model, dataset)
+                    for label in labels for call in calls]
     return out
 
 
 def _chunks(call: SweepCall, profile: Any, size: int | None) -> list[SweepCall]:
+    from slimlib.scale import SweepCall
+
     widths = tuple(call.widths if call.widths is not None else profile.widths)
     if size is None or len(widths) <= size:
         return [call]
@@ -76,7 +271,7 @@ def _chunks(call: SweepCall, profile: Any, size: int | None) -> list[SweepCall]:
             for i in range(0, len(widths), size)]
 
 
-#: ``plan(..., ablation=AUTO)``: chapter 7's pair from :func:`slimlib.book.claims.ablation_model`.
+#: ``plan(..., ablation=AUTO)``: chapter 7's pair from :func:`ablation_model`.
 AUTO = "auto"
 
 
@@ -104,14 +299,13 @@ def plan(profile: Any, *, models: Sequence[str] | None = None,
             as :func:`slimlib.book.profiles.resolve` does).
         models, datasets: keep only these registry names (``None``: all). A name the book
             does not use gets the main-curve settings.
-        book: ``True``: every row the chapters ask for (main curves of the RS, slimmable and CV
-            models, CV models on natural images, the chapter-7 ablations); ``False``: only the
-            main curves of ``models`` x ``datasets`` (default: the profile's RS models and
-            datasets).
+        book: ``True``: every entry of :data:`REQUESTS` (the rows the chapters and claims
+            ask for); ``False``: only the main curves of ``models`` x ``datasets`` (default:
+            the profile's RS models and datasets).
         max_widths: split a call with more widths into chunks of at most this many (one
             shard each), for models too slow for one job's time limit.
         ablation: (``book`` only) chapter 7's (model, dataset); :data:`AUTO` picks it with
-            :func:`slimlib.book.claims.ablation_model`, which loads the profile's datasets (their
+            :func:`ablation_model`, which loads the profile's datasets (their
             test sizes decide); ``None`` leaves the ablation calls out (a plan printed
             without the data).
 
@@ -134,6 +328,7 @@ def plan(profile: Any, *, models: Sequence[str] | None = None,
     for name, value in (("models", models), ("datasets", datasets)):
         if isinstance(value, str):
             raise TypeError(f"{name} must be a list of names, not the string {value!r}")
+    from slimlib.scale import Shard, SweepCall
     from slimlib.sweeping.controls import split_label
 
     check_names(models=models or (), datasets=datasets or ())
@@ -142,8 +337,6 @@ def plan(profile: Any, *, models: Sequence[str] | None = None,
             if ablation != AUTO:
                 raise ValueError(f"ablation must be {AUTO!r}, None or a (model, dataset) pair; "
                                  f"got {ablation!r}")
-            from slimlib.book.claims import ablation_model
-
             ablation = ablation_model(profile)
         requests = _book_requests(profile, None if ablation is None else tuple(ablation))
     else:

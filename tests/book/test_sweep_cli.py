@@ -23,10 +23,10 @@ import pandas as pd
 import pytest
 
 from slimlib.__main__ import main
-from slimlib.book import profiles, runs_on_name
+from slimlib.book import profiles, runs_on_name, sweep_plan
 from slimlib.book.sweep_plan import plan
 from slimlib.models import spec
-from slimlib.scale import VALUE_COLUMNS
+from slimlib.scale import VALUE_COLUMNS, SweepCall
 from slimlib.scale import _submit as cluster
 from slimlib.sweeping import KEY_COLUMNS, read_table
 
@@ -175,6 +175,92 @@ def test_builtin_plans_hold_only_runnable_shards(name, book, monkeypatch):
         pairs = {(s.model, s.dataset) for s in shards}
         assert ("galileo-nano", "eurosat-ms") in pairs
         assert not {("galileo-nano", "eurosat-rgb"), ("galileo-nano", "ucmerced")} & pairs
+
+
+def _recorded_plan_calls(monkeypatch, cfg, pair):
+    """``{entry: [(function, models, datasets, keywords)]}``: the ``sweep_for`` /
+    ``controls_for`` calls ``sweep_plan.run`` / ``run_controls`` make for each entry of the
+    plan (recorded, nothing run), with ``pair`` as chapter 7's (model, dataset)."""
+    from slimlib.book import runs
+
+    calls: list[tuple[str, tuple, tuple | None, dict]] = []
+
+    def recorder(kind):
+        def fake(profile, models, datasets=None, **kwargs):
+            assert profile is cfg
+            calls.append((kind, tuple(models), None if datasets is None else tuple(datasets),
+                          kwargs))
+            frame = pd.DataFrame({"model": list(models), "protocol": "knn"})
+            frame.attrs.update(timings={}, path="sweep.csv")
+            return (frame, frame, frame) if kind == "controls_for" else frame
+        return fake
+
+    monkeypatch.setattr(runs, "sweep_for", recorder("sweep_for"))
+    monkeypatch.setattr(runs, "controls_for", recorder("controls_for"))
+    monkeypatch.setattr(sweep_plan, "ablation_model", lambda profile: pair)
+    out = {}
+    for request in sweep_plan.REQUESTS:
+        start = len(calls)
+        if request.init_seeds is None:
+            sweep_plan.run(cfg, request.name)
+        else:
+            sweep_plan.run_controls(cfg, request.name)
+        out[request.name] = calls[start:]
+    return out
+
+
+def test_plan_runs_and_shards_one_table(monkeypatch):
+    """The plan's table is read three ways and they agree: ``run`` makes exactly the calls
+    the chapters make (``main`` is ``sweep_for(cfg, cfg.models)``, ...), and every call
+    ``run`` makes is in the shards ``plan`` builds, so a planned sweep leaves the chapters
+    and the claims nothing to compute."""
+    _clean_env(monkeypatch)
+    cfg = profiles.resolve("smoke", datasets=["synthetic-rgb", "synthetic-ms"],
+                           cv_datasets=["synthetic-rgb"])
+    pair = next((m, d) for m in cfg.models for d in cfg.datasets if runs_on_name(spec(m), d))
+    names = [r.name for r in sweep_plan.REQUESTS]
+    assert len(set(names)) == len(names) and all(r.readers for r in sweep_plan.REQUESTS)
+    by_name = _recorded_plan_calls(monkeypatch, cfg, pair)
+    aw = (0.25, 1.0)
+    assert by_name["main"] == [("sweep_for", tuple(cfg.models), None, {})]
+    slimmable = tuple(dict.fromkeys(m for pair in cfg.slimmable_pairs for m in pair))
+    assert slimmable and by_name["slimmable"] == [("sweep_for", slimmable, None, {})]
+    assert by_name["cv_rs"] == [("sweep_for", tuple(cfg.cv_models), None, {})]
+    assert by_name["cv_own"] == [("sweep_for", tuple(cfg.cv_models), tuple(cfg.cv_datasets),
+                                  {})]
+    assert by_name["controls"] == [("controls_for", tuple(cfg.models), None, {
+        "widths": tuple(cfg.control_widths), "init_seeds": tuple(cfg.init_seeds)})]
+    assert [c[3]["order"] for c in by_name["orders"]] == ["first", "last", "random"]
+    assert {c[1:3] for c in by_name["parts"]} == {((pair[0],), (pair[1],))}
+    assert [c[3] for c in by_name["probes"]] == [{"widths": aw, "protocols": ("knn", "linear"),
+                                                 "metrics": False}]
+    shards = {(s.model, s.dataset): s.calls for s in plan(cfg, ablation=pair)}
+    calls = [(name, *c) for name, entry in by_name.items() for c in entry]
+    for name, _, models, datasets, kwargs in calls:
+        checked = 0
+        kwargs = dict(kwargs)
+        seeds = kwargs.pop("init_seeds", ())
+        call = SweepCall(**kwargs)
+        for model in models:
+            labels = [model, *(f"{model} [random init {s}]" for s in seeds)]
+            for dataset in datasets or cfg.datasets:
+                if not runs_on_name(spec(model), dataset):
+                    continue
+                for label in labels:
+                    assert call in shards[(label, dataset)], (name, label, dataset, call)
+                    checked += 1
+        assert checked, (name, models, datasets)
+    no_ablation = [c for s in plan(cfg, ablation=None) for c in s.calls]
+    assert not any(c.order != "first" or not c.metrics for c in no_ablation)
+
+
+def test_plan_entries_are_named_in_errors():
+    cfg = profiles.resolve("smoke")
+    with pytest.raises(ValueError, match=r"no entry 'ablations'.*'main'.*'probes'"):
+        sweep_plan.run(cfg, "ablations")
+    with pytest.raises(ValueError, match=r"entry 'main' has no random-init controls.*"
+                                          r"\['controls'\]"):
+        sweep_plan.run_controls(cfg, "main")
 
 
 def test_paper_plan_prints_without_the_data(tmp_path, monkeypatch, capsys):

@@ -20,7 +20,7 @@ import pytest
 
 from slimlib import book
 from slimlib import scale as cluster
-from slimlib.book import profiles
+from slimlib.book import profiles, sweep_plan
 from slimlib.book.runs import sweep_for
 from slimlib.book.sweep_plan import plan
 from slimlib.scale import VALUE_COLUMNS, MergeConflictError, Shard, SweepCall, merge
@@ -145,33 +145,24 @@ def test_local_executor_runs_every_shard(local_run, tmp_path):
 
 
 def test_chapters_compute_nothing_after_merge(local_run):
-    """Replays the notebooks' sweep_for calls (chapters 3-9) on the merged table."""
+    """Replays every entry of the book's sweep plan on the merged table, as the chapters and
+    the claims read them (``sweep_plan.run`` / ``run_controls``; chapters 3-6, 8 and 9 make
+    the same ``sweep_for`` / ``controls_for`` calls): the shards computed all of it."""
     cfg, settings, _, merged = local_run
     path = Path(merged.attrs["path"])
     before = path.read_bytes()
-    model, dataset = cfg.models[0], cfg.datasets[0]
-    aw = cfg.ablation_widths if 1.0 in cfg.ablation_widths else (*cfg.ablation_widths, 1.0)
-    names = [m for pair in cfg.slimmable_pairs for m in pair]
     cfg = settings.for_profile(cfg)  # the jobs' settings, explicitly: their results and cache
     with settings.applied():
-        tables = [book.sweep_for(cfg, cfg.models),
-                  book.sweep_for(cfg, cfg.cv_models, cfg.cv_datasets),
-                  book.sweep_for(cfg, cfg.cv_models), book.sweep_for(cfg, names)]
-        tables += [book.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"],
-                                      order=o, metrics=False) for o in ("first", "last",
-                                                                        "random")]
-        tables += [book.sweep_for(cfg, [model], [dataset], widths=aw, protocols=["knn"],
-                                      parts=p, metrics=False)
-                   for p in (("attn",), ("ffn",), ("attn", "ffn"))]
-        tables.append(book.sweep_for(cfg, [model], [dataset], widths=aw,
-                                         protocols=["knn", "linear"], metrics=False))
-        controls = {f"{model} [random init {s}]": f"{model} [random init {s}]"
-                    for s in cfg.init_seeds}
-        tables.append(book.sweep_for(cfg, controls, widths=cfg.control_widths))
+        tables = {r.name: sweep_plan.run(cfg, r.name) for r in sweep_plan.REQUESTS
+                  if r.init_seeds is None}
+        control_rows, _, _ = sweep_plan.run_controls(cfg)
+    assert set(tables) == {"main", "slimmable", "cv_rs", "cv_own", "orders", "parts", "probes"}
     heavy = {"slim", "extract", "probe", "metrics", "flops"}
-    for table in tables:
-        assert len(table) > 0
-        assert not heavy & set(table.attrs["timings"]), table.attrs["timings"]
+    for name, table in tables.items():
+        assert len(table) > 0, name
+        assert not heavy & set(table.attrs["timings"]), (name, table.attrs["timings"])
+    assert set(control_rows["model"]) == {cfg.models[0], *(
+        f"{cfg.models[0]} [random init {s}]" for s in cfg.init_seeds)}
     assert path.read_bytes() == before  # not a row appended
 
 
