@@ -2,8 +2,9 @@
 
 :class:`Settings` holds the four locations as absolute paths. It is built **once**, at an
 entry point (the CLI ``python -m slimlib``, the book's Sphinx extension, the chapter runner,
-:func:`slimlib.book.profiles.resolve`, the cluster launcher, ``python -m slimlib.train``), and
-travels down as an argument (``settings=``) or as its fields (``root=``, ``cache=``, ...).
+:func:`slimlib.book.profiles.resolve`, ``python -m slimlib.train``), and travels down as an
+argument (``settings=``) or as its fields (``root=``, ``cache=``, ...); a SLURM job gets the
+sweep command's object pickled (:class:`slimlib.scale.JobSettings`).
 
 This module is the ONE place that reads slimlib's environment variables:
 
@@ -18,7 +19,11 @@ This module is the ONE place that reads slimlib's environment variables:
 ``IMAGENET_DIR``              a local ImageNet copy (ImageFolder layout)
 ``SLIMLIB_PROFILE``           the book profile (read by :func:`profile_name`)
 ``SLIMLIB_OFFLINE``, ...      offline flags of slimlib and of third-party hubs (:func:`env_flag`)
+``HF_HOME`` + offline flags   what a child process must inherit for the hubs (:func:`process_env`)
 ============================  ====================================================================
+
+An entry point with command-line flags passes them to :meth:`Settings.from_env` (``data=``,
+``cache=``, ...): a flag wins over its variable, in the one place both are read.
 
 Relative paths are resolved against the launching folder (``cwd=``, default the current
 folder) when the settings are built, so a chapter kernel that starts in ``notebooks/`` or a
@@ -39,9 +44,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Settings", "current", "or_current", "env_flag", "profile_name", "DATA_ENV",
-           "CACHE_ENV", "RESULTS_ENV", "WEIGHTS_ENV", "PROFILE_ENV", "GEO_BENCH_ENV",
-           "IMAGENET_ENV", "OFFLINE_ENVS"]
+__all__ = ["Settings", "current", "or_current", "env_flag", "profile_name", "process_env",
+           "DATA_ENV", "CACHE_ENV", "RESULTS_ENV", "WEIGHTS_ENV", "PROFILE_ENV", "GEO_BENCH_ENV",
+           "IMAGENET_ENV", "OFFLINE_ENVS", "PROCESS_ENVS"]
 
 DATA_ENV = "SLIMLIB_DATA"
 CACHE_ENV = "SLIMLIB_CACHE"
@@ -52,6 +57,13 @@ GEO_BENCH_ENV = "GEO_BENCH_DIR"
 IMAGENET_ENV = "IMAGENET_DIR"
 #: Flags that switch every download off (slimlib's own and the hubs' standard ones).
 OFFLINE_ENVS = ("SLIMLIB_OFFLINE", "HF_HUB_OFFLINE")
+#: Process-level variables that are not locations of :class:`Settings`: read by third-party
+#: hubs (and :func:`env_flag`) in the process itself, so a child process (a SLURM job) must
+#: be started with them (:func:`process_env`).
+PROCESS_ENVS = ("HF_HOME", *OFFLINE_ENVS)
+#: The variable of each :class:`Settings` field.
+_FIELD_ENVS = {"data": DATA_ENV, "cache": CACHE_ENV, "results": RESULTS_ENV,
+               "weights": WEIGHTS_ENV, "geobench": GEO_BENCH_ENV, "imagenet": IMAGENET_ENV}
 
 
 def _repo_root(start: Path) -> Path:
@@ -87,16 +99,29 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *,
-                 cwd: str | os.PathLike | None = None) -> Settings:
+                 cwd: str | os.PathLike | None = None,
+                 data: str | os.PathLike | None = None,
+                 cache: str | os.PathLike | None = None,
+                 results: str | os.PathLike | None = None,
+                 weights: str | os.PathLike | None = None,
+                 geobench: str | os.PathLike | None = None,
+                 imagenet: str | os.PathLike | None = None) -> Settings:
         """The settings from ``environ`` (default ``os.environ``), relative paths resolved
         against ``cwd`` (default: the current folder), missing ones from the defaults.
 
+        ``data``, ``cache``, ... (an entry point's command-line flags) win over their
+        variables when given (``None`` or ``""``: not given); ``environ`` is not modified.
+
         Raises:
-            FileNotFoundError: ``SLIMLIB_DATA`` is set but is not a folder (the message says
-                which path was tried and what to do); a wrong root is never silently
-                replaced by synthetic data.
+            FileNotFoundError: the data root (``data`` or ``SLIMLIB_DATA``) is set but is not
+                a folder (the message says which path was tried and what to do); a wrong root
+                is never silently replaced by synthetic data.
         """
-        env = os.environ if environ is None else environ
+        given = {key: value for key, value in (
+            ("data", data), ("cache", cache), ("results", results), ("weights", weights),
+            ("geobench", geobench), ("imagenet", imagenet)) if value is not None and str(value)}
+        env = {**(os.environ if environ is None else environ),
+               **{_FIELD_ENVS[key]: str(value) for key, value in given.items()}}
         base = Path(cwd if cwd is not None else os.getcwd()).expanduser().resolve()
 
         def absolute(value: str | os.PathLike | None) -> Path | None:
@@ -105,17 +130,19 @@ class Settings:
             path = Path(value).expanduser()
             return (path if path.is_absolute() else base / path).resolve()
 
-        data = absolute(env.get(DATA_ENV))
-        if data is not None and not data.is_dir():
+        root = absolute(env.get(DATA_ENV))
+        if root is not None and not root.is_dir():
+            source, what, off = ((f"given as {str(given['data'])!r}", "it", "leave it out")
+                                 if "data" in given else
+                                 (f"from ${DATA_ENV}={env.get(DATA_ENV)!r}", DATA_ENV, "unset it"))
             raise FileNotFoundError(
-                f"Data root {str(data)!r} (from ${DATA_ENV}={env.get(DATA_ENV)!r}, relative "
-                f"paths are taken against {str(base)!r}) does not exist or is not a folder. "
-                f"Point {DATA_ENV} at the folder holding eurosat_rgb/, eurosat_ms/, ucmerced/, "
-                f"cifar10_train/, cifar10_test/ (see docs/data.md), or unset it to use the "
-                "labelled synthetic fallback.")
+                f"Data root {str(root)!r} ({source}, relative paths are taken against "
+                f"{str(base)!r}) does not exist or is not a folder. Point {what} at the folder "
+                "holding eurosat_rgb/, eurosat_ms/, ucmerced/, cifar10_train/, cifar10_test/ "
+                f"(see docs/data.md), or {off} to use the labelled synthetic fallback.")
         cache = absolute(env.get(CACHE_ENV)) or (Path.home() / ".cache" / "slimlib").resolve()
         results = absolute(env.get(RESULTS_ENV)) or _repo_root(base) / "results"
-        return cls(data=data, cache=cache, results=results,
+        return cls(data=root, cache=cache, results=results,
                    weights=absolute(env.get(WEIGHTS_ENV)),
                    geobench=absolute(env.get(GEO_BENCH_ENV)),
                    imagenet=absolute(env.get(IMAGENET_ENV)))
@@ -148,9 +175,7 @@ class Settings:
     def as_env(self) -> dict[str, str]:
         """The settings as environment variables, for a child process an entry point
         starts (a chapter kernel, a SLURM job); unset fields are left out."""
-        pairs = {DATA_ENV: self.data, CACHE_ENV: self.cache, RESULTS_ENV: self.results,
-                 WEIGHTS_ENV: self.weights, GEO_BENCH_ENV: self.geobench,
-                 IMAGENET_ENV: self.imagenet}
+        pairs = {env: getattr(self, key) for key, env in _FIELD_ENVS.items()}
         return {key: str(value) for key, value in pairs.items() if value is not None}
 
 
@@ -182,3 +207,11 @@ def profile_name(environ: Mapping[str, str] | None = None) -> str | None:
     """``$SLIMLIB_PROFILE`` (``None`` when unset or empty)."""
     env = os.environ if environ is None else environ
     return env.get(PROFILE_ENV) or None
+
+
+def process_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The :data:`PROCESS_ENVS` set (non-empty) in ``environ`` (default ``os.environ``): what
+    an entry point hands a child process it starts (a SLURM job) besides its
+    :class:`Settings`."""
+    env = os.environ if environ is None else environ
+    return {key: env[key] for key in PROCESS_ENVS if env.get(key)}

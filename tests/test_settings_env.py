@@ -1,7 +1,8 @@
 """Settings are arguments (#11 item 1): the environment is read in one place.
 
-Two guards over source text, each shown failing on a toy source (a guard that cannot fail
-guards nothing), and the behaviour of :meth:`slimlib.settings.Settings.from_env`.
+Three guards over source text (who reads the environment, who writes it, who falls back to
+``current()``), each shown failing on a toy source (a guard that cannot fail guards nothing),
+and the behaviour of :meth:`slimlib.settings.Settings.from_env`.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from slimlib.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 
 #: The modules that may read (or, for a child process they start, write) the environment:
-#: the settings module itself and the entry points.
+#: the settings module itself and the entry points. The cluster launcher is not among them:
+#: its jobs get one pickled Settings and their process variables as submitit setup lines.
 ENV_ALLOWED = {
-    "slimlib/settings.py": "the one reader: Settings.from_env, env_flag, profile_name",
+    "slimlib/settings.py": "the one reader: Settings.from_env, env_flag, profile_name, "
+                           "process_env",
     "slimlib/book/sphinxext.py": "book build entry point: writes the resolved absolute settings "
                             "into the build's environment, which the chapter kernels inherit",
     "slimlib/book/runner.py": "chapter runner entry point: builds the kernel's environment "
                               "from its own plus the resolved absolute settings",
-    "slimlib/scale/_submit.py": "cluster launcher: JobSettings.resolve at the submitting entry point "
-                          "and, inside a job, JobSettings.applied for third-party variables",
+}
+#: The modules that may write this process's environment (a subset of ENV_ALLOWED).
+ENV_WRITE_ALLOWED = {
+    "slimlib/book/sphinxext.py": "the build's kernels inherit the build process's environment",
 }
 #: Parameters through which a caller can always hand the settings down explicitly; a function
 #: that falls back to ``current()`` must take one of them.
@@ -52,6 +57,38 @@ def env_uses(source: str) -> list[str]:
                 and isinstance(node.value, ast.Name) and node.value.id == "os" or isinstance(node, ast.Name) and node.id in from_os:
             hits.append(node)
     return [f"{n.lineno}: {ast.get_source_segment(source, n)}" for n in hits]
+
+
+def env_writes(source: str) -> list[str]:
+    """``line: code`` of every write of the process environment in ``source``: an item of
+    ``os.environ`` (or of ``environ`` imported from :mod:`os`) assigned or deleted, a mutating
+    method called on it, ``os.putenv`` / ``os.unsetenv`` (also imported from :mod:`os`)."""
+    tree = ast.parse(source)
+    imported = {alias.name: alias.asname or alias.name for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module == "os"
+                for alias in node.names}
+    mutators = ("update", "pop", "popitem", "setdefault", "clear", "__setitem__", "__delitem__")
+
+    def is_os(node: ast.AST, name: str) -> bool:
+        """``node`` is ``os.<name>`` or the name ``<name>`` imported from :mod:`os`."""
+        return (isinstance(node, ast.Attribute) and node.attr == name
+                and isinstance(node.value, ast.Name) and node.value.id == "os") or \
+            (isinstance(node, ast.Name) and name in imported and node.id == imported[name])
+
+    hits = []
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else \
+            [node.target] if isinstance(node, ast.AugAssign | ast.AnnAssign) else []
+        hits += [t for t in targets if isinstance(t, ast.Subscript) and is_os(t.value, "environ")]
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        mutates = isinstance(func, ast.Attribute) and func.attr in mutators \
+            and is_os(func.value, "environ")
+        if mutates or is_os(func, "putenv") or is_os(func, "unsetenv"):
+            hits.append(node)
+    return [f"{n.lineno}: {ast.get_source_segment(source, n)}"
+            for n in sorted(hits, key=lambda n: (n.lineno, n.col_offset))]
 
 
 def current_calls(source: str) -> list[tuple[str, int]]:
@@ -92,6 +129,15 @@ def test_only_the_settings_module_and_the_entry_points_touch_the_environment():
     assert not offenders, ("read the environment through slimlib.settings (Settings.from_env "
                            f"at an entry point) and pass the values down: {offenders}")
     assert all((ROOT / path).is_file() for path in ENV_ALLOWED)  # the allowlist is not stale
+    assert all(env_uses(text) for path, text in _sources().items() if path in ENV_ALLOWED)
+
+
+def test_only_the_book_build_writes_its_environment():
+    writers = {path: hits for path, text in _sources().items() if (hits := env_writes(text))}
+    offenders = {path: hits for path, hits in writers.items() if path not in ENV_WRITE_ALLOWED}
+    assert not offenders, ("pass settings as arguments, and a child process's variables as its "
+                           f"environment (a mapping, or submitit's setup lines): {offenders}")
+    assert set(writers) == set(ENV_WRITE_ALLOWED) <= set(ENV_ALLOWED)  # not stale
 
 
 def test_current_is_only_a_fallback_of_functions_that_take_settings():
@@ -114,6 +160,19 @@ def test_the_guards_fail_on_toy_sources():
     assert env_uses("from os import environ as e\ny = e['A']\n") == ["2: e"]
     # a parameter called environ, or prose about os.environ, is not a use
     assert env_uses("def f(environ=None):\n    '''os.environ'''\n    return environ\n") == []
+    assert env_writes("import os\nos.environ['A'] = '1'\n") == ["2: os.environ['A']"]
+    assert env_writes("import os\ndel os.environ['A']\n") == ["2: os.environ['A']"]
+    assert env_writes("import os\nos.environ.update(A='1')\n") == \
+        ["2: os.environ.update(A='1')"]
+    assert env_writes("import os\nos.environ.pop('A', None)\n") == \
+        ["2: os.environ.pop('A', None)"]
+    assert env_writes("from os import environ as e\ne.setdefault('A', '1')\n") == \
+        ["2: e.setdefault('A', '1')"]
+    assert env_writes("import os\nos.putenv('A', '1')\n") == ["2: os.putenv('A', '1')"]
+    assert env_writes("from os import unsetenv\nunsetenv('A')\n") == ["2: unsetenv('A')"]
+    # reads are not writes; nor is a copy that is then changed
+    assert env_writes("import os\nx = os.environ.get('A')\nenv = {**os.environ}\n"
+                      "env['A'] = '1'\nd = dict(os.environ)\nd.update(A='1')\n") == []
     assert current_calls("from slimlib.settings import current\n"
                          "def deep(root):\n    return current().cache\n") == [("deep", 3)]
     assert current_calls("def f(x):\n    g = lambda: or_current(None)\n") == [("<lambda>", 2)]

@@ -8,8 +8,10 @@
     python -m slimlib sweep --profile paper --merge      # later: build results/paper/sweep.csv
 
 Paths (``--data-root``, ``--cache``, ``--results``, ``--weights``) default to ``$SLIMLIB_DATA``,
-``$SLIMLIB_CACHE``, ``$SLIMLIB_RESULTS`` and torch's hub folder, read here, at the entry point,
-and passed to every job explicitly.
+``$SLIMLIB_CACHE``, ``$SLIMLIB_RESULTS`` and torch's hub folder. This is the entry point: it
+builds one :class:`slimlib.settings.Settings` from the flags and the environment, once
+(:meth:`~slimlib.settings.Settings.from_env`), resolves the profile with it and hands the same
+object, wrapped in a :class:`slimlib.scale.JobSettings`, to every job.
 
 Exit status: 0 done; 1 a job failed; 2 a usage error (one line on stderr: unknown profile,
 model or dataset, a width outside (0, 1], a model that fits none of the datasets, nothing to
@@ -23,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 __all__ = ["add_parser", "main"]
@@ -110,21 +111,23 @@ def _main(args: argparse.Namespace) -> int:
     if args.poll <= 0:
         raise ValueError(f"--poll must be a positive number of seconds; got {args.poll}")
     from slimlib.scale import JobSettings
+    from slimlib.settings import Settings
 
     name = profiles.get(args.profile).name  # the entry point: $SLIMLIB_PROFILE read here
     check_names(models=args.models or (), datasets=args.datasets or ())
-    settings = JobSettings.resolve(data_root=args.data_root, cache_dir=args.cache,
-                                   results_dir=args.results, hub_dir=args.weights)
+    # the one Settings of this command (a missing data root is a one-line usage error)
+    settings = Settings.from_env(data=args.data_root, cache=args.cache, results=args.results)
+    job = JobSettings.resolve(settings, hub_dir=args.weights)  # + hub, code, HF_HOME, offline
     if args.status or args.merge:
-        return _follow(settings, name, merge_only=args.merge)
-    # the profile's default datasets depend on the data root: the job settings, explicitly
-    profile = profiles.resolve(name, widths=args.widths, seeds=args.seeds,
-                               data_root=settings.data_root, settings=settings.settings())
+        return _follow(job, name, merge_only=args.merge)
+    # the profile's default datasets depend on the data root: resolved with the same settings
+    profile = job.for_profile(profiles.resolve(name, widths=args.widths, seeds=args.seeds,
+                                               settings=settings))
     ablation, note = AUTO, ""
     if args.plan and not args.main_only:
         # chapter 7's pair is the one with the most test images, which needs the data; a dry
         # run without the data prints the rest of the plan and says what is missing
-        from slimlib.book.claims import ablation_model
+        from slimlib.book.sweep_plan import ablation_model
 
         try:
             ablation = ablation_model(profile)
@@ -140,7 +143,7 @@ def _main(args: argparse.Namespace) -> int:
             calls = "; ".join(f"{c.order}/{'+'.join(c.parts)} "
                               f"{len(c.widths or profile.widths)} widths" for c in shard.calls)
             print(f"{shard.id}: {shard.model} x {shard.dataset}: {calls}")
-        print(f"{len(shards)} shard(s) -> {settings.shard_dir(name)}")
+        print(f"{len(shards)} shard(s) -> {job.shard_dir(name)}")
         if note:
             print(note)
         return 0
@@ -148,7 +151,8 @@ def _main(args: argparse.Namespace) -> int:
     from slimlib.book.runs import sweep_for
 
     records = cluster.submit(
-        profile, shards, runner=sweep_for, executor=args.executor, settings=settings, partition=args.partition,
+        profile, shards, runner=sweep_for, executor=args.executor, settings=job,
+        partition=args.partition,
         gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job, mem_gb=args.mem,
         time_limit=args.time, array_parallelism=args.array_parallelism, account=args.account,
         qos=args.qos,
@@ -157,7 +161,7 @@ def _main(args: argparse.Namespace) -> int:
     ids = sorted({r.job_id.split("_")[0] for r in records})
     print(f"submitted {len(shards)} shard(s) as {len(records)} {args.executor} job(s): "
           f"{', '.join(ids)}", flush=True)
-    print(f"manifest: {cluster.manifest_path(settings, name)}", flush=True)
+    print(f"manifest: {cluster.manifest_path(job, name)}", flush=True)
     if not args.wait:
         print(f"follow with: python -m slimlib sweep --profile {name} --status; then --merge")
         return 0
@@ -166,7 +170,7 @@ def _main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return _interrupted(records, name)
     print(cluster.summary(states))
-    merged = cluster.merge_results(settings, name)
+    merged = cluster.merge_results(job, name)
     print(f"merged {len(merged)} rows -> {merged.attrs['path']}")
     return int(any(s["state"] in ("failed", "cancelled") for s in states))
 
@@ -189,10 +193,10 @@ def _interrupted(records: Any, name: str) -> int:
     return 130
 
 
-def _follow(settings: Any, name: str, *, merge_only: bool) -> int:
+def _follow(job: Any, name: str, *, merge_only: bool) -> int:
     from slimlib import scale as cluster
 
-    records = cluster.latest_jobs(settings, name)
+    records = cluster.latest_jobs(job, name)
     states = cluster.status(records)
     if not merge_only:
         for s in states:
@@ -203,8 +207,8 @@ def _follow(settings: Any, name: str, *, merge_only: bool) -> int:
     running = [s for s in states if s["state"] in ("running", "pending")]
     if running:
         print(f"note: {len(running)} job(s) still running; merging the rows landed so far")
-    cluster.check_writable(Path(settings.results_dir) / name)
-    merged = cluster.merge_results(settings, name)
+    cluster.check_writable(job.settings.results / name)
+    merged = cluster.merge_results(job, name)
     print(f"merged {len(merged)} rows ({merged.attrs['n_duplicates']} identical duplicates "
           f"collapsed) -> {merged.attrs['path']}")
     return 0

@@ -3,8 +3,10 @@ submitit), follow them and merge their tables.
 
 A :class:`Shard` is one model on one dataset (optionally a chunk of the widths) and the sweep
 calls to make for it. :func:`submit` runs each call as ``runner(profile, [model], [dataset],
-table=..., **call)``; ``profile`` is the object that owns the settings (it has ``name``,
-``as_dict()`` and ``results_path(name)``). The book passes its
+table=..., **call)``; ``profile`` is a dataclass with ``name``, ``data_root`` and ``settings``
+fields, ``as_dict()`` and ``results_path(name)``. Its settings are replaced by those of the
+:class:`JobSettings` given to :func:`submit`, which wraps the one
+:class:`slimlib.settings.Settings` of the submitting entry point. The book passes its
 :class:`~slimlib.book.profiles.Profile` and :func:`~slimlib.book.runs.sweep_for`, and plans
 its shards with :func:`slimlib.book.sweep_plan.plan`. See ``docs/cluster.md``.
 """
@@ -18,10 +20,17 @@ from slimlib.scale._shards import (
     merge,
     shard_table,
 )
-from slimlib.scale._status import process_start, stop_local, summary, watch_process
+from slimlib.scale._status import (
+    JobRecord,
+    process_start,
+    status,
+    stop_local,
+    summary,
+    wait,
+    watch_process,
+)
 from slimlib.scale._submit import (
     EXECUTORS,
-    JobRecord,
     JobSettings,
     ShardJob,
     check_writable,
@@ -29,9 +38,7 @@ from slimlib.scale._submit import (
     load_manifest,
     manifest_path,
     merge_results,
-    status,
     submit,
-    wait,
 )
 
 __all__ = ["Shard", "SweepCall", "merge", "shard_table", "MergeConflictError", "VALUE_COLUMNS",

@@ -1,9 +1,9 @@
-"""State of submitted shard jobs without ``sacct``: result files, job logs, ``squeue`` and
-pids; and the local worker processes' lifetime (:func:`watch_process`, :func:`stop_local`).
+"""Submitted shard jobs (:class:`JobRecord`) and their state without ``sacct``: result files,
+job logs, ``squeue`` and pids; and the local worker processes' lifetime
+(:func:`watch_process`, :func:`stop_local`).
 
-Used by :mod:`slimlib.scale._submit` (which re-exports :func:`status`, :func:`wait`,
-:func:`summary`, :func:`stop_local`, :func:`process_start`); records are
-:class:`slimlib.scale._submit.JobRecord` objects.
+:mod:`slimlib.scale._submit` makes the records (and imports :class:`JobRecord`,
+:func:`watch_process` and :func:`process_start` from here); this module imports nothing of it.
 """
 
 from __future__ import annotations
@@ -19,13 +19,27 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from slimlib.scale._submit import JobRecord
+__all__ = ["JobRecord", "status", "wait", "summary", "process_start", "watch_process",
+           "stop_local"]
 
-__all__ = ["status", "wait", "summary", "process_start", "watch_process", "stop_local"]
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One submitted job: its id, its shards and its log files."""
+
+    job_id: str
+    executor: str
+    folder: str
+    shards: tuple[str, ...]
+    tables: tuple[str, ...]
+    stdout: str
+    stderr: str
+    result: str
+
 
 _TERMINAL = ("done", "failed", "cancelled")
 #: What ``slurmstepd`` writes to a job's stderr when ``scancel`` stops it (a time limit or a

@@ -3,14 +3,21 @@
 :func:`submit` sends :class:`slimlib.scale._shards.Shard` s to a submitit executor (``"slurm"``: one
 array task per shard; ``"local"``: worker processes on this machine) and records the
 submission in ``results/<profile>/shards/manifest.json``; :func:`status`, :func:`wait` and
-:func:`merge_results` finish the job later, from that manifest. Every path a job uses is a
-field of :class:`JobSettings` (resolved once, at the submitting entry point), pickled into the
-submitted callable and passed inside the job to the shards as an explicit
-:class:`slimlib.settings.Settings` (``profile.settings``), so nothing depends on the
-environment of the shell that submitted it or of the node that runs it. A job that hits its
-time limit or is preempted checkpoints through submitit's requeue mechanism
-(:class:`ShardJob` is a ``submitit.helpers.Checkpointable``) and resumes from its finished rows.
-See ``docs/cluster.md``.
+:func:`merge_results` finish the job later, from that manifest.
+
+One settings object travels from the entry point into the job: the submitting entry point
+(``python -m slimlib sweep``) builds one :class:`slimlib.settings.Settings` (its flags and the
+environment, :meth:`~slimlib.settings.Settings.from_env`), wraps it in a :class:`JobSettings`
+(plus what is not a location: the code folder, torch hub's folder, the third-party process
+variables) and hands it to :func:`submit`. The job's callable (:class:`ShardJob`) is pickled
+with it and runs its shards with ``profile.settings`` being that same object, so nothing
+depends on the environment of the shell that submitted it or of the node that runs it. The
+third-party process variables (``HF_HOME``, the offline flags) reach the job as its
+environment through submitit's setup lines (:meth:`JobSettings.setup`): no Python code here
+reads or writes ``os.environ``. A job that hits its time limit or is preempted checkpoints
+through submitit's requeue mechanism (:class:`ShardJob` is a
+``submitit.helpers.Checkpointable``) and resumes from its finished rows. See
+``docs/cluster.md``.
 """
 
 from __future__ import annotations
@@ -19,10 +26,12 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
+import shlex
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,22 +39,16 @@ from typing import Any
 
 from slimlib._validation import check_int, require
 from slimlib.scale._shards import SHARD_FOLDER, Shard, merge
-from slimlib.scale._status import process_start, status, stop_local, summary, wait, watch_process
+from slimlib.scale._status import JobRecord, process_start, watch_process
+from slimlib.settings import PROCESS_ENVS, Settings, process_env
 
 submitit = require("submitit", "scale")
 
-__all__ = ["JobSettings", "ShardJob", "JobRecord", "submit", "status", "wait", "summary",
-           "merge_results", "load_manifest", "latest_jobs", "manifest_path", "EXECUTORS",
-           "stop_local", "check_writable", "process_start"]
+__all__ = ["JobSettings", "ShardJob", "submit", "merge_results", "load_manifest",
+           "latest_jobs", "manifest_path", "EXECUTORS", "check_writable"]
 
 EXECUTORS = ("slurm", "local")
-#: Further settings copied from the submitting side's environment when set there: the first
-#: three become fields of the job's :class:`slimlib.settings.Settings`; the others are read
-#: by third-party hubs (and :func:`slimlib.settings.env_flag`) from the job's environment,
-#: which :meth:`JobSettings.applied` sets (or clears) inside the job.
-_SETTINGS_ENVS = ("GEO_BENCH_DIR", "IMAGENET_DIR", "SLIMLIB_WEIGHTS")
-_PROCESS_ENVS = ("HF_HOME", "SLIMLIB_OFFLINE", "HF_HUB_OFFLINE")
-_EXTRA_ENVS = _SETTINGS_ENVS + _PROCESS_ENVS
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 # ============================================================================ settings
@@ -53,107 +56,83 @@ _EXTRA_ENVS = _SETTINGS_ENVS + _PROCESS_ENVS
 
 @dataclass(frozen=True)
 class JobSettings:
-    """Every path a shard job reads or writes, as absolute paths.
+    """What a shard job needs to run as its submitter meant: the one :class:`Settings` plus
+    what is not a location of it.
 
     Attributes:
-        data_root: data root of the datasets (``None``: no data root, synthetic fallback).
-        cache_dir: feature cache and checkpoints (shared by all jobs).
-        results_dir: result tables; shard tables land in ``<results_dir>/<profile>/shards/``.
-        hub_dir: torch hub folder (pretrained weights under ``<hub_dir>/checkpoints/``).
+        settings: the locations (data root, cache, results, weights, GEO-Bench, ImageNet),
+            built once at the submitting entry point; the shards run with exactly this object
+            as ``profile.settings``. Shard tables land in
+            ``<settings.results>/<profile>/shards/``.
+        hub_dir: torch hub folder (pretrained weights under ``<hub_dir>/checkpoints/``); the
+            job's entry point (:meth:`ShardJob.__call__`) makes it torch hub's folder.
         code_dir: folder holding the ``slimlib`` package the job imports (put on PYTHONPATH).
-        env: further settings (``GEO_BENCH_DIR``, ``IMAGENET_DIR``, ``SLIMLIB_WEIGHTS``,
-            ``HF_HOME``, offline flags) as pairs.
+        process_env: the third-party process variables
+            (:data:`slimlib.settings.PROCESS_ENVS`: ``HF_HOME``, offline flags) set on the
+            submitting side, as pairs; the job is started with exactly these (the others are
+            unset there), see :meth:`setup`.
     """
 
-    data_root: str | None
-    cache_dir: str
-    results_dir: str
-    hub_dir: str
-    code_dir: str
-    env: tuple[tuple[str, str], ...] = ()
+    settings: Settings
+    hub_dir: Path
+    code_dir: Path
+    process_env: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.settings, Settings):
+            raise TypeError(f"settings must be a slimlib.settings.Settings; got "
+                            f"{type(self.settings).__name__} (build one at your entry point "
+                            "with Settings.from_env())")
+        bad = [key for key, _ in self.process_env if not _ENV_NAME.fullmatch(key)]
+        if bad:
+            raise ValueError(f"process_env names must be environment variable names; got {bad}")
 
     @classmethod
-    def resolve(cls, *, data_root: str | os.PathLike | None = None,
-                cache_dir: str | os.PathLike | None = None,
-                results_dir: str | os.PathLike | None = None,
-                hub_dir: str | os.PathLike | None = None,
+    def resolve(cls, settings: Settings, *, hub_dir: str | os.PathLike | None = None,
                 environ: Mapping[str, str] | None = None) -> JobSettings:
-        """Settings from the arguments, else from ``environ`` (default ``os.environ``; call
-        this at an entry point), else slimlib's defaults (:meth:`Settings.from_env`);
-        relative paths become absolute."""
+        """``settings`` for the jobs, with torch hub's folder (``hub_dir``, default torch's
+        own, ``$TORCH_HOME/hub``) and the process variables of ``environ`` (default this
+        process's, read by :func:`slimlib.settings.process_env`): call it at the submitting
+        entry point, once."""
         import slimlib
-        from slimlib.settings import CACHE_ENV, DATA_ENV, RESULTS_ENV, Settings
 
-        env = dict(os.environ if environ is None else environ)
-        for key, value in ((DATA_ENV, data_root), (CACHE_ENV, cache_dir),
-                           (RESULTS_ENV, results_dir)):
-            if value:
-                env[key] = str(value)
-        try:
-            resolved = Settings.from_env(env)
-        except FileNotFoundError as err:
-            raise FileNotFoundError(f"{err} (data root is not a folder: pass an existing "
-                                    "--data-root, or none for the synthetic fallback)") from None
-        data = None if resolved.data is None else str(resolved.data)
-        cache, results = str(resolved.cache), str(resolved.results)
-        if hub_dir is None and env.get("TORCH_HOME"):
-            hub_dir = Path(env["TORCH_HOME"]) / "hub"
         if hub_dir is None:
             import torch
 
             hub_dir = torch.hub.get_dir()
-        extra = tuple((k, env[k]) for k in _EXTRA_ENVS if env.get(k))
-        code = str(Path(slimlib.__file__).resolve().parents[1])
-        return cls(data, cache, results, str(Path(hub_dir).expanduser().resolve()), code, extra)
-
-    def settings(self) -> Any:
-        """These paths as the :class:`slimlib.settings.Settings` the job's library calls get."""
-        from slimlib.settings import Settings
-
-        extra = dict(self.env)
-
-        def path(value: str | None) -> Path | None:
-            return None if not value else Path(value)
-
-        return Settings(data=path(self.data_root), cache=Path(self.cache_dir),
-                        results=Path(self.results_dir), weights=path(extra.get("SLIMLIB_WEIGHTS")),
-                        geobench=path(extra.get("GEO_BENCH_DIR")),
-                        imagenet=path(extra.get("IMAGENET_DIR")))
+        code = Path(slimlib.__file__).resolve().parents[1]
+        return cls(settings, Path(hub_dir).expanduser().resolve(), code,
+                   tuple(process_env(environ).items()))
 
     def for_profile(self, profile: Any) -> Any:
-        """``profile`` with these settings (and data root): what a job runs its shards with,
-        and what an in-process sweep needs to share the jobs' cache and results."""
-        return dataclasses.replace(profile, data_root=self.data_root, settings=self.settings())
+        """``profile`` with these settings (its ``settings`` this very object, its data root
+        theirs): what a job runs its shards with, and what an in-process sweep needs to share
+        the jobs' cache and results."""
+        data = self.settings.data
+        return dataclasses.replace(profile, data_root=None if data is None else str(data),
+                                   settings=self.settings)
 
-    @contextlib.contextmanager
-    def applied(self) -> Iterator[None]:
-        """Inside a job (its entry point): set (or remove) the third-party process settings
-        (``HF_HOME``, offline flags) and torch hub's folder for the block. slimlib's own paths
-        are not environment variables here: they travel as :meth:`settings`."""
-        import torch
+    def setup(self) -> list[str]:
+        """The shell lines that start a job (submitit's ``setup``): the code folder on
+        PYTHONPATH, and the process variables exported as given (unset when not given), so
+        a variable of the submitting shell or the node's never reaches the job by accident
+        and the job's Python code never writes ``os.environ``."""
+        given = dict(self.process_env)
+        lines = [f"export PYTHONPATH={shlex.quote(str(self.code_dir))}"
+                 "${PYTHONPATH:+:$PYTHONPATH}"]
+        lines += [f"export {key}={shlex.quote(value)}" for key, value in self.process_env]
+        lines += [f"unset {key}" for key in PROCESS_ENVS if key not in given]
+        return lines
 
-        wanted: dict[str, str | None] = {k: None for k in _PROCESS_ENVS}
-        wanted.update({k: v for k, v in self.env if k in _PROCESS_ENVS})
-        saved = {k: os.environ.get(k) for k in wanted}
-        hub = torch.hub.get_dir()
-        for key, value in wanted.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        torch.hub.set_dir(self.hub_dir)
-        try:
-            yield
-        finally:
-            torch.hub.set_dir(hub)
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    def as_dict(self) -> dict[str, Any]:
+        """These settings as JSON-ready values (paths as text), for the manifest."""
+        return {"settings": {k: None if v is None else str(v)
+                             for k, v in dataclasses.asdict(self.settings).items()},
+                "hub_dir": str(self.hub_dir), "code_dir": str(self.code_dir),
+                "process_env": dict(self.process_env)}
 
     def shard_dir(self, profile_name: str) -> Path:
-        return Path(self.results_dir) / profile_name / SHARD_FOLDER
+        return self.settings.results / profile_name / SHARD_FOLDER
 
     def table(self, profile_name: str, shard: Shard | str) -> Path:
         ident = shard.id if isinstance(shard, Shard) else shard
@@ -167,31 +146,42 @@ class ShardJob(submitit.helpers.Checkpointable):
     """The callable each job runs: ``ShardJob(profile, settings, runner)(shards)``.
 
     ``runner(profile, models, datasets, table=..., **call)`` runs one sweep call of a shard
-    (the book passes :func:`slimlib.book.runs.sweep_for`); it must be a module-level function
-    so the job can be pickled.
+    (the book's :func:`slimlib.book.runs.sweep_for`); it must be a module-level function so
+    the job can be pickled. ``profile`` is taken with ``settings`` once, here
+    (:meth:`JobSettings.for_profile`).
 
-    Runs the shards one after the other under ``settings`` (a shard that raises does not
-    stop the others; the job raises at the end, naming the failed shards). On preemption or
-    time-out submitit calls :meth:`checkpoint`, which counts the requeue and resubmits the
-    same shards; they resume from the rows already in their tables.
+    Runs the shards one after the other (a shard that raises does not stop the others; the
+    job raises at the end, naming the failed shards). On preemption or time-out submitit
+    calls :meth:`checkpoint`, which counts the requeue and resubmits the same shards; they
+    resume from the rows already in their tables.
     """
 
     def __init__(self, profile: Any, settings: JobSettings, runner: Callable[..., Any], *,
                  watch: tuple[int, str] | None = None) -> None:
-        self.profile = profile
+        if not isinstance(settings, JobSettings):
+            raise TypeError("settings must be a JobSettings: wrap the Settings of your entry "
+                            "point with slimlib.scale.JobSettings.resolve(settings) and pass it")
+        self.profile = settings.for_profile(profile)
         self.settings = settings
         self.runner = runner
         self.watch = watch
 
     def __call__(self, shards: Sequence[Shard]) -> dict[str, int]:
+        """The job process's entry point: runs ``shards`` with torch hub's folder set to
+        :attr:`JobSettings.hub_dir` (the process variables came with the job's environment,
+        :meth:`JobSettings.setup`)."""
+        import torch
+
         if self.watch is not None:
             watch_process(*self.watch)
         rows: dict[str, int] = {}
         failed: dict[str, str] = {}
-        profile = self.settings.for_profile(self.profile)  # explicit settings for the shards
-        with self.settings.applied():
+        profile = self.profile
+        hub = torch.hub.get_dir()
+        torch.hub.set_dir(str(self.settings.hub_dir))
+        try:
             for shard in shards:
-                expected = self.settings.table(self.profile.name, shard)
+                expected = self.settings.table(profile.name, shard)
                 actual = profile.results_path(f"{SHARD_FOLDER}/{shard.id}.csv")
                 if actual != expected:  # pragma: no cover - a guard on the path settings
                     raise RuntimeError(f"shard table {actual} is not the planned {expected}")
@@ -207,6 +197,8 @@ class ShardJob(submitit.helpers.Checkpointable):
                     continue
                 print(f"shard {shard.id}: {rows[shard.id]} rows in "
                       f"{time.perf_counter() - start:.1f} s", flush=True)
+        finally:
+            torch.hub.set_dir(hub)
         if failed:
             raise RuntimeError(f"{len(failed)} shard(s) failed: {sorted(failed)}; first:\n"
                                + next(iter(failed.values())))
@@ -240,22 +232,8 @@ def check_writable(folder: str | os.PathLike) -> Path:
 # ============================================================================ submission
 
 
-@dataclass(frozen=True)
-class JobRecord:
-    """One submitted job: its id, its shards and its log files."""
-
-    job_id: str
-    executor: str
-    folder: str
-    shards: tuple[str, ...]
-    tables: tuple[str, ...]
-    stdout: str
-    stderr: str
-    result: str
-
-
 def manifest_path(settings: JobSettings, profile_name: str) -> Path:
-    """``<results_dir>/<profile>/shards/manifest.json``."""
+    """``<settings.results>/<profile>/shards/manifest.json``."""
     return settings.shard_dir(profile_name) / "manifest.json"
 
 
@@ -300,8 +278,8 @@ def submit(profile: Any, shards: Sequence[Shard], *, runner: Callable[..., Any],
     for name, value in (("gpus_per_job", gpus_per_job), ("cpus_per_job", cpus_per_job)):
         check_int(value, name, low=0)
     if not isinstance(settings, JobSettings):
-        raise TypeError("settings must be a JobSettings: resolve the paths at your entry point "
-                        "with slimlib.scale.JobSettings.resolve(...) and pass them")
+        raise TypeError("settings must be a JobSettings: wrap the Settings of your entry point "
+                        "with slimlib.scale.JobSettings.resolve(settings) and pass it")
     if array_parallelism is not None:
         check_int(array_parallelism, "array_parallelism", low=1)
     minutes = _minutes(time_limit)
@@ -315,11 +293,11 @@ def submit(profile: Any, shards: Sequence[Shard], *, runner: Callable[..., Any],
         if start is None:
             raise ValueError(f"watch_pid {watch_pid} is not a running process")
         watch = (int(watch_pid), start)
-    profile = settings.for_profile(profile)
+    job = ShardJob(profile, settings, runner, watch=watch)
+    profile = job.profile  # with the settings: what the jobs run, what the manifest records
     folder = check_writable(settings.shard_dir(profile.name)) / "logs"
     folder.mkdir(parents=True, exist_ok=True)
-    setup = [f"export PYTHONPATH={settings.code_dir}${{PYTHONPATH:+:$PYTHONPATH}}",
-             f"export OMP_NUM_THREADS={max(cpus_per_job, 1)}"]
+    setup = [*settings.setup(), f"export OMP_NUM_THREADS={max(cpus_per_job, 1)}"]
     # SLURM expands %j in the job script; a local job's controller would create the literal
     # "%j" folder, so local jobs keep their files (named by job id) in logs/ itself
     ex = submitit.AutoExecutor(folder=folder / "%j" if executor == "slurm" else folder,
@@ -340,7 +318,6 @@ def submit(profile: Any, shards: Sequence[Shard], *, runner: Callable[..., Any],
         workers = min(array_parallelism or 1, len(shards))
         groups = [list(shards[i::workers]) for i in range(workers)]
     ex.update_parameters(**params)
-    job = ShardJob(profile, settings, runner, watch=watch)
     try:
         jobs = ex.map_array(job, groups)
         records = [JobRecord(j.job_id, executor, str(folder), tuple(s.id for s in g),
@@ -362,7 +339,7 @@ def _record(profile: Any, settings: JobSettings, shards: Sequence[Shard],
     path = manifest_path(settings, profile.name)
     manifest = load_manifest(settings, profile.name) if path.is_file() else {
         "profile": profile.name, "shards": {}, "submissions": []}
-    manifest["settings"] = dataclasses.asdict(settings)
+    manifest["settings"] = settings.as_dict()
     manifest["profile_settings"] = profile.as_dict()
     for shard in shards:
         manifest["shards"][shard.id] = {**shard.as_dict(),
@@ -375,7 +352,7 @@ def _record(profile: Any, settings: JobSettings, shards: Sequence[Shard],
 
 
 def load_manifest(settings: JobSettings, profile_name: str) -> dict[str, Any]:
-    """The manifest of the submissions of ``profile_name`` under ``settings.results_dir``."""
+    """The manifest of the submissions of ``profile_name`` under ``settings.settings.results``."""
     path = manifest_path(settings, profile_name)
     if not path.is_file():
         raise FileNotFoundError(f"no submission recorded at {path}: submit first with "
@@ -402,4 +379,4 @@ def merge_results(settings: JobSettings, profile_name: str, *, table: str = "swe
     """Merge every shard table of the manifest into ``<results>/<profile>/<table>``."""
     manifest = load_manifest(settings, profile_name)
     tables = [info["table"] for info in manifest["shards"].values()]
-    return merge(tables, Path(settings.results_dir) / profile_name / table)
+    return merge(tables, settings.settings.results / profile_name / table)

@@ -22,12 +22,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from slimlib import scale as cluster
 from slimlib.__main__ import main
 from slimlib.book import profiles, runs_on_name, sweep_plan
 from slimlib.book.sweep_plan import plan
 from slimlib.models import spec
 from slimlib.scale import VALUE_COLUMNS, SweepCall
-from slimlib.scale import _submit as cluster
 from slimlib.sweeping import KEY_COLUMNS, read_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,6 +117,8 @@ def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
      "time must be HH:MM"),
     (["--profile", "smoke", "--main-only", "--executor", "local", "--array-parallelism", "0"],
      "array_parallelism"),
+    (["--profile", "smoke", "--plan", "--data-root", "no/such/folder"],
+     "(given as 'no/such/folder', relative paths are taken against"),
 ])
 def test_usage_error_is_one_line_exit_2_and_creates_nothing(args, says, tmp_path, monkeypatch,
                                                             capsys):
@@ -151,6 +153,44 @@ def test_usage_error_in_a_real_process_has_no_traceback(tmp_path):
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "slimlib sweep: error: widths must be in the range (0, 1]; got 2.0"]
+
+
+# ============================================================================ settings
+
+
+def test_the_cli_builds_one_settings_object_and_hands_it_to_the_jobs(tmp_path, monkeypatch,
+                                                                     capsys):
+    """Flags and environment are read once (one ``Settings.from_env``); the profile the jobs
+    run and the JobSettings they get hold that very object."""
+    from slimlib.settings import Settings
+
+    _clean_env(monkeypatch)
+    monkeypatch.setenv("SLIMLIB_CACHE", str(tmp_path / "from-env"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    built, submitted = [], {}
+    from_env = Settings.from_env
+
+    def counted(cls, *args, **kwargs):
+        built.append(from_env(*args, **kwargs))
+        return built[-1]
+
+    def fake_submit(profile, shards, **kwargs):
+        submitted.update(profile=profile, shards=shards, **kwargs)
+        return []
+
+    monkeypatch.setattr(Settings, "from_env", classmethod(counted))
+    monkeypatch.setattr(cluster, "submit", fake_submit)
+    code = main(["sweep", "--profile", "smoke", "--models", "galileo-nano", "--main-only",
+                 "--executor", "local", "--results", str(tmp_path / "res"),
+                 "--weights", str(tmp_path / "hub")])
+    assert code == 0, capsys.readouterr().err
+    (settings,) = built  # resolved once
+    job = submitted["settings"]
+    assert job.settings is settings and submitted["profile"].settings is settings
+    assert settings.results == tmp_path / "res"  # the flag
+    assert settings.cache == tmp_path / "from-env"  # the environment
+    assert job.hub_dir == tmp_path / "hub"
+    assert dict(job.process_env) == {"HF_HOME": str(tmp_path / "hf")}
 
 
 # ============================================================================ plans

@@ -8,10 +8,14 @@ data, tiny subsets, 1 seed): the numbers are pipeline checks, not results.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +28,7 @@ from slimlib.book import profiles, sweep_plan
 from slimlib.book.runs import sweep_for
 from slimlib.book.sweep_plan import plan
 from slimlib.scale import VALUE_COLUMNS, MergeConflictError, Shard, SweepCall, merge
+from slimlib.settings import PROCESS_ENVS, Settings
 from slimlib.sweeping import KEY_COLUMNS, read_table
 
 MODELS = ("rs-moco-tiny", "rs-mae-tiny")
@@ -36,17 +41,17 @@ def _profile(**overrides):
     return profiles.resolve("smoke", **{**base, **overrides})
 
 
-def _settings(root: Path) -> cluster.JobSettings:
+def _settings(root: Path, environ: dict[str, str] | None = None) -> cluster.JobSettings:
     # environ={}: nothing from this shell (CI sets SLIMLIB_DATA) reaches the jobs
-    return cluster.JobSettings.resolve(results_dir=root / "results", cache_dir=root / "cache",
-                                       environ={})
+    environ = {} if environ is None else environ
+    settings = Settings.from_env(environ, results=root / "results", cache=root / "cache")
+    return cluster.JobSettings.resolve(settings, environ=environ)
 
 
 def _in_process(profile, root: Path) -> pd.DataFrame:
     """The same sweep in this process, with its own cache (so nothing is reused)."""
     settings = _settings(root)
-    with settings.applied():
-        return book.sweep_for(settings.for_profile(profile), profile.models)
+    return book.sweep_for(settings.for_profile(profile), profile.models)
 
 
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
@@ -92,25 +97,79 @@ def test_plan_groups_book_requests_per_model_and_dataset():
         plan(cfg, max_widths=0)
 
 
-def test_settings_are_explicit_and_applied(tmp_path, monkeypatch):
+def test_settings_are_one_object_from_the_entry_point_to_the_job(tmp_path, monkeypatch):
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.setenv("SLIMLIB_DATA", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("GEO_BENCH_DIR", "/inherited")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     settings = _settings(tmp_path)
-    assert settings.data_root is None and settings.env == ()
+    assert settings.settings.data is None and settings.process_env == ()
     # the jobs' paths travel as an explicit Settings, not as environment variables
-    job = settings.settings()
+    job = settings.settings
     assert job.data is None and job.geobench is None
     assert job.results == tmp_path / "results" and job.cache == tmp_path / "cache"
     profile = settings.for_profile(_profile())
-    assert profile.settings == job and profile.data_root is None
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with settings.applied():  # only third-party process settings are set (or cleared)
-        assert "HF_HUB_OFFLINE" not in os.environ
-        assert os.environ["SLIMLIB_DATA"] == str(tmp_path / "elsewhere")  # read by nothing
-    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert profile.settings is job and profile.data_root is None  # the same object
+    assert pickle.loads(pickle.dumps(settings)) == settings  # submitit pickles it
+    # only third-party process variables reach the job, as its environment: set as given,
+    # unset otherwise; slimlib's own paths are never among them
+    setup = settings.setup()
+    assert setup[0].startswith(f"export PYTHONPATH={settings.code_dir}")
+    assert setup[1:] == [f"unset {key}" for key in PROCESS_ENVS]
+    assert "HF_HUB_OFFLINE" in PROCESS_ENVS and not any("SLIMLIB_DATA" in s for s in setup)
+    given = _settings(tmp_path, {"HF_HOME": "/h f", "SLIMLIB_OFFLINE": "1", "HF_HUB_OFFLINE": "",
+                                 "GEO_BENCH_DIR": "/gb"})
+    assert given.process_env == (("HF_HOME", "/h f"), ("SLIMLIB_OFFLINE", "1"))
+    assert given.settings.geobench == Path("/gb")  # a location: a field, not a variable
+    assert given.setup()[1:] == ["export HF_HOME='/h f'", "export SLIMLIB_OFFLINE=1",
+                                 "unset HF_HUB_OFFLINE"]
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # this process's environment is not written
     with pytest.raises(FileNotFoundError, match="not a folder"):
-        cluster.JobSettings.resolve(data_root=tmp_path / "missing", environ={})
+        Settings.from_env({}, data=tmp_path / "missing")
+    with pytest.raises(TypeError, match="slimlib.settings.Settings"):
+        cluster.JobSettings.resolve(str(tmp_path), environ={})
+    with pytest.raises(ValueError, match="variable names"):
+        cluster.JobSettings(job, tmp_path, tmp_path, (("A; rm -rf /", "1"),))
+
+
+def _job_environment(profile, models, datasets, *, table, **call):
+    """A runner that records what the job process sees instead of sweeping."""
+    import torch
+
+    seen = {"env": {key: os.environ.get(key) for key in (*PROCESS_ENVS, "PYTHONPATH")},
+            "hub": torch.hub.get_dir(), "results": str(profile.settings.results)}
+    profile.results_path(table).parent.mkdir(parents=True, exist_ok=True)
+    profile.results_path(table).with_suffix(".json").write_text(json.dumps(seen))
+    return pd.DataFrame()
+
+
+def test_a_job_runs_with_the_settings_and_process_variables_it_was_given(tmp_path,
+                                                                          monkeypatch):
+    """A local job (whose process inherits this one's environment) sees the process
+    variables of its JobSettings and nothing else of them, and torch hub's folder."""
+    import cloudpickle
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # in the submitting shell, not given to the job
+    monkeypatch.setenv("HF_HOME", "/not/this/one")
+    settings = _settings(tmp_path, {"HF_HOME": str(tmp_path / "hf home"), "SLIMLIB_OFFLINE": "1"})
+    settings = dataclasses.replace(settings, hub_dir=tmp_path / "hub")
+    shard = Shard("env", "rs-moco-tiny", "synthetic-rgb", (SweepCall(),))
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)  # the runner lives in this test module
+    try:
+        (record,) = cluster.submit(_profile(), [shard], runner=_job_environment,
+                                   executor="local", settings=settings, time_limit="00:05")
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    (state,) = cluster.wait([record], poll_s=0.2, progress=False, timeout_s=120)
+    assert state["state"] == "done", cluster.summary([state])
+    seen = json.loads(Path(record.tables[0]).with_suffix(".json").read_text())
+    assert seen["env"]["HF_HOME"] == str(tmp_path / "hf home")
+    assert seen["env"]["SLIMLIB_OFFLINE"] == "1" and seen["env"]["HF_HUB_OFFLINE"] is None
+    assert seen["env"]["PYTHONPATH"].split(":")[0] == str(settings.code_dir)
+    assert seen["hub"] == str(tmp_path / "hub")
+    assert seen["results"] == str(settings.settings.results)
+    assert os.environ["HF_HOME"] == "/not/this/one"  # the submitting side is left alone
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +192,7 @@ def test_local_executor_runs_every_shard(local_run, tmp_path):
     assert not (logs / "%j").exists()  # local jobs' files are named by their real ids
     assert Path(states[0]["log"]).name.startswith(f"{states[0]['job_id']}_")
     assert "1 done, 0 failed" in cluster.summary(states)
-    assert Path(merged.attrs["path"]) == Path(settings.results_dir) / "smoke" / "sweep.csv"
+    assert Path(merged.attrs["path"]) == settings.settings.results / "smoke" / "sweep.csv"
     _no_duplicate_keys(merged)
     assert set(merged["model"]) == {"rs-moco-tiny", "rs-moco-tiny-slimmable", "cv-moco-tiny",
                                     *(f"rs-moco-tiny [random init {s}]" for s in cfg.init_seeds)}
@@ -152,10 +211,9 @@ def test_chapters_compute_nothing_after_merge(local_run):
     path = Path(merged.attrs["path"])
     before = path.read_bytes()
     cfg = settings.for_profile(cfg)  # the jobs' settings, explicitly: their results and cache
-    with settings.applied():
-        tables = {r.name: sweep_plan.run(cfg, r.name) for r in sweep_plan.REQUESTS
-                  if r.init_seeds is None}
-        control_rows, _, _ = sweep_plan.run_controls(cfg)
+    tables = {r.name: sweep_plan.run(cfg, r.name) for r in sweep_plan.REQUESTS
+              if r.init_seeds is None}
+    control_rows, _, _ = sweep_plan.run_controls(cfg)
     assert set(tables) == {"main", "slimmable", "cv_rs", "cv_own", "orders", "parts", "probes"}
     heavy = {"slim", "extract", "probe", "metrics", "flops"}
     for name, table in tables.items():
@@ -336,8 +394,7 @@ def test_slurm_scancel_then_resubmit_gives_identical_table(slurm, tmp_path):
     _no_duplicate_keys(merged)
     # the uninterrupted in-process sweep, on the jobs' feature cache (so it only re-probes;
     # independent extraction is compared in test_slurm_array_equals_in_process)
-    with settings.applied():  # the jobs' settings, explicitly: their cache and results
-        reference = book.sweep_for(settings.for_profile(cfg), cfg.models,
-                                       table="reference.csv")
+    # the jobs' settings, explicitly: their cache and results
+    reference = book.sweep_for(settings.for_profile(cfg), cfg.models, table="reference.csv")
     assert "extract" not in reference.attrs["timings"]  # the features came from the cache
     _assert_same_rows(merged, reference)
