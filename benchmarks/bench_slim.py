@@ -1,7 +1,7 @@
 """Latency/throughput of slimmed vs full ViTs on this machine, with both physical bounds.
 
 For every width s and every runtime (``eager`` PyTorch, ``fast`` = eager PyTorch through
-``slimlib.deploy._fastpath.optimize`` (exact rewrite of the blocks), ``compile`` = torch.compile/inductor
+``slimlib.deploy.optimize`` (exact rewrite of the blocks), ``compile`` = torch.compile/inductor
 with frozen weights, ``fastcompile`` = torch.compile of the model after ``optimize``,
 ``onnx`` = ONNX Runtime CPU, ``fastonnx`` = ONNX Runtime on the exported
 model after ``optimize``) it prints, measured in one run:
@@ -34,8 +34,7 @@ import torch
 import torch.nn.functional as F
 
 import slimlib
-from slimlib.deploy._fastpath import optimize
-from slimlib.deploy._runtimes import compile_model, onnx_session
+from slimlib.deploy import compile_model, onnx_session, optimize
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 

@@ -1,5 +1,5 @@
 """Image folders in the ``ImageFolder`` layout as :class:`~slimlib.specs.ImageDataset` pairs
-(used by :func:`slimlib.diagnosis._inputs.resolve_data` for ``diagnose``).
+(used by :func:`slimlib.diagnosis.resolve_data` for ``diagnose``).
 
 ``root/train/<class>/*`` and ``root/test/<class>/*``, or ``root/<class>/*`` split here (a
 stratified, seeded ``test_fraction`` per class). Every file goes through the one reader
