@@ -81,13 +81,15 @@ def _differences(model: nn.Module, rebuilt: nn.Module, limit: int = 3) -> list[s
 
 def onnx_metadata(model: nn.Module) -> dict[str, str]:
     """What an ONNX export records in ``metadata_props``: ``model``, ``width`` (the cumulative
-    width factor; JSON ``{"attn": …, "ffn": …}`` when the parts differ), ``bands``, ``units``,
-    ``mean``, ``std`` (normalisation), ``input_size`` and ``slimlib_version``.
+    width factor; JSON ``{"attn": …, "ffn": …}`` when the parts differ), ``align`` (the
+    ``slim(..., align=)`` the kept dims were rounded up to, ``"none"`` for the paper's floor
+    rule), ``bands``, ``units``, ``mean``, ``std`` (normalisation), ``input_size`` and
+    ``slimlib_version``.
 
     Models without a slimlib spec (a bare ``nn.Module``) get ``"not recorded"`` for the input
     fields."""
     from slimlib import __version__
-    from slimlib.slimming import slimmed_widths
+    from slimlib.slimming import slimmed_align, slimmed_widths
 
     spec = getattr(model, "spec", None)
     try:
@@ -95,8 +97,9 @@ def onnx_metadata(model: nn.Module) -> dict[str, str]:
         width = f"{widths['attn']:g}" if widths["attn"] == widths["ffn"] else json.dumps(widths)
     except TypeError:
         width = "not slimmable (no transformer blocks)"
+    align = slimmed_align(model)
     meta = {"model": getattr(spec, "name", None) or type(model).__name__, "width": width,
-            "slimlib_version": __version__}
+            "align": "none" if align is None else str(align), "slimlib_version": __version__}
     unknown = "not recorded (the model has no slimlib spec)"
     for key in ("bands", "units", "mean", "std", "input_size"):
         value = getattr(spec, key, None) if spec is not None else None

@@ -7,7 +7,7 @@
   (timm / slimlib registry / ``module:function``) and loads the weights strictly.
 * ``format="onnx"``: a graph with a dynamic batch axis that runs in ``onnxruntime`` without
   torch or slimlib; its metadata (``metadata_props``) records the model name, width, bands,
-  units, normalisation, input size and slimlib version (:func:`onnx_metadata`).
+  units, normalisation, input size, alignment and slimlib version (:func:`onnx_metadata`).
 * ``format="torchscript"``: ``torch.jit.trace`` of the model, reloadable with
   ``torch.jit.load`` without slimlib.
 
@@ -135,10 +135,11 @@ def slimmed_config(model: nn.Module, builder: str | dict | None = None) -> dict[
                        "full_head_dim": int(getattr(attn, "full_head_dim", attn.head_dim)),
                        "scale": float(attn.scale), "ffn_hidden": ffn_hidden(block.mlp)})
     from slimlib import __version__
-    from slimlib.slimming import slimmed_widths
+    from slimlib.slimming import slimmed_align, slimmed_widths
 
     return {"format_version": _VERSION, "builder": _builder(model, builder), "blocks": blocks,
-            "widths": slimmed_widths(model), "slimlib_version": __version__}
+            "widths": slimmed_widths(model), "align": slimmed_align(model),
+            "slimlib_version": __version__}
 
 
 def _jsonable(value: Any) -> Any:
@@ -201,21 +202,17 @@ def _reshape_blocks(base: nn.Module, found: list, blocks: list[dict[str, Any]]) 
     if len(found) != len(blocks):
         raise ValueError(f"the rebuilt base has {len(found)} blocks, the config {len(blocks)}")
     for (name, block), want in zip(found, blocks, strict=True):
-        parts = []
-        widths = []
+        # one part at a time, each at its exact kept/full ratio (slimmed_dim of it is the
+        # kept count), so any recorded dims are reached, aligned ones included
+        small, parts = block, []
         if want["attn_slimmed"]:
             parts.append("attn")
-            widths.append(want["head_dim"] / int(block.attn.head_dim))
+            small = slim(small, want["head_dim"] / int(block.attn.head_dim), parts=("attn",))
         if want["ffn_hidden"] != ffn_hidden(block.mlp):
             parts.append("ffn")
-            widths.append(want["ffn_hidden"] / ffn_hidden(block.mlp))
+            small = slim(small, want["ffn_hidden"] / ffn_hidden(block.mlp), parts=("ffn",))
         if not parts:
             continue
-        small = slim(block, min(1.0, max(widths)), parts=tuple(parts))
-        if "attn" in parts and small.attn.head_dim != want["head_dim"]:
-            small = slim(block, want["head_dim"] / int(block.attn.head_dim), parts=("attn",))
-            small = slim(small, want["ffn_hidden"] / ffn_hidden(block.mlp), parts=("ffn",)) \
-                if "ffn" in parts else small
         if "attn" in parts:
             small.attn.scale = float(want["scale"])
         parent, _, leaf = name.rpartition(".")
@@ -225,7 +222,7 @@ def _reshape_blocks(base: nn.Module, found: list, blocks: list[dict[str, Any]]) 
 
 def _rebuild(config: dict[str, Any], state: dict[str, torch.Tensor], where: str) -> nn.Module:
     """The model ``config`` describes, holding ``state`` (eval mode)."""
-    from slimlib.slimming import WIDTHS_ATTR
+    from slimlib.slimming import ALIGN_ATTR, WIDTHS_ATTR
 
     model = _reshape(_build_base(config["builder"]), config["blocks"])
     try:
@@ -236,6 +233,8 @@ def _rebuild(config: dict[str, Any], state: dict[str, torch.Tensor], where: str)
                          f"{' '.join(line.strip() for line in first[:3])}") from err
     if "widths" in config:
         setattr(model, WIDTHS_ATTR, {k: float(v) for k, v in config["widths"].items()})
+    if config.get("align") is not None:  # files written before the option have no "align"
+        setattr(model, ALIGN_ATTR, int(config["align"]))
     return model.eval()
 
 

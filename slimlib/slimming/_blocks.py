@@ -12,7 +12,8 @@ from torch import nn
 
 from slimlib.slimming._attention import SlimAttention, attention_layout, own_scale
 
-__all__ = ["find_blocks", "ffn_hidden", "describe", "slimmed_widths", "WIDTHS_ATTR"]
+__all__ = ["find_blocks", "ffn_hidden", "describe", "slimmed_widths", "WIDTHS_ATTR",
+           "slimmed_align", "ALIGN_ATTR"]
 
 
 def ffn_hidden(mlp: nn.Module) -> int:
@@ -56,6 +57,18 @@ def slimmed_widths(model: nn.Module) -> dict[str, float]:
     return {"attn": float(attn), "ffn": 1.0}
 
 
+#: Attribute of a slimmed model holding the ``align`` it was slimmed with (see
+#: :func:`slimmed_align`).
+ALIGN_ATTR = "slimlib_align"
+
+
+def slimmed_align(model: nn.Module) -> int | None:
+    """The ``align`` :func:`slim` rounded the kept dims up to (``None``: the paper's floor
+    rule, or a model never slimmed). Re-slimming without ``align`` keeps the earlier record."""
+    align = getattr(model, ALIGN_ATTR, None)
+    return None if align is None else int(align)
+
+
 def describe(model: nn.Module) -> pd.DataFrame:
     """One row per transformer block: its name, residual width d, heads, d_k, d_h, and the
     cumulative width factors ``attn_width`` / ``ffn_width`` the model was slimmed to
@@ -63,7 +76,10 @@ def describe(model: nn.Module) -> pd.DataFrame:
 
     Also reports the attention/FFN class names and the softmax scale in use. Attention slimlib
     cannot read (see :func:`attention_layout`) gets ``"unknown"`` for ``d``, ``heads``,
-    ``d_k`` and ``scale``, never a made-up number.
+    ``d_k`` and ``scale``, never a made-up number. ``d_k`` and ``d_h`` are the dims the
+    model really holds (with ``slim(..., align=a)`` they are rounded up to multiples of
+    ``a``, so they can exceed ``floor(width * d)``); the frame's ``attrs["align"]`` holds
+    :func:`slimmed_align`.
     """
     rows = []
     widths = slimmed_widths(model)
@@ -86,4 +102,6 @@ def describe(model: nn.Module) -> pd.DataFrame:
             "attn_width": widths["attn"],
             "ffn_width": widths["ffn"],
         })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["align"] = slimmed_align(model)
+    return frame

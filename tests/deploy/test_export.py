@@ -283,3 +283,34 @@ def test_galileo_nano_exports_to_onnx(tmp_path):
     out = session.run(None, {"x": x.numpy()})[0]
     with torch.no_grad():
         np.testing.assert_allclose(out, small(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("align", [8, 5])
+def test_aligned_widths_round_trip_through_safetensors_and_onnx(tmp_path, align):
+    """slim(..., align=) keeps more dims than the floor rule (d_k 1 -> 8 of 16 while d_h
+    19 -> 24 of 192 at align 8: the parts end at different ratios); the file rebuilds them and
+    records the alignment."""
+    import onnx
+
+    small = slimlib.slim(build(), 0.1, align=align)
+    path = slimlib.export(small, tmp_path / "a.safetensors", builder="tests.tiny_models:build")
+    config = json.loads((tmp_path / "a.json").read_text())
+    assert config["align"] == align
+    assert {b["head_dim"] for b in config["blocks"]} == {align}
+    loaded = slimlib.load_slimmed(path)
+    with torch.no_grad():
+        assert torch.equal(loaded(X), small(X))
+    assert slimlib.describe(loaded).equals(slimlib.describe(small))
+    assert slimlib.slimming.slimmed_align(loaded) == align
+    assert slimlib.describe(loaded).attrs["align"] == align
+    onnx_path = slimlib.export(small, tmp_path / "a.onnx")
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    assert meta["align"] == str(align) and meta["width"] == "0.1"
+
+
+def test_unaligned_exports_record_no_alignment(tmp_path):
+    small = slimlib.slim(build(), 0.25)
+    path = slimlib.export(small, tmp_path / "u.safetensors", builder="tests.tiny_models:build")
+    assert json.loads((tmp_path / "u.json").read_text())["align"] is None
+    assert slimlib.slimming.slimmed_align(slimlib.load_slimmed(path)) is None
+    assert slimlib.deploy.onnx_metadata(small)["align"] == "none"

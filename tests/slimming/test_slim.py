@@ -251,6 +251,46 @@ def test_describe_reports_every_block():
     assert (info["d_k"] == 16).all() and (info["d_h"] == 192).all() and (info["heads"] == 3).all()
 
 
+@pytest.mark.parametrize(("width", "align", "d_k", "d_h"), [
+    (0.1, 8, 8, 24),     # floor rule: d_k' = 1, d_h' = 19 -> rounded up to 8 and 24
+    (0.25, 8, 8, 48),    # already multiples: unchanged (4 -> 8 for d_k)
+    (0.3, 5, 5, 60),     # 4 -> 5, 57 -> 60
+    (0.9, 8, 16, 176),   # 14 -> 16 = d_k (capped at the full size), 172 -> 176
+    (0.9, 32, 16, 192),  # rounding up past the full size is capped: 16 of 16, 192 of 192
+    (0.1, 1, 1, 19),     # align=1 is the floor rule
+])
+def test_align_rounds_kept_dims_up_to_a_multiple_capped_at_full(width, align, d_k, d_h):
+    model = tiny_vit()  # d_k = 16, d_h = 192
+    small = slim(model, width, align=align)
+    info = describe(small)
+    assert (info["d_k"] == d_k).all() and (info["d_h"] == d_h).all()
+    assert info.attrs["align"] == align and slimlib.slimming.slimmed_align(small) == align
+    attn = small.blocks[0].attn
+    assert attn.qkv.out_features == 3 * 3 * d_k and attn.proj.in_features == 3 * d_k
+    assert attn.scale == pytest.approx(d_k ** -0.5)  # scale="slimmed" uses the kept d_k'
+    assert small.blocks[0].mlp.fc1.out_features == d_h == small.blocks[0].mlp.fc2.in_features
+    for kept, full in ((d_k, 16), (d_h, 192)):
+        assert kept % align == 0 or kept == full
+    # the aligned model is the floor-rule model of the same kept dims: same function
+    ref = _zeroed_reference(model, width, attn_keep=[torch.arange(d_k).expand(3, -1)] * 2,
+                            ffn_keep=[torch.arange(d_h)] * 2)
+    for _, block in find_blocks(ref):
+        block.attn.scale = d_k ** -0.5
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(small(x), ref(x), atol=1e-5)
+
+
+def test_align_default_is_the_papers_floor_rule():
+    model = tiny_vit()
+    plain, none = slim(model, 0.1), slim(model, 0.1, align=None)
+    assert describe(plain).equals(describe(none)) and describe(plain).attrs["align"] is None
+    assert slimlib.slimming.slimmed_align(plain) is None
+    assert plain.blocks[0].attn.head_dim == slimmed_dim(0.1, 16) == 1
+    assert plain.blocks[0].mlp.fc1.out_features == slimmed_dim(0.1, 192) == 19
+    assert not hasattr(plain, slimlib.slimming.ALIGN_ATTR)
+
+
 def test_slim_keeps_train_mode():
     model = tiny_vit().train()
     small = slim(model, 0.5)
@@ -273,6 +313,11 @@ def test_bad_width_raises(bad):
         (dict(order="middle"), "order"),
         (dict(scale="none"), "scale"),
         (dict(order="random", seed=1.5), "seed"),
+        (dict(align=0), "align must be a positive integer"),
+        (dict(align=-8), "align must be a positive integer"),
+        (dict(align=8.0), "align must be a positive integer"),
+        (dict(align=True), "align must be a positive integer"),
+        (dict(align="8"), "align must be a positive integer"),
     ],
 )
 def test_bad_options_raise(kwargs, match):
