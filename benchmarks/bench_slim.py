@@ -11,6 +11,11 @@ model after ``optimize``) it prints, measured in one run:
   T_full / (T_fixed + (T_full - T_fixed) / r), with T_fixed the eager time of the patch
   embedding, every LayerNorm, the residual adds and the softmax over the N x N scores of every
   head (timed separately on the same shapes), and r the FLOP ratio without the patch embedding.
+* ``eager-aN`` rows (``--align N``, default 8; 0 turns them off): the eager model from
+  ``slimlib.slim(model, s, align=N)`` (kept dims rounded up to multiples of N); its FLOP
+  ratio and bound are its own (it does more FLOPs), and its ``vs eager`` column is the aligned
+  model against the unaligned eager model at the same s, in the same rounds (>= 1: aligned is
+  not slower).
 * speed-ups over the **full-width model in the same runtime**, as min / median / max over
   alternated rounds (each round times full, then slim; the ratio is taken within the round, so
   load drift hits both alike), and ``vs eager``: the slim model in this runtime against the
@@ -18,7 +23,8 @@ model after ``optimize``) it prints, measured in one run:
   runtime gains; below 0.97 it is flagged ``!slow``). A median within-runtime speed-up above the
   FLOP ratio is flagged ``!>FLOP`` (not physical: check the measurement).
 
-Run: ``.venv/bin/python benchmarks/bench_slim.py --threads 1 [--quick] [--runtimes eager onnx]``.
+Run: ``.venv/bin/python benchmarks/bench_slim.py --threads 1 [--quick] [--runtimes eager onnx]
+[--align 8]``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import timm
 import torch
@@ -35,6 +42,7 @@ import torch.nn.functional as F
 
 import slimlib
 from slimlib.deploy import compile_model, onnx_session, optimize
+from slimlib.measure import timed_rounds
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
@@ -42,18 +50,11 @@ Runner = Callable[[torch.Tensor], torch.Tensor]
 def _rounds(full: Runner, small: Runner, x: torch.Tensor, repeats: int,
             *others: Runner) -> tuple[list[float], ...]:
     """Per-round seconds of ``full``, ``small`` (and ``others``: the eager slim and the eager
-    full model), timed in alternation after one warm-up each."""
+    full model), timed in alternation after one warm-up each (``slimlib.measure.timed_rounds``)."""
     runners = [full, small, *others]
-    times: list[list[float]] = [[] for _ in runners]
-    with torch.inference_mode():
-        for runner in runners:
-            runner(x)
-        for _ in range(repeats):
-            for runner, out in zip(runners, times, strict=True):
-                start = time.perf_counter()
-                runner(x)
-                out.append(time.perf_counter() - start)
-    return tuple(times)
+    times = timed_rounds({i: partial(run, x) for i, run in enumerate(runners)},
+                         repeats=repeats, warmup=1)
+    return tuple(times[i] for i in range(len(runners)))
 
 
 def _stats(tf: list[float], ts: list[float], *_: list[float]
@@ -123,6 +124,8 @@ def main() -> None:
     parser.add_argument("--widths", type=float, nargs="+", default=[0.75, 0.5, 0.25, 0.1])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--align", type=int, default=8,
+                        help="also time slim(..., align=N) in eager (eager-aN rows); 0: off")
     parser.add_argument("--models", nargs="+", default=["vit_small_patch16_224"])
     parser.add_argument("--runtimes", nargs="+", default=["eager", "fast", "compile", "onnx"],
                         choices=["eager", "fast", "compile", "fastcompile", "onnx", "fastonnx"])
@@ -153,14 +156,18 @@ def main() -> None:
             runners[runtime] = _runner(runtime, model, one)
         for width in args.widths:
             small = slimlib.slim(model, width)
-            f = slimlib.flops(small, one)
-            ratio = full_flops / f
-            r_slim = (full_flops - patch) / (f - patch)
-            bound = t_full / (t_fixed + (t_full - t_fixed) / r_slim)
-            for runtime in args.runtimes:
+            rows = [(runtime, small, runtime) for runtime in args.runtimes]
+            if args.align:
+                rows.append((f"eager-a{args.align}", slimlib.slim(model, width, align=args.align),
+                             "eager"))
+            for label, variant, runtime in rows:
+                f = slimlib.flops(variant, one)
+                ratio = full_flops / f
+                r_slim = (full_flops - patch) / (f - patch)
+                bound = t_full / (t_fixed + (t_full - t_fixed) / r_slim)
                 full_run = runners[runtime]
-                run = _runner(runtime, small, one)
-                ref = small if runtime != "eager" else None
+                run = _runner(runtime, variant, one)
+                ref = small if variant is not small or runtime != "eager" else None
                 if "compile" not in runtime:
                     lo1, med1, hi1, t1 = _stats(*_rounds(full_run, run, one, reps1))
                     b1 = f"{t1 * 1e3:>8.1f}{f'{lo1:.2f}/{med1:.2f}/{hi1:.2f}':>27}"
@@ -169,7 +176,7 @@ def main() -> None:
                 others = (ref, runners["eager_full"]) if ref is not None else ()
                 times = _rounds(full_run, run, batch, reps_b, *others)
                 lob, medb, hib, tb = _stats(*times)
-                # this runtime's slim model vs the eager slim model, same rounds
+                # this row's slim model vs the (unaligned) eager slim model, same rounds
                 vs_eager = statistics.median(e / r for r, e in zip(times[1], times[2],
                                                                    strict=True)) \
                     if ref is not None else 1.0
@@ -182,7 +189,7 @@ def main() -> None:
                 if vs_eager < 0.97:
                     flags.append("!slow")
                 print(f"{arch:<24}{width:>6.3g}{f / 1e9:>10.2f}{ratio:>11.2f}{bound:>7.2f}  "
-                      f"{runtime:<8}{b1}{args.batch / tb:>10.1f}"
+                      f"{label:<8}{b1}{args.batch / tb:>10.1f}"
                       f"{f'{lob:.2f}/{medb:.2f}/{hib:.2f}':>28}{vs_eager:>9.2f}"
                       f"{f'{lof:.2f}/{medf:.2f}/{hif:.2f}':>22}  "
                       f"{medb / ratio:.2f}xFLOP {medb / bound:.2f}xbound "
