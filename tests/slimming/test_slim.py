@@ -542,4 +542,3 @@ def test_slimming_a_slimmed_model_records_the_cumulative_width_and_warns(tmp_pat
     path = slimlib.export(twice, tmp_path / "t.safetensors", builder="tests.tiny_models:build")
     assert json.loads((tmp_path / "t.json").read_text())["widths"] == {"attn": 0.25, "ffn": 0.25}
     assert slimmed_widths(slimlib.load_slimmed(path)) == {"attn": 0.25, "ffn": 0.25}
-
