@@ -37,7 +37,9 @@ import torch
 
 from slimlib import features as _features
 from slimlib._validation import check_int, check_widths
-from slimlib.diagnosis._inputs import check_data, resolve_data, resolve_model
+from slimlib.diagnosis._inputs import ResolvedModel, check_data, resolve_data, resolve_model
+from slimlib.slimming import slim
+from slimlib.specs import ModelSpec
 from slimlib.sweeping.controls import random_init
 
 __all__ = ["diagnose", "DEFAULT_WIDTHS", "slimmability_score", "cv_retention",
@@ -150,19 +152,27 @@ def _command(model: Any, data: Any, options: dict[str, Any]) -> str | None:
     return shlex.join(parts)
 
 
-def _train_features(enc: torch.nn.Module, slimmed: torch.nn.Module, name: str, data_name: str,
-                    train, device, batch_size: int, progress: bool, width: float,
-                    settings: Any = None) -> np.ndarray:
-    """Training features of ``slimmed``: the entry :func:`slimlib.sweep` cached, else extracted
-    (same cache key, so nothing is computed twice)."""
-    key = _features.feature_key(
-        model=name, weights=_features.module_fingerprint(slimmed), dataset=data_name,
-        split="train", data=_features.data_fingerprint(train),
-        preprocessing=_features.preprocessing_id(enc.spec),
-        precision=_features.precision(device))
-    feats, _ = _features.extract(slimmed, train, batch_size=batch_size, device=device,
-                                 cache_key=key, progress=progress, name=name, width=width,
-                                 settings=settings)
+def _train_features(slimmed: dict[float, torch.nn.Module], train: Any, *, name: str,
+                    spec: ModelSpec, data_name: str, device: torch.device, batch_size: int,
+                    progress: bool, settings: Any) -> dict[float, np.ndarray]:
+    """Training features of every slimmed width: the entries :func:`slimlib.sweep` cached,
+    else extracted.
+
+    The keys come from :func:`slimlib.features.feature_key` with the components the sweep
+    keys its training features with (model name, the slimmed module's fingerprint, dataset
+    name, split, data fingerprint, preprocessing, precision), so a width the sweep extracted
+    is read back, not computed again. Everything but the slimmed module is fingerprinted once.
+    """
+    same = dict(model=name, dataset=data_name, split="train",
+                data=_features.data_fingerprint(train),
+                preprocessing=_features.preprocessing_id(spec),
+                precision=_features.precision(device))
+    feats = {}
+    for width, module in slimmed.items():
+        key = _features.feature_key(weights=_features.module_fingerprint(module), **same)
+        feats[width], _ = _features.extract(module, train, batch_size=batch_size,
+                                            device=device, cache_key=key, progress=progress,
+                                            name=name, width=width, settings=settings)
     return feats
 
 
@@ -240,6 +250,110 @@ def _report_folder(out: Path, *, overwrite: bool) -> Iterator[None]:
             lock.release()
 
 
+def _checked_widths(widths: Sequence[float]) -> list[float]:
+    """The widths of a diagnosis: valid, rounded, deduplicated, 1.0 added, largest first."""
+    widths = sorted({round(w, 9) for w in check_widths(widths)} | {1.0}, reverse=True)
+    if len(widths) < 2:
+        raise ValueError("widths must hold at least one width below 1")
+    return widths
+
+
+def _check_numbers(*, keep: float, folds: int, limit_per_class: int | None,
+                   image_size: int | None, **positive: int) -> None:
+    """Refuse a ``keep`` outside (0, 1], ``folds`` < 2 and non-positive counts."""
+    if not 0.0 < float(keep) <= 1.0:
+        raise ValueError(f"keep must be a retention in (0, 1]; got {keep!r}")
+    check_int(folds, "folds", low=2)
+    for label, value in positive.items():
+        check_int(value, label)
+    for label, value in (("limit_per_class", limit_per_class), ("image_size", image_size)):
+        if value is not None:
+            check_int(value, label)
+
+
+def _model_for(model: Any, data_name: str, train: Any, *, weights: Any, image_size: int | None,
+               seed: int, settings: Any) -> ResolvedModel:
+    """``model`` resolved for the training images (:func:`resolve_model`), refused with a clear
+    error when their bands cannot feed it.
+
+    Data that are not 8-bit RGB get normalisation statistics of their own training split
+    (8-bit RGB keeps ImageNet's, or timm's own).
+    """
+    from slimlib.data import band_plan
+
+    mean = std = None
+    if tuple(train.bands) != ("R", "G", "B") or train.units != "rgb01":
+        flat = train.images.transpose(0, 1).reshape(train.images.shape[1], -1)
+        mean = tuple(float(v) for v in flat.mean(1))
+        std = tuple(max(float(v), 1e-6) for v in flat.std(1))
+    resolved = resolve_model(model, weights=weights, bands=train.bands, units=train.units,
+                             mean=mean, std=std, input_size=image_size, seed=seed,
+                             settings=settings)
+    spec = resolved.encoder.spec
+    try:
+        band_plan(train.bands, train.units, spec)
+    except ValueError as err:
+        raise ValueError(f"data {data_name!r} (bands {train.bands}, {train.units}) cannot feed "
+                         f"model {spec.name!r} (bands {spec.bands}): {err}. Pass "
+                         "bands= matching the model") from err
+    return resolved
+
+
+def _sweep_models(enc: torch.nn.Module, *, control: bool, seed: int
+                  ) -> dict[str, torch.nn.Module]:
+    """The models the sweep runs: ``enc`` and, with ``control``, its random-init control."""
+    models = {enc.spec.name: enc}
+    if control:
+        ctrl = random_init(enc, seed=seed + 1)
+        ctrl.spec = enc.spec
+        models[f"{enc.spec.name} [random init]"] = ctrl
+    return models
+
+
+def _example_input(enc: torch.nn.Module) -> torch.Tensor:
+    """One zero image ``(1, C, S, S)`` of the size ``enc`` is fed."""
+    spec = enc.spec
+    return torch.zeros(1, spec.in_chans, spec.input_size, spec.input_size)
+
+
+def _compute_floor(enc: torch.nn.Module) -> tuple[int, float]:
+    """FLOPs of ``enc`` and the compute floor: relative compute at d_k' = d_h' = 1."""
+    from slimlib.measure import flops
+
+    example = _example_input(enc)
+    full = flops(enc, example)
+    return full, flops(slim(enc, 1e-9), example) / full
+
+
+def _curves(ret: Any, name: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float]]:
+    """Per ``"model/<protocol>"`` and ``"control/<protocol>"``: the retention curve (largest
+    width first) and its slimmability score, from :func:`slimlib.sweeping.retention`."""
+    curves: dict[str, list[dict[str, Any]]] = {}
+    scores: dict[str, float] = {}
+    for (mname, protocol), grp in ret.groupby(["model", "protocol"], sort=False):
+        grp = grp.sort_values("width", ascending=False)
+        key = f"{'control' if mname != name else 'model'}/{protocol}"
+        curves[key] = [{"width": float(r.width), "rel_compute": float(r.rel_compute),
+                        "score": float(r.mean), "retention": float(r.retention)}
+                       for r in grp.itertuples()]
+        scores[key] = slimmability_score(grp["rel_compute"], grp["retention"])
+    return curves, scores
+
+
+def _rows(curves: dict[str, list[dict[str, Any]]], cv: dict[float, float],
+          timing: dict[float, dict[str, float]]) -> list[dict[str, Any]]:
+    """The report's rows: the model's k-NN curve with the CV retention, the control's test
+    retention at the same width and the timing of every width."""
+    rows = []
+    for c in curves["model/knn"]:
+        w = c["width"]
+        ctrl_c = next((x for x in curves.get("control/knn", []) if x["width"] == w), None)
+        rows.append({**c, "cv_retention": cv[w],
+                     "control_retention": ctrl_c["retention"] if ctrl_c else None,
+                     **timing.get(w, {})})
+    return rows
+
+
 def diagnose(
     model: Any,
     data: Any,
@@ -309,22 +423,13 @@ def diagnose(
         (the message says what to pass instead).
     """
     from slimlib.diagnosis import _report
-    from slimlib.measure import flops
-    from slimlib.slimming import find_blocks, slim
+    from slimlib.settings import or_current
     from slimlib.sweeping import retention, sweep
 
-    widths = sorted({round(w, 9) for w in check_widths(widths)} | {1.0}, reverse=True)
-    if len(widths) < 2:
-        raise ValueError("widths must hold at least one width below 1")
-    if not 0.0 < float(keep) <= 1.0:
-        raise ValueError(f"keep must be a retention in (0, 1]; got {keep!r}")
-    check_int(folds, "folds", low=2)
-    for value, label in ((batch_size, "batch_size"), (latency_batch, "latency_batch"),
-                         (latency_repeats, "latency_repeats")):
-        check_int(value, label)
-    for value, label in ((limit_per_class, "limit_per_class"), (image_size, "image_size")):
-        if value is not None:
-            check_int(value, label)
+    widths = _checked_widths(widths)
+    _check_numbers(keep=keep, folds=folds, batch_size=batch_size, latency_batch=latency_batch,
+                   latency_repeats=latency_repeats, limit_per_class=limit_per_class,
+                   image_size=image_size)
     device_t = _features.resolve_device(device)
     out = Path(out).expanduser().resolve()
     _check_out(out, overwrite=overwrite)
@@ -333,8 +438,6 @@ def diagnose(
     protocols = tuple([protocols] if isinstance(protocols, str) else protocols)
     if "knn" not in protocols:
         raise ValueError("protocols must include 'knn' (the report and the CV use it)")
-    from slimlib.settings import or_current
-
     settings = or_current(settings)
     started = time.perf_counter()
     bands_t = tuple(bands) if bands is not None else None
@@ -343,69 +446,32 @@ def diagnose(
                                           scale=scale, settings=settings)
     data_arg = _data_argument(data)
     check_data(train, test, folds=folds, k=_K)
-    mean = std = None  # RGB 8-bit data: ImageNet statistics (or timm's own)
-    if tuple(train.bands) != ("R", "G", "B") or train.units != "rgb01":
-        flat = train.images.transpose(0, 1).reshape(train.images.shape[1], -1)
-        mean = tuple(float(v) for v in flat.mean(1))
-        std = tuple(max(float(v), 1e-6) for v in flat.std(1))
-    resolved = resolve_model(model, weights=weights, bands=train.bands, units=train.units,
-                             mean=mean, std=std, input_size=image_size, seed=seed,
-                             settings=settings)
+    resolved = _model_for(model, data_name, train, weights=weights, image_size=image_size,
+                          seed=seed, settings=settings)
     enc = resolved.encoder
-    from slimlib.data import band_plan
-
-    try:
-        band_plan(train.bands, train.units, enc.spec)
-    except ValueError as err:
-        raise ValueError(f"data {data_name!r} (bands {train.bands}, {train.units}) cannot feed "
-                         f"model {enc.spec.name!r} (bands {enc.spec.bands}): {err}. Pass "
-                         "bands= matching the model") from err
-    find_blocks(enc)
-    slim(enc, 0.5)  # raises TypeError naming any unsupported block, before any work
     name = enc.spec.name
-    models = {name: enc}
-    if control:
-        ctrl = random_init(enc, seed=seed + 1)
-        ctrl.spec = enc.spec
-        models[f"{name} [random init]"] = ctrl
+    # every width slimmed once, for the CV's training features and the timing (the sweep slims
+    # its own); slim raises a TypeError naming any unsupported block, before any work
+    slimmed = {w: slim(enc, w) for w in widths}
+    models = _sweep_models(enc, control=control, seed=seed)
     with _report_folder(out, overwrite=overwrite):
         table = sweep(models, {data_name: (train, test)}, widths=widths, seeds=(0,),
                       protocols=protocols, metrics=False, out=out / "sweep.csv",
                       batch_size=batch_size, device=device_t, progress=progress, pretrained=False,
                       settings=settings)
-        ret = retention(table)
-
-        labels = train.labels.numpy()
-        train_feats = {w: _train_features(enc, slim(enc, w), name, data_name, train, device_t,
-                                          batch_size, progress, w, settings) for w in widths}
-        cv = cv_retention(train_feats, labels, folds=folds, seed=seed)
+        train_feats = _train_features(slimmed, train, name=name, spec=enc.spec,
+                                      data_name=data_name, device=device_t,
+                                      batch_size=batch_size, progress=progress, settings=settings)
+        cv = cv_retention(train_feats, train.labels.numpy(), folds=folds, seed=seed)
         chosen = recommend_width(cv, keep)
-
-        example = torch.zeros(1, enc.spec.in_chans, enc.spec.input_size, enc.spec.input_size)
-        full_flops = flops(enc, example)
-        floor = flops(slim(enc, 1e-9), example) / full_flops
+        full_flops, floor = _compute_floor(enc)
         timing = {}
         if latency:
-            timing = _time_widths({w: slim(enc, w) for w in widths}, example, latency_batch,
-                                  latency_repeats, progress, device_t)
-
-        curves: dict[str, list[dict[str, Any]]] = {}
-        scores: dict[str, float] = {}
-        for (mname, protocol), grp in ret.groupby(["model", "protocol"], sort=False):
-            grp = grp.sort_values("width", ascending=False)
-            key = f"{'control' if mname != name else 'model'}/{protocol}"
-            curves[key] = [{"width": float(r.width), "rel_compute": float(r.rel_compute),
-                            "score": float(r.mean), "retention": float(r.retention)}
-                           for r in grp.itertuples()]
-            scores[key] = slimmability_score(grp["rel_compute"], grp["retention"])
+            timing = _time_widths(slimmed, _example_input(enc), latency_batch, latency_repeats,
+                                  progress, device_t)
+        curves, scores = _curves(retention(table), name)
+        rows = _rows(curves, cv, timing)
         test_ret = {c["width"]: c["retention"] for c in curves["model/knn"]}
-        rows = []
-        for c in curves["model/knn"]:
-            w = c["width"]
-            ctrl_c = next((x for x in curves.get("control/knn", []) if x["width"] == w), None)
-            rows.append({**c, "cv_retention": cv[w],
-                         "control_retention": ctrl_c["retention"] if ctrl_c else None,
-                         **timing.get(w, {})})
         options = {"weights": weights, "bands": bands_t, "widths": widths, "protocols": protocols,
                    "keep": keep, "folds": folds, "limit_per_class": limit_per_class,
                    "image_size": image_size, "no_control": not control, "no_latency": not latency,

@@ -11,6 +11,7 @@ owns the devices, the input preparation and the extraction itself.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -147,6 +148,15 @@ def input_dtype(encoder: nn.Module) -> torch.dtype:
     return torch.float32
 
 
+def _on_device(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` itself when all its parameters and buffers are on ``device``, else a copy
+    moved there: the caller's module stays on the device(s) it is on."""
+    target = torch.empty(0, device=device).device  # "cuda" -> "cuda:<current>"
+    if all(t.device == target for t in (*module.parameters(), *module.buffers())):
+        return module
+    return copy.deepcopy(module).to(target)
+
+
 def _encode(encoder: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], *, batch_size: int,
             device: torch.device, progress: bool, desc: str, n: int | None = None) -> np.ndarray:
     """Run ``encoder`` over ``x`` (N, C, S, S), or over an iterable of prepared batches
@@ -162,15 +172,15 @@ def _encode(encoder: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], *, bat
     dtype = input_dtype(encoder)
     was_training = encoder.training
     encoder.eval()
-    encoder.to(device)
     try:
+        model = _on_device(encoder, device)  # the caller's encoder is not moved
         with torch.inference_mode(), _autocast(device), tqdm(
             total=n, desc=desc, unit="img", disable=not progress, leave=False
         ) as bar:
             start = 0
             for xb in batches:
                 xb = xb.to(device, dtype=dtype, non_blocking=True)
-                f = encoder(xb)
+                f = model(xb)
                 if not isinstance(f, torch.Tensor) or f.ndim != 2 or f.shape[0] != xb.shape[0]:
                     shape = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
                     raise ValueError(f"encoder must return features (B, D) for a batch of "
@@ -210,6 +220,8 @@ def extract(
         batch_size: images per forward pass.
         device: ``"cpu"``, ``"cuda"``… ; ``None`` picks CUDA when available. On CUDA the
             forward runs under bf16 (or fp16) autocast; features are always float32.
+            ``encoder`` stays where it is: when its weights are on another device, a copy
+            moved to ``device`` runs the forward passes.
         cache_key: cache entry name (build it with :func:`feature_key`). ``None`` derives one
             from :func:`module_fingerprint` of ``encoder``, :func:`data_fingerprint` of the
             data, the preprocessing and the precision (hashing reads every weight and input once).

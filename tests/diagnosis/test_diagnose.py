@@ -86,6 +86,30 @@ def test_diagnose_function_model_writes_report(tmp_path):
     assert not saved["random_weights"]
 
 
+def test_each_width_is_slimmed_once_and_the_cv_reads_the_sweeps_features(tmp_path,
+                                                                        monkeypatch):
+    """The CV's training features and the timing reuse one slimmed module per width, and the
+    CV finds the training features the sweep cached (same key), so nothing is extracted twice.
+    Before, diagnose slimmed every width for the CV and again for the timing (and 0.5 once
+    more as a check)."""
+    from slimlib.diagnosis import _diagnose
+    from tests.features.test_extract import EncodeCounter
+
+    widths, real_slim = [], _diagnose.slim
+
+    def counting_slim(model, width, **options):
+        widths.append(width)
+        return real_slim(model, width, **options)
+
+    monkeypatch.setattr(_diagnose, "slim", counting_slim)
+    encodes = EncodeCounter(monkeypatch)
+    result = slimlib.diagnose("tests.tiny_models:build", str(_folder(tmp_path / "imgs")),
+                              out=tmp_path / "rep", control=False, **FAST)
+    assert sorted(widths) == [1e-9, 0.25, 0.5, 1.0]  # every width once, and the compute floor
+    assert encodes.calls == 2 * 3  # the sweep's train and test features of the three widths
+    assert all(r["latency_ms"] > 0 for r in result["rows"])
+
+
 def test_random_control_differs_and_keeps_architecture():
     from slimlib.sweeping.controls import random_init as random_control
     from tests.tiny_models import build

@@ -158,6 +158,40 @@ def test_non_finite_features_name_model_and_width(value):
     assert not list(cache_dir("features").glob("*.npz"))
 
 
+class _Linear(nn.Module):
+    """A linear encoder with a buffer whose features do not depend on where the input is
+    (a meta-device input gives real CPU features)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+        self.register_buffer("offset", torch.ones(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0], 2)
+
+
+def test_extract_leaves_the_callers_model_where_it_was():
+    """The forward passes run on ``device`` (the meta device here: a CPU-only machine has no
+    second real one); the caller's module keeps its tensors, on its device, and its mode.
+    Before, ``extract`` moved the caller's module to ``device`` and left it there."""
+    enc = _Linear().train()
+    state = {k: v.clone() for k, v in enc.state_dict().items()}
+    seen = []
+    enc.register_forward_hook(lambda m, i, o: seen.append((m is enc, m.lin.weight.device.type)))
+    pair = (torch.randn(5, 3, 8, 8), torch.zeros(5))
+    feats, _ = features.extract(enc, pair, batch_size=2, device="meta", cache=False,
+                                progress=False)
+    for key, value in enc.state_dict().items():
+        assert value.device.type == "cpu" and torch.equal(value, state[key]), key
+    assert enc.training
+    assert feats.shape == (5, 2) and seen == [(False, "meta")] * 3  # a moved copy ran
+    # already on the device: the module itself runs, nothing is copied
+    seen.clear()
+    features.extract(enc, pair, batch_size=5, device="cpu", cache=False, progress=False)
+    assert seen == [(True, "cpu")]
+
+
 # ----------------------------------------------------------------------------- keys
 
 
