@@ -38,6 +38,7 @@ import torch
 from slimlib import features as _features
 from slimlib._validation import check_int, check_widths
 from slimlib.diagnosis._inputs import check_data, resolve_data, resolve_model
+from slimlib.diagnosis._sensitivity import SENSITIVITY_WIDTHS, sensitivity_section
 from slimlib.sweeping.controls import random_init
 
 __all__ = ["diagnose", "DEFAULT_WIDTHS", "slimmability_score", "cv_retention",
@@ -169,7 +170,7 @@ def _train_features(enc: torch.nn.Module, slimmed: torch.nn.Module, name: str, d
 #: The files of a report folder (:func:`diagnose` refuses a folder holding any of them unless
 #: ``overwrite=True``).
 REPORT_FILES: tuple[str, ...] = ("report.json", "report.html", "report.md", "curve.png",
-                                 "sweep.csv")
+                                 "sweep.csv", "sensitivity.png")
 
 
 def _data_argument(data: Any) -> Any:
@@ -265,6 +266,8 @@ def diagnose(
     overwrite: bool = False,
     progress: bool = True,
     settings: Any = None,
+    sensitivity: bool = True,
+    sensitivity_widths: Sequence[float] = SENSITIVITY_WIDTHS,
 ) -> dict[str, Any]:
     """Diagnose how far ``model`` can be slimmed on ``data`` and write a report.
 
@@ -300,6 +303,10 @@ def diagnose(
         settings: data root, cache and weights (:class:`slimlib.settings.Settings`; ``None``:
             :func:`slimlib.settings.current`).
         progress: tqdm progress bars.
+        sensitivity, sensitivity_widths: add which blocks tolerate narrowing (each block's
+            attention / FFN slimmed alone to each of ``sensitivity_widths``) and what slimming
+            did at the recommended width (:func:`slimlib.diagnosis.sensitivity_section`;
+            ``result["sensitivity"]``, ``sensitivity.png``).
 
     Returns:
         The report as a dict (what ``report.json`` holds); ``["paths"]`` lists the files.
@@ -319,6 +326,7 @@ def diagnose(
     if not 0.0 < float(keep) <= 1.0:
         raise ValueError(f"keep must be a retention in (0, 1]; got {keep!r}")
     check_int(folds, "folds", low=2)
+    sensitivity_widths = check_widths(sensitivity_widths, "sensitivity_widths")
     for value, label in ((batch_size, "batch_size"), (latency_batch, "latency_batch"),
                          (latency_repeats, "latency_repeats")):
         check_int(value, label)
@@ -412,6 +420,8 @@ def diagnose(
                    "latency_batch": latency_batch, "latency_repeats": latency_repeats,
                    "batch_size": batch_size, "device": str(device_t) if device is not None else None,
                    "seed": seed, "scale": scale, "out": str(out)}
+        options.update(no_sensitivity=not sensitivity,
+                       sensitivity_widths=sensitivity_widths if sensitivity else None)
         result = {
             "model": name, "model_kind": resolved.kind, "weights": resolved.weights,
             "random_weights": resolved.random_weights, "architecture": enc.spec.architecture,
@@ -430,5 +440,14 @@ def diagnose(
             "data": data_arg if isinstance(data_arg, str) else None, "out": str(out),
             "command": _command(model, data_arg, options), "runtime_s": time.perf_counter() - started,
         }
+        if sensitivity:  # which blocks tolerate narrowing, and what slimming did
+            result["sensitivity"] = sensitivity_section(
+                enc, train, test, widths=sensitivity_widths,
+                verify_width=chosen if chosen < 1 else max(sensitivity_widths),
+                verify_why="the recommended width" if chosen < 1 else
+                "the recommended width is 1; shown at the largest sensitivity width",
+                name=name, data_name=data_name, batch_size=batch_size, device=device_t,
+                seed=seed, progress=progress, settings=settings)
+            result["runtime_s"] = time.perf_counter() - started
         result["paths"] = _report.write_report(result, out)
         return result
