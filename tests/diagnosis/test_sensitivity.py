@@ -171,3 +171,33 @@ def test_section_renders_markdown_html_and_png():
     page = sensitivity_html(section)
     assert "data:image/png;base64," in page and "<h2>What slimming did</h2>" in page
     assert sensitivity_png(section).startswith(b"\x89PNG")
+
+
+def test_diagnose_adds_the_section_and_can_skip_it(tmp_path):
+    from pathlib import Path
+
+    from slimlib.__main__ import _parser
+    from tests.diagnosis.test_diagnose import FAST, _folder
+
+    data = str(_folder(tmp_path / "imgs"))
+    result = slimlib.diagnose("tests.tiny_models:build", data, out=tmp_path / "on",
+                              sensitivity_widths=(0.5,), **FAST)
+    rows = result["sensitivity"]["rows"]
+    assert len(rows) == 1 + 2 * 2 * 1 and rows[0]["drop"] == 0.0
+    # the reference is the sweep's full-width model: same k-NN score as the report's s = 1 row
+    assert rows[0]["score"] == pytest.approx(result["rows"][0]["score"])
+    assert Path(result["paths"]["sensitivity_png"]).is_file()
+    assert "Which blocks tolerate narrowing" in Path(result["paths"]["html"]).read_text()
+    assert "What slimming did" in Path(result["paths"]["markdown"]).read_text()
+    assert "--sensitivity-widths 0.5" in result["command"]
+    off = slimlib.diagnose("tests.tiny_models:build", data, out=tmp_path / "off",
+                           sensitivity=False, **FAST)
+    assert "sensitivity" not in off and "sensitivity_png" not in off["paths"]
+    assert "Which blocks" not in Path(off["paths"]["html"]).read_text()
+    assert "--no-sensitivity" in off["command"]
+    args = _parser().parse_args(["diagnose", "--model", "m", "--data", "d", "--no-sensitivity",
+                                 "--sensitivity-widths", "0.5", "0.2"])
+    assert args.no_sensitivity and args.sensitivity_widths == [0.5, 0.2]
+    with pytest.raises(ValueError, match="sensitivity_widths"):
+        slimlib.diagnose("tests.tiny_models:build", data, out=tmp_path / "bad",
+                         sensitivity_widths=(1.5,), **FAST)
