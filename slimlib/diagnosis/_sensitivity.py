@@ -565,9 +565,9 @@ def sensitivity_png(section: dict[str, Any]) -> bytes:
                     va="center", fontsize=7)
         ax.set_xticks(range(len(widths)), [f"{w:g}" for w in widths])
         ax.set_yticks(range(len(blocks)), [str(b) for b in blocks])
-        ax.set_xlabel("width s of that one block")
+        ax.set_xlabel("width s")
         ax.set_title(f"{_PART_NAMES[part]} slimmed", fontsize=9)
-    axes[0][0].set_ylabel("block")
+    axes[0][0].set_ylabel("block (the only one slimmed)")
     fig.colorbar(image, ax=list(axes[0]), label="drop in test score (> 0: worse)", shrink=0.9)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
@@ -621,4 +621,4 @@ def sensitivity_html(section: dict[str, Any], png: bytes | None = None) -> str:
             f"{_html_table(header, grid)}{f'<ul>{note_html}</ul>' if notes else ''}"
             f"<p><img alt=\"drop per block and width\" src=\"{uri}\"></p>"
             f"<h2>What slimming did</h2><p>{esc(_totals(ver))}</p>"
-            f"{_html_table(v_head, _plain(v_rows))}{_html_table(l_head, _plain(l_rows))}")
+            f"{_html_table(v_head, _plain(v_rows))}<p></p>{_html_table(l_head, _plain(l_rows))}")
