@@ -85,7 +85,7 @@ def write(out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         result = slimlib.diagnose("galileo-nano-rgb", "eurosat-rgb", out=Path(tmp) / "report",
                                   widths=(1.0, 0.5, 0.25, 0.1), latency=False,
-                                  limit_per_class=12, progress=False)
+                                  limit_per_class=12, progress=False, sensitivity=False)
         rows = result["rows"] if isinstance(result, dict) and "rows" in result else result
         frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
         _drop_timing(frame).astype(str).to_csv(out / "diagnose.csv", index=False)

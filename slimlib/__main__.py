@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _diagnose_parser(sub) -> None:
     from slimlib._imageio import SCALES
-    from slimlib.diagnosis import DEFAULT_WIDTHS
+    from slimlib.diagnosis import DEFAULT_WIDTHS, SENSITIVITY_WIDTHS
 
     d = sub.add_parser("diagnose", help="slimmability report of a model on a dataset")
     d.add_argument("--model", required=True,
@@ -74,6 +74,12 @@ def _diagnose_parser(sub) -> None:
     d.add_argument("--overwrite", action="store_true",
                    help="replace the report already in --out (refused otherwise)")
     d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--no-sensitivity", action="store_true",
+                   help="skip the per-block sensitivity and the slimming verification tables")
+    d.add_argument("--sensitivity-widths", type=float, nargs="+",
+                   default=list(SENSITIVITY_WIDTHS),
+                   help="widths of the per-block sensitivity (default: "
+                        f"{' '.join(map(str, SENSITIVITY_WIDTHS))})")
 
 
 def _diagnose(args) -> int:
@@ -89,6 +95,7 @@ def _diagnose(args) -> int:
             latency_batch=args.latency_batch, latency_repeats=args.latency_repeats,
             batch_size=args.batch_size, device=args.device, seed=args.seed, scale=args.scale,
             overwrite=args.overwrite, progress=not args.no_progress,
+            sensitivity=not args.no_sensitivity, sensitivity_widths=args.sensitivity_widths,
             settings=Settings.from_env())  # the entry point
     except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
         print(f"slimlib diagnose: error: {err}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The public API is what it was before the package layout changed (issue 24), and the core
 of the library runs without the book's, the cluster's or the deployment's dependencies.
 
-``tests/data/api_signatures.json`` was written before the move by the code in
+``tests/snapshots/api_signatures.json`` was written before the move by the code in
 :func:`signatures` (every name in ``__all__`` of ``slimlib``, ``slimlib.models``,
 ``slimlib.data`` and ``slimlib.sweeping``, with its signature or value).
 """

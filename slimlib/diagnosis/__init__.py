@@ -2,7 +2,8 @@
 
 ``_inputs`` resolves a model and a dataset from strings (registry, timm, ``module:function``,
 image folders), ``_diagnose`` slims, probes and picks a width by cross-validation, ``_report``
-writes the HTML/Markdown/JSON report. See ``docs/deploy.md``.
+writes the HTML/Markdown/JSON report, ``_sensitivity`` slims one block at a time (which blocks
+tolerate narrowing) and tabulates what slimming did. See ``docs/deploy.md``.
 """
 
 from slimlib.diagnosis._diagnose import (
@@ -14,6 +15,20 @@ from slimlib.diagnosis._diagnose import (
 )
 from slimlib.diagnosis._inputs import ResolvedModel, resolve_data, resolve_model
 from slimlib.diagnosis._report import write_report
+from slimlib.diagnosis._sensitivity import (
+    SENSITIVITY_WIDTHS,
+    Verification,
+    block_sensitivity,
+    sensitivity_html,
+    sensitivity_markdown,
+    sensitivity_png,
+    sensitivity_section,
+    slim_block,
+    verify_slimming,
+)
 
 __all__ = ["diagnose", "DEFAULT_WIDTHS", "cv_retention", "recommend_width",
-           "slimmability_score", "ResolvedModel", "resolve_model", "resolve_data", "write_report"]
+           "slimmability_score", "ResolvedModel", "resolve_model", "resolve_data", "write_report",
+           "SENSITIVITY_WIDTHS", "slim_block", "block_sensitivity", "Verification",
+           "verify_slimming", "sensitivity_section", "sensitivity_markdown", "sensitivity_html",
+           "sensitivity_png"]

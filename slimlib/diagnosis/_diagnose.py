@@ -38,6 +38,7 @@ import torch
 from slimlib import features as _features
 from slimlib._validation import check_int, check_widths
 from slimlib.diagnosis._inputs import ResolvedModel, check_data, resolve_data, resolve_model
+from slimlib.diagnosis._sensitivity import SENSITIVITY_WIDTHS, sensitivity_section
 from slimlib.slimming import slim
 from slimlib.specs import ModelSpec
 from slimlib.sweeping.controls import random_init
@@ -179,7 +180,7 @@ def _train_features(slimmed: dict[float, torch.nn.Module], train: Any, *, name: 
 #: The files of a report folder (:func:`diagnose` refuses a folder holding any of them unless
 #: ``overwrite=True``).
 REPORT_FILES: tuple[str, ...] = ("report.json", "report.html", "report.md", "curve.png",
-                                 "sweep.csv")
+                                 "sweep.csv", "sensitivity.png")
 
 
 def _data_argument(data: Any) -> Any:
@@ -379,6 +380,8 @@ def diagnose(
     overwrite: bool = False,
     progress: bool = True,
     settings: Any = None,
+    sensitivity: bool = True,
+    sensitivity_widths: Sequence[float] = SENSITIVITY_WIDTHS,
 ) -> dict[str, Any]:
     """Diagnose how far ``model`` can be slimmed on ``data`` and write a report.
 
@@ -414,6 +417,10 @@ def diagnose(
         settings: data root, cache and weights (:class:`slimlib.settings.Settings`; ``None``:
             :func:`slimlib.settings.current`).
         progress: tqdm progress bars.
+        sensitivity, sensitivity_widths: add which blocks tolerate narrowing (each block's
+            attention / FFN slimmed alone to each of ``sensitivity_widths``) and what slimming
+            did at the recommended width (:func:`slimlib.diagnosis.sensitivity_section`;
+            ``result["sensitivity"]``, ``sensitivity.png``).
 
     Returns:
         The report as a dict (what ``report.json`` holds); ``["paths"]`` lists the files.
@@ -430,6 +437,7 @@ def diagnose(
     _check_numbers(keep=keep, folds=folds, batch_size=batch_size, latency_batch=latency_batch,
                    latency_repeats=latency_repeats, limit_per_class=limit_per_class,
                    image_size=image_size)
+    sensitivity_widths = check_widths(sensitivity_widths, "sensitivity_widths")
     device_t = _features.resolve_device(device)
     out = Path(out).expanduser().resolve()
     _check_out(out, overwrite=overwrite)
@@ -478,6 +486,8 @@ def diagnose(
                    "latency_batch": latency_batch, "latency_repeats": latency_repeats,
                    "batch_size": batch_size, "device": str(device_t) if device is not None else None,
                    "seed": seed, "scale": scale, "out": str(out)}
+        options.update(no_sensitivity=not sensitivity,
+                       sensitivity_widths=sensitivity_widths if sensitivity else None)
         result = {
             "model": name, "model_kind": resolved.kind, "weights": resolved.weights,
             "random_weights": resolved.random_weights, "architecture": enc.spec.architecture,
@@ -496,5 +506,14 @@ def diagnose(
             "data": data_arg if isinstance(data_arg, str) else None, "out": str(out),
             "command": _command(model, data_arg, options), "runtime_s": time.perf_counter() - started,
         }
+        if sensitivity:  # which blocks tolerate narrowing, and what slimming did
+            result["sensitivity"] = sensitivity_section(
+                enc, train, test, widths=sensitivity_widths,
+                verify_width=chosen if chosen < 1 else max(sensitivity_widths),
+                verify_why="the recommended width" if chosen < 1 else
+                "the recommended width is 1; shown at the largest sensitivity width",
+                name=name, data_name=data_name, batch_size=batch_size, device=device_t,
+                seed=seed, progress=progress, settings=settings)
+            result["runtime_s"] = time.perf_counter() - started
         result["paths"] = _report.write_report(result, out)
         return result

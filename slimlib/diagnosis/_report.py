@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from slimlib import _io
+from slimlib.diagnosis._sensitivity import sensitivity_html, sensitivity_markdown, sensitivity_png
 
 __all__ = ["write_report", "render_markdown", "render_html", "curve_png"]
 
@@ -115,6 +116,8 @@ def render_markdown(result: dict[str, Any], png_name: str = "curve.png") -> str:
     if batch:
         lines += ["", f"Latency: median of {result['rows'][0]['repeats']} alternated rounds at "
                       f"batch 1; throughput at batch {batch}."]
+    if result.get("sensitivity"):
+        lines += ["", sensitivity_markdown(result["sensitivity"])]
     lines += ["", "Reproduce:", "", "```", result["command"] or
               "(called from Python with objects; no command-line equivalent)", "```", ""]
     return "\n".join(lines)
@@ -140,6 +143,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .5em;
 {warn}<table>{summary}</table>
 <p><img alt="retention vs relative compute" src="{uri}"></p>
 <table><tr>{head}</tr>{body}</table>
+{sensitivity_html(result["sensitivity"]) if result.get("sensitivity") else ""}
 <p>Reproduce: <code>{command}</code></p>
 <p>Definitions: docs/deploy.md of slimlib.</p></body></html>
 """
@@ -154,6 +158,9 @@ def write_report(result: dict[str, Any], out: str | os.PathLike) -> dict[str, st
                                           ("json", "report.json"), ("png", "curve.png"),
                                           ("sweep", "sweep.csv"))}
     _io.atomic_write(out / "curve.png", png)
+    if result.get("sensitivity"):
+        paths["sensitivity_png"] = str(out / "sensitivity.png")
+        _io.atomic_write(out / "sensitivity.png", sensitivity_png(result["sensitivity"]))
     _io.atomic_write(out / "report.md", render_markdown(result).encode())
     _io.atomic_write(out / "report.html", render_html(result, png).encode())
     payload = {**result, "paths": paths}

@@ -14,7 +14,7 @@ import slimlib
 from slimlib.__main__ import main
 from slimlib.diagnosis import cv_retention, slimmability_score
 
-FAST = dict(widths=(1.0, 0.5, 0.25), folds=3, latency_repeats=1, latency_batch=2,
+FAST = dict(widths=(1.0, 0.5, 0.25), folds=3, latency_repeats=1, latency_batch=2, sensitivity=False,
             progress=False)
 
 
