@@ -5,6 +5,7 @@ image folders), ``_diagnose`` slims, probes and picks a width by cross-validatio
 writes the HTML/Markdown/JSON report. See ``docs/deploy.md``.
 """
 
+from slimlib.diagnosis._answer import summary_lines
 from slimlib.diagnosis._diagnose import (
     DEFAULT_WIDTHS,
     cv_retention,
@@ -16,4 +17,5 @@ from slimlib.diagnosis._inputs import ResolvedModel, resolve_data, resolve_model
 from slimlib.diagnosis._report import write_report
 
 __all__ = ["diagnose", "DEFAULT_WIDTHS", "cv_retention", "recommend_width",
-           "slimmability_score", "ResolvedModel", "resolve_model", "resolve_data", "write_report"]
+           "slimmability_score", "ResolvedModel", "resolve_model", "resolve_data", "write_report",
+           "summary_lines"]

@@ -406,7 +406,7 @@ def diagnose(
             rows.append({**c, "cv_retention": cv[w],
                          "control_retention": ctrl_c["retention"] if ctrl_c else None,
                          **timing.get(w, {})})
-        options = {"weights": weights, "bands": bands_t, "widths": widths, "protocols": protocols,
+        options = {"checkpoint": weights, "bands": bands_t, "widths": widths, "protocols": protocols,
                    "keep": keep, "folds": folds, "limit_per_class": limit_per_class,
                    "image_size": image_size, "no_control": not control, "no_latency": not latency,
                    "latency_batch": latency_batch, "latency_repeats": latency_repeats,
@@ -430,5 +430,8 @@ def diagnose(
             "data": data_arg if isinstance(data_arg, str) else None, "out": str(out),
             "command": _command(model, data_arg, options), "runtime_s": time.perf_counter() - started,
         }
+        from slimlib.diagnosis import _answer
+
+        result["evidence"] = _answer.evidence(result, table, seed=seed)
         result["paths"] = _report.write_report(result, out)
         return result
