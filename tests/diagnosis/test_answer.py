@@ -149,3 +149,24 @@ def test_python_result_carries_evidence(tmp_path):
     ev = result["evidence"]
     assert set(ev["widths"]) == {1.0, 0.5, 0.25}
     assert ev["control_full"] is not None and "gain_over_control" in ev
+
+
+def test_help_shows_defaults_and_old_flags_warn(tmp_path, capsys, monkeypatch):
+    from slimlib.__main__ import _parser
+
+    parser = _parser()
+    sub = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    diag = sub.choices["diagnose"].format_help()
+    assert "(default: 0.95)" in diag and "(default: slimreport)" in diag
+    assert "--checkpoint" in diag and "deprecated alias of --checkpoint" in diag
+    sweep = sub.choices["sweep"].format_help()
+    assert "--hub-dir" in sweep and "(default: 04:00)" in sweep
+    args = parser.parse_args(["diagnose", "--model", "m", "--data", "d", "--weights", "x.pt"])
+    assert args.checkpoint == "x.pt"
+    assert "--weights is deprecated; use --checkpoint" in capsys.readouterr().err
+    args = parser.parse_args(["diagnose", "--model", "m", "--data", "d", "--checkpoint", "y"])
+    assert args.checkpoint == "y" and capsys.readouterr().err == ""
+    args = parser.parse_args(["sweep", "--weights", "hub", "--plan"])
+    assert args.hub_dir == "hub"
+    assert "--weights is deprecated; use --hub-dir" in capsys.readouterr().err
+    assert parser.parse_args(["sweep", "--hub-dir", "h", "--plan"]).hub_dir == "h"
