@@ -215,14 +215,17 @@ def answer(result: dict[str, Any], ev: dict[str, Any]) -> str:
                 f"cross-validation on your training images (the widest tried, s = {widest:g}, "
                 f"keeps {fmt(**r)} on your test images).")
     row, r = rows[chosen], ev["widths"][chosen]["model_retention"]
+    caveat = ("Unreliable (see the warnings): " if any("near chance" in w for w in ev["warnings"])
+              else "")
     compute = row["rel_compute"]
     pct = f"{compute:.0%}" if compute >= 0.1 else f"{compute:.1%}"
-    text = (f"Slim to s = {chosen:g}: {pct} of the compute, "
+    text = (f"{caveat}Slim to s = {chosen:g}: {pct} of the compute, "
             f"{fmt(**r)} of the full-width accuracy on your test images")
     full = rows[1.0]
     if row.get("throughput_img_s") and full.get("throughput_img_s"):
         speed = row["throughput_img_s"] / full["throughput_img_s"]
-        text += f", {speed:.2g}× the full model's throughput here (batch {row['batch']})"
+        shown = f"{speed:.0f}" if speed >= 10 else f"{speed:.2g}"
+        text += f", {shown}× the full model's throughput here (batch {row['batch']})"
     return text + "."
 
 

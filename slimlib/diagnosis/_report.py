@@ -144,9 +144,10 @@ def widths_section(result: dict[str, Any]) -> Section:
 
         rows.append([f"{row['width']:g}", f"{row['rel_compute']:.3g}",
                      est("model_score", row.get("score")),
-                     est("model_retention", row.get("retention")),
+                     "1" if row["width"] == 1.0 else est("model_retention", row.get("retention")),
                      est("control_score", None),
-                     est("control_retention", row.get("control_retention")),
+                     ("1" if row["width"] == 1.0 and "control_score" in e
+                      else est("control_retention", row.get("control_retention"))),
                      _f(row.get("cv_retention")),
                      _f(row.get("latency_ms"), 1) if row.get("latency_ms") else "–",
                      _f(row.get("throughput_img_s"), 1) if row.get("throughput_img_s") else "–"])

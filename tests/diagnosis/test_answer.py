@@ -132,7 +132,7 @@ def test_near_chance_model_is_flagged_in_the_report_and_cli(tmp_path, capsys):
     assert "chance 0.25" in printed
     md = (tmp_path / "r" / "report.md").read_text()
     first = md.split("\n")[2]
-    assert first.startswith("**Slim to") or first.startswith("**Do not slim")
+    assert first.startswith(("**Unreliable (see the warnings): Slim to", "**Do not slim"))
     assert "near chance" in md and "random-init control at full width" in md
     html = (tmp_path / "r" / "report.html").read_text()
     assert "class='answer'" in html and "docs/deploy.md" not in html
