@@ -22,15 +22,17 @@ from collections.abc import Sequence
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m slimlib", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="execute a chapter with papermill")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    run = sub.add_parser("run", help="execute a chapter with papermill", formatter_class=fmt)
     run.add_argument("chapter", help="path to notebooks/NN_name.py")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"), help="override a parameter (JSON/YAML value)")
-    run.add_argument("--out", default="runs", help="output folder (default: runs)")
+    run.add_argument("--out", default="runs", help="output folder")
     run.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
     run.add_argument("--progress", action="store_true", help="show a cell progress bar")
-    chapters = sub.add_parser("chapters", help="list chapters and their parameters")
-    chapters.add_argument("--folder", default="notebooks")
+    chapters = sub.add_parser("chapters", help="list chapters and their parameters",
+                              formatter_class=fmt)
+    chapters.add_argument("--folder", default="notebooks", help="folder of the chapters")
     sub.add_parser("profiles", help="list run profiles")
     from slimlib.book import sweep_cli
 
@@ -41,39 +43,51 @@ def _parser() -> argparse.ArgumentParser:
 
 def _diagnose_parser(sub) -> None:
     from slimlib._imageio import SCALES
+    from slimlib.book.sweep_cli import DeprecatedAlias
     from slimlib.diagnosis import DEFAULT_WIDTHS, SENSITIVITY_WIDTHS
 
-    d = sub.add_parser("diagnose", help="slimmability report of a model on a dataset")
+    d = sub.add_parser("diagnose", help="slimmability report of a model on a dataset",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d.add_argument("--model", required=True,
                    help="registry name, timm name, or module:function returning an nn.Module")
     d.add_argument("--data", required=True,
                    help="registry dataset name or ImageFolder folder (./name or registry:name "
                         "when both exist)")
-    d.add_argument("--weights", default=None,
-                   help="'random', 'pretrained' or a weights file (default: registry models "
-                        "published weights, timm models random init)")
-    d.add_argument("--bands", nargs="+", default=None, help="band names (see docs/deploy.md)")
-    d.add_argument("--widths", type=float, nargs="+", default=list(DEFAULT_WIDTHS))
-    d.add_argument("--protocols", nargs="+", default=["knn"], choices=["knn", "linear"])
-    d.add_argument("--keep", type=float, default=0.95, help="target retention (default 0.95)")
+    d.add_argument("--checkpoint", default=None,
+                   help="the model's weights: 'random', 'pretrained' or a weights file "
+                        "(safetensors or a torch state dict); None: registry models load their "
+                        "published weights, timm models random init")
+    d.add_argument("--weights", dest="checkpoint", action=DeprecatedAlias, new="--checkpoint",
+                   help="deprecated alias of --checkpoint")
+    d.add_argument("--bands", nargs="+", default=None,
+                   help="band names (None: the data's own; 8-bit images are R G B)")
+    d.add_argument("--widths", type=float, nargs="+", default=list(DEFAULT_WIDTHS),
+                   help="width factors (1 is always added)")
+    d.add_argument("--protocols", nargs="+", default=["knn"], choices=["knn", "linear"],
+                   help="probes to run (knn is required)")
+    d.add_argument("--keep", type=float, default=0.95, help="target retention")
     d.add_argument("--folds", type=int, default=5, help="k of the k-fold CV on the train split")
-    d.add_argument("--limit-per-class", type=int, default=None)
-    d.add_argument("--image-size", type=int, default=None, help="input side in pixels")
+    d.add_argument("--limit-per-class", type=int, default=None,
+                   help="at most this many images per class and split (None: all)")
+    d.add_argument("--image-size", type=int, default=None,
+                   help="input side in pixels (None: the model's own)")
     d.add_argument("--no-control", action="store_true", help="skip the random-init control")
     d.add_argument("--no-latency", action="store_true", help="skip timing the widths")
-    d.add_argument("--latency-batch", type=int, default=8)
-    d.add_argument("--latency-repeats", type=int, default=5)
-    d.add_argument("--batch-size", type=int, default=64)
-    d.add_argument("--device", default=None)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--latency-batch", type=int, default=8,
+                   help="batch size of the throughput measurement")
+    d.add_argument("--latency-repeats", type=int, default=5, help="timed rounds per width")
+    d.add_argument("--batch-size", type=int, default=64, help="batch size of feature extraction")
+    d.add_argument("--device", default=None, help="torch device (None: cuda if available)")
+    d.add_argument("--seed", type=int, default=0,
+                   help="seed of random weights, the control, the CV folds and the bootstrap")
     d.add_argument("--scale", default=None, choices=list(SCALES),
                    help="how images that are not 8-bit become model units: reflectance10000 "
                         "(Sentinel-2 DN / 10 000), uint16max (/ 65 535, R G B), stored (as "
-                        "stored); default: from the data type and the band names")
-    d.add_argument("--out", default="slimreport", help="report folder (default: slimreport)")
+                        "stored); None: from the data type and the band names")
+    d.add_argument("--out", default="slimreport", help="report folder")
     d.add_argument("--overwrite", action="store_true",
                    help="replace the report already in --out (refused otherwise)")
-    d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--no-progress", action="store_true", help="no progress bars")
     d.add_argument("--no-sensitivity", action="store_true",
                    help="skip the per-block sensitivity and the slimming verification tables")
     d.add_argument("--sensitivity-widths", type=float, nargs="+",
@@ -88,7 +102,7 @@ def _diagnose(args) -> int:
 
     try:
         result = diagnose(
-            args.model, args.data, out=args.out, weights=args.weights, bands=args.bands,
+            args.model, args.data, out=args.out, weights=args.checkpoint, bands=args.bands,
             widths=args.widths, protocols=args.protocols, keep=args.keep, folds=args.folds,
             limit_per_class=args.limit_per_class, image_size=args.image_size,
             control=not args.no_control, latency=not args.no_latency,
@@ -100,8 +114,10 @@ def _diagnose(args) -> int:
     except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
         print(f"slimlib diagnose: error: {err}", file=sys.stderr)
         return 2
-    print(f"slimmability score {result['score']:.3f} (control {result['control_score']}), "
-          f"smallest width keeping {result['keep']:.0%}: {result['recommended_width']:g}")
+    from slimlib.diagnosis import summary_lines
+
+    for line in summary_lines(result):
+        print(line)
     print(result["paths"]["html"])
     return 0
 

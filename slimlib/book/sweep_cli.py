@@ -7,7 +7,7 @@
     python -m slimlib sweep --profile paper --status     # later: state of every job
     python -m slimlib sweep --profile paper --merge      # later: build results/paper/sweep.csv
 
-Paths (``--data-root``, ``--cache``, ``--results``, ``--weights``) default to ``$SLIMLIB_DATA``,
+Paths (``--data-root``, ``--cache``, ``--results``, ``--hub-dir``) default to ``$SLIMLIB_DATA``,
 ``$SLIMLIB_CACHE``, ``$SLIMLIB_RESULTS`` and torch's hub folder. This is the entry point: it
 builds one :class:`slimlib.settings.Settings` from the flags and the environment, once
 (:meth:`~slimlib.settings.Settings.from_env`), resolves the profile with it and hands the same
@@ -27,43 +27,63 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["add_parser", "main"]
+__all__ = ["add_parser", "main", "DeprecatedAlias"]
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old option name kept as an alias of ``new``: stores like it and warns on stderr."""
+
+    def __init__(self, option_strings, dest, *, new: str, **kwargs) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"warning: {option_string} is deprecated; use {self.new} (same meaning)",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``sweep`` subcommand to an ``argparse`` subparsers object."""
     p = sub.add_parser("sweep", help="run a profile's sweep as shards (SLURM array / local)",
-                       description=__doc__.split("\n")[0])
-    p.add_argument("--profile", default=None, help="run profile (default $SLIMLIB_PROFILE or "
+                       description=__doc__.split("\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--profile", default=None, help="run profile (None: $SLIMLIB_PROFILE or "
                    "'default')")
     p.add_argument("--models", nargs="+", default=None, help="only these models")
     p.add_argument("--datasets", nargs="+", default=None, help="only these datasets")
     p.add_argument("--widths", nargs="+", type=float, default=None,
                    help="override the profile's widths (build the book with the same override)")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="override the seeds")
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="override the profile's seeds")
     p.add_argument("--main-only", action="store_true",
                    help="only the main curves of --models x --datasets, not every chapter's rows")
     p.add_argument("--max-widths", type=int, default=None,
                    help="split each shard into chunks of at most this many widths")
-    p.add_argument("--executor", choices=("slurm", "local"), default=None)
-    p.add_argument("--partition", default=None)
-    p.add_argument("--gpus-per-job", type=int, default=0)
-    p.add_argument("--cpus-per-job", type=int, default=1)
+    p.add_argument("--executor", choices=("slurm", "local"), default=None,
+                   help="submit the shards to SLURM or run them as local processes")
+    p.add_argument("--partition", default=None, help="SLURM partition")
+    p.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per job")
+    p.add_argument("--cpus-per-job", type=int, default=1, help="CPU cores per job")
     p.add_argument("--mem", type=float, default=None, help="memory per job in GB")
     p.add_argument("--time", default="04:00", help="time limit per job, HH:MM")
     p.add_argument("--array-parallelism", type=int, default=None,
-                   help="SLURM: array tasks at a time; local: worker processes (default 1)")
-    p.add_argument("--account", default=None)
-    p.add_argument("--qos", default=None)
+                   help="SLURM: array tasks at a time; local: worker processes (None: 1)")
+    p.add_argument("--account", default=None, help="SLURM account")
+    p.add_argument("--qos", default=None, help="SLURM quality of service")
     p.add_argument("--wait", action="store_true",
                    help="follow the jobs, print a summary and merge when all have ended")
     p.add_argument("--status", action="store_true", help="state of the last submission's jobs")
     p.add_argument("--merge", action="store_true", help="merge the shard tables into sweep.csv")
     p.add_argument("--plan", action="store_true", help="print the shards, submit nothing")
-    p.add_argument("--data-root", default=None, help="data root (default $SLIMLIB_DATA)")
-    p.add_argument("--cache", default=None, help="feature/checkpoint cache ($SLIMLIB_CACHE)")
-    p.add_argument("--results", default=None, help="results folder ($SLIMLIB_RESULTS)")
-    p.add_argument("--weights", default=None, help="torch hub folder holding checkpoints/")
+    p.add_argument("--data-root", default=None, help="data root (None: $SLIMLIB_DATA)")
+    p.add_argument("--cache", default=None,
+                   help="feature/checkpoint cache (None: $SLIMLIB_CACHE)")
+    p.add_argument("--results", default=None, help="results folder (None: $SLIMLIB_RESULTS)")
+    p.add_argument("--hub-dir", default=None,
+                   help="torch hub folder holding checkpoints/ (None: torch's own)")
+    p.add_argument("--weights", dest="hub_dir", action=DeprecatedAlias, new="--hub-dir",
+                   help="deprecated alias of --hub-dir")
     p.add_argument("--poll", type=float, default=3.0, help="seconds between status checks")
     return p
 
@@ -117,7 +137,7 @@ def _main(args: argparse.Namespace) -> int:
     check_names(models=args.models or (), datasets=args.datasets or ())
     # the one Settings of this command (a missing data root is a one-line usage error)
     settings = Settings.from_env(data=args.data_root, cache=args.cache, results=args.results)
-    job = JobSettings.resolve(settings, hub_dir=args.weights)  # + hub, code, HF_HOME, offline
+    job = JobSettings.resolve(settings, hub_dir=args.hub_dir)  # + hub, code, HF_HOME, offline
     if args.status or args.merge:
         return _follow(job, name, merge_only=args.merge)
     # the profile's default datasets depend on the data root: resolved with the same settings

@@ -6,6 +6,7 @@ writes the HTML/Markdown/JSON report, ``_sensitivity`` slims one block at a time
 tolerate narrowing) and tabulates what slimming did. See ``docs/deploy.md``.
 """
 
+from slimlib.diagnosis._answer import summary_lines
 from slimlib.diagnosis._diagnose import (
     DEFAULT_WIDTHS,
     cv_retention,
@@ -31,4 +32,5 @@ __all__ = ["diagnose", "DEFAULT_WIDTHS", "cv_retention", "recommend_width",
            "slimmability_score", "ResolvedModel", "resolve_model", "resolve_data", "write_report",
            "SENSITIVITY_WIDTHS", "slim_block", "block_sensitivity", "Verification",
            "verify_slimming", "sensitivity_section", "sensitivity_markdown", "sensitivity_html",
-           "sensitivity_png"]
+           "sensitivity_png",
+           "summary_lines"]

@@ -480,7 +480,7 @@ def diagnose(
         curves, scores = _curves(retention(table), name)
         rows = _rows(curves, cv, timing)
         test_ret = {c["width"]: c["retention"] for c in curves["model/knn"]}
-        options = {"weights": weights, "bands": bands_t, "widths": widths, "protocols": protocols,
+        options = {"checkpoint": weights, "bands": bands_t, "widths": widths, "protocols": protocols,
                    "keep": keep, "folds": folds, "limit_per_class": limit_per_class,
                    "image_size": image_size, "no_control": not control, "no_latency": not latency,
                    "latency_batch": latency_batch, "latency_repeats": latency_repeats,
@@ -506,6 +506,9 @@ def diagnose(
             "data": data_arg if isinstance(data_arg, str) else None, "out": str(out),
             "command": _command(model, data_arg, options), "runtime_s": time.perf_counter() - started,
         }
+        from slimlib.diagnosis import _answer
+
+        result["evidence"] = _answer.evidence(result, table, seed=seed)
         if sensitivity:  # which blocks tolerate narrowing, and what slimming did
             result["sensitivity"] = sensitivity_section(
                 enc, train, test, widths=sensitivity_widths,

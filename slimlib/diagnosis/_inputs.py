@@ -107,7 +107,7 @@ def _timm_weights_offline(name: str) -> dict[str, Any]:
     raise ValueError(f"weights='pretrained' for timm model {name!r}: this machine is offline "
                      f"({url} does not answer) and the weights are not in the Hugging Face "
                      f"cache. Download {source} where there is internet and pass the file as "
-                     "weights= (CLI --weights /path/to/model.safetensors), or use "
+                     "weights= (CLI --checkpoint /path/to/model.safetensors), or use "
                      "weights='random'")
 
 

@@ -12,15 +12,17 @@ import io
 import json
 import math
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from slimlib import _io
+from slimlib.diagnosis import _answer
 from slimlib.diagnosis._sensitivity import sensitivity_html, sensitivity_markdown, sensitivity_png
 
-__all__ = ["write_report", "render_markdown", "render_html", "curve_png"]
-
-
+__all__ = ["write_report", "render_markdown", "render_html", "curve_png", "Section", "SECTIONS",
+           "sections"]
 
 
 def curve_png(result: dict[str, Any]) -> bytes:
@@ -66,6 +68,129 @@ def _f(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+@dataclass
+class Section:
+    """One part of the report, rendered to Markdown and HTML alike.
+
+    ``blocks`` are ``("p", text)``, ``("warn", text)``, ``("kv", [(key, value), ...])``,
+    ``("table", header, rows)``, ``("img", alt)`` (the curve), ``("code", text)``,
+    ``("dl", [(term, definition), ...])`` or ``("raw", markdown, html)`` (a section rendered
+    elsewhere, e.g. the per-block sensitivity).
+    """
+
+    title: str | None
+    blocks: list[tuple] = field(default_factory=list)
+
+
+def _ev(result: dict[str, Any]) -> dict[str, Any]:
+    return result.get("evidence") or {}
+
+
+def answer_section(result: dict[str, Any]) -> Section:
+    """The plain answer, then every warning."""
+    ev = _ev(result)
+    blocks: list[tuple] = []
+    if result["random_weights"]:
+        blocks.append(("warn", "Random weights: this model was not loaded with trained weights; "
+                               "the curve says nothing about a trained model."))
+    if ev:
+        blocks.insert(0, ("answer", _answer.answer(result, ev)))
+        blocks += [("warn", w) for w in ev["warnings"]]
+    return Section(None, blocks)
+
+
+def evidence_section(result: dict[str, Any]) -> Section | None:
+    """Absolute scores at full width with intervals, the control and chance."""
+    ev = _ev(result)
+    if not ev:
+        return None
+    full, ctrl = ev["full"], ev.get("control_full")
+    pairs = [(f"model at full width ({result['n_test']} test images)", _answer.fmt(**full))]
+    if ctrl is not None:
+        pairs.append(("random-init control at full width", _answer.fmt(**ctrl)))
+        if "gain_over_control" in ev:
+            pairs.append(("model − control (paired)", _answer.fmt(**ev["gain_over_control"])))
+    pairs.append((f"chance ({ev['n_classes']} classes)", f"{ev['chance']:.3g}"))
+    blocks: list[tuple] = [("kv", pairs)]
+    if ctrl is not None:
+        blocks.append(("p", "The control is the same architecture with random weights, slimmed "
+                            "and probed the same way: its score is what the architecture and "
+                            "the probe give without learned weights. What the model scores "
+                            "above it is what its training contributes."))
+    blocks.append(("p", "Brackets: 95 % intervals from a bootstrap over the test images; "
+                        "numbers are rounded to what the interval supports."))
+    return Section("Evidence", blocks)
+
+
+def summary_section(result: dict[str, Any]) -> Section:
+    return Section("Setup", [("kv", _summary(result))])
+
+
+def curve_section(result: dict[str, Any]) -> Section:
+    return Section("Retention vs compute", [("img", "retention vs relative compute")])
+
+
+def widths_section(result: dict[str, Any]) -> Section:
+    """One row per width: compute, scores and retention with intervals, CV, timing."""
+    ev = _ev(result)
+    batch = result["rows"][0].get("batch")
+    header = ["s", "rel. compute", "test score", "retention", "control score",
+              "control retention", "CV retention (train)", "latency b1 ms",
+              f"throughput b{batch} img/s" if batch else "throughput img/s"]
+    rows = []
+    for row in result["rows"]:
+        e = ev.get("widths", {}).get(row["width"], {})
+
+        def est(key, fallback, e=e):
+            return _answer.fmt(**e[key]) if key in e else _f(fallback)
+
+        rows.append([f"{row['width']:g}", f"{row['rel_compute']:.3g}",
+                     est("model_score", row.get("score")),
+                     "1" if row["width"] == 1.0 else est("model_retention", row.get("retention")),
+                     est("control_score", None),
+                     ("1" if row["width"] == 1.0 and "control_score" in e
+                      else est("control_retention", row.get("control_retention"))),
+                     _f(row.get("cv_retention")),
+                     _f(row.get("latency_ms"), 1) if row.get("latency_ms") else "–",
+                     _f(row.get("throughput_img_s"), 1) if row.get("throughput_img_s") else "–"])
+    blocks: list[tuple] = [("table", header, rows)]
+    if batch:
+        blocks.append(("p", f"Latency: median of {result['rows'][0]['repeats']} alternated rounds "
+                            f"at batch 1; throughput at batch {batch}; {result['threads']} "
+                            f"torch thread(s) on {result['device']}."))
+    blocks += [("p", n) for n in ev.get("notes", [])]
+    return Section("Per width", blocks)
+
+
+def definitions_section(result: dict[str, Any]) -> Section:
+    return Section("Definitions", [("dl", list(_answer.DEFINITIONS))])
+
+
+def reproduce_section(result: dict[str, Any]) -> Section:
+    return Section("Reproduce", [("code", result["command"] or
+                                  "(called from Python with objects; no command-line "
+                                  "equivalent)")])
+
+
+def sensitivity_report_section(result: dict[str, Any]) -> Section | None:
+    """Which blocks tolerate narrowing, and what slimming did (:mod:`._sensitivity`)."""
+    sens = result.get("sensitivity")
+    if not sens:
+        return None
+    return Section(None, [("raw", sensitivity_markdown(sens), sensitivity_html(sens))])
+
+
+#: The report's sections in order; a new section is one more function here.
+SECTIONS: list[Callable[[dict[str, Any]], Section | None]] = [
+    answer_section, evidence_section, curve_section, widths_section,
+    sensitivity_report_section, summary_section, definitions_section, reproduce_section]
+
+
+def sections(result: dict[str, Any]) -> list[Section]:
+    """The rendered-to-be sections of ``result`` (sections with nothing to show left out)."""
+    return [s for s in (f(result) for f in SECTIONS) if s is not None]
+
+
 def _summary(result: dict[str, Any]) -> list[tuple[str, str]]:
     weights = result["weights"] + (" (RANDOM WEIGHTS: the curve says nothing about a trained "
                                    "model)" if result["random_weights"] else "")
@@ -78,74 +203,107 @@ def _summary(result: dict[str, Any]) -> list[tuple[str, str]]:
                  f"{len(result['classes'])} classes, bands {', '.join(result['bands'])}, "
                  f"{result['input_size']} px input"),
         ("metric", f"k-NN (k=5, cosine) {result['metric']}; retention = score(s) / score(1)"),
-        ("slimmability score S", f"{_f(result['score'])} (random-init control: {_f(ctrl)}); "
-                                 "area under retention vs log relative compute, normalised"),
-        ("compute floor", f"{_f(result['compute_floor'], 4)} of {result['gflops_full']:.4g} "
+        ("slimmability score S", f"{_f(result['score'], 2)} (random-init control: "
+                                 f"{_f(ctrl, 2)}); area under retention vs log relative "
+                                 "compute, normalised"),
+        ("compute floor", f"{result['compute_floor']:.2g} of {result['gflops_full']:.3g} "
                           "GFLOPs/img (d_k' = d_h' = 1)"),
         (f"smallest width keeping >= {result['keep']:.0%}",
          f"s = {result['recommended_width']:g} (relative compute "
-         f"{_f(result['recommended_rel_compute'])}), chosen by {result['folds']}-fold CV on the "
+         f"{result['recommended_rel_compute']:.3g}), chosen by {result['folds']}-fold CV on the "
          f"training split, this and every larger width (CV retention "
-         f"{_f(result['recommended_cv_retention'])}); held-out test "
-         f"retention {_f(result['recommended_test_retention'])}"),
-        ("timing", f"{result['threads']} torch thread(s), {result['device']}, torch "
-                   f"{result['torch']}"),
+         f"{_f(result['recommended_cv_retention'], 2)}); held-out test "
+         f"retention {_f(result['recommended_test_retention'], 2)}"),
+        ("run", f"{result['threads']} torch thread(s), {result['device']}, torch "
+                f"{result['torch']}, {result['runtime_s']:.0f} s"),
     ]
 
 
-_COLUMNS = (("width", "s", 3), ("rel_compute", "rel. compute", 4), ("score", "test score", 4),
-            ("retention", "retention", 3), ("control_retention", "control retention", 3),
-            ("cv_retention", "CV retention (train)", 3), ("latency_ms", "latency b1 ms", 1),
-            ("throughput_img_s", "throughput img/s", 1))
-
-
-def _table_rows(result: dict[str, Any]) -> list[list[str]]:
-    return [[_f(row.get(key), digits) for key, _, digits in _COLUMNS] for row in result["rows"]]
+def _md_block(block: tuple, png_name: str) -> list[str]:
+    kind = block[0]
+    if kind == "raw":
+        return [block[1], ""]
+    if kind == "answer":
+        return [f"**{block[1]}**", ""]
+    if kind == "p":
+        return [block[1], ""]
+    if kind == "warn":
+        return [f"> **Warning.** {block[1]}", ""]
+    if kind == "kv":
+        return [f"- **{k}**: {v}" for k, v in block[1]] + [""]
+    if kind == "dl":
+        return [f"- **{k}**: {v}" for k, v in block[1]] + [""]
+    if kind == "img":
+        return [f"![{block[1]}]({png_name})", ""]
+    if kind == "code":
+        return ["```", block[1], "```", ""]
+    if kind == "table":
+        _, header, rows = block
+        return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                + ["| " + " | ".join(r) + " |" for r in rows] + [""])
+    raise ValueError(f"unknown report block {kind!r}")
 
 
 def render_markdown(result: dict[str, Any], png_name: str = "curve.png") -> str:
     lines = [f"# Slimmability report: {result['model']} on {result['dataset']}", ""]
-    if result["random_weights"]:
-        lines += ["> **Random weights.** This model was not loaded with trained weights.", ""]
-    lines += [f"- **{k}**: {v}" for k, v in _summary(result)]
-    lines += ["", f"![retention vs compute]({png_name})", ""]
-    lines += ["| " + " | ".join(h for _, h, _ in _COLUMNS) + " |",
-              "|" + "---|" * len(_COLUMNS)]
-    lines += ["| " + " | ".join(r) + " |" for r in _table_rows(result)]
-    batch = result["rows"][0].get("batch")
-    if batch:
-        lines += ["", f"Latency: median of {result['rows'][0]['repeats']} alternated rounds at "
-                      f"batch 1; throughput at batch {batch}."]
-    if result.get("sensitivity"):
-        lines += ["", sensitivity_markdown(result["sensitivity"])]
-    lines += ["", "Reproduce:", "", "```", result["command"] or
-              "(called from Python with objects; no command-line equivalent)", "```", ""]
+    for section in sections(result):
+        if section.title:
+            lines += [f"## {section.title}", ""]
+        for block in section.blocks:
+            lines += _md_block(block, png_name)
     return "\n".join(lines)
+
+
+def _html_block(block: tuple, uri: str) -> str:
+    esc = html.escape
+    kind = block[0]
+    if kind == "raw":
+        return block[2]
+    if kind == "answer":
+        return f"<p class='answer'>{esc(block[1])}</p>"
+    if kind == "p":
+        return f"<p>{esc(block[1])}</p>"
+    if kind == "warn":
+        return f"<p class='warn'><b>Warning.</b> {esc(block[1])}</p>"
+    if kind == "kv":
+        return ("<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>"
+                                    for k, v in block[1]) + "</table>")
+    if kind == "dl":
+        return ("<dl>" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in block[1])
+                + "</dl>")
+    if kind == "img":
+        return f"<p><img alt=\"{esc(block[1])}\" src=\"{uri}\"></p>"
+    if kind == "code":
+        return f"<p><code>{esc(block[1])}</code></p>"
+    if kind == "table":
+        _, header, rows = block
+        head = "".join(f"<th>{esc(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>"
+                       for r in rows)
+        return f"<table><tr>{head}</tr>{body}</table>"
+    raise ValueError(f"unknown report block {kind!r}")
 
 
 def render_html(result: dict[str, Any], png: bytes) -> str:
     esc = html.escape
     uri = "data:image/png;base64," + base64.b64encode(png).decode()
-    summary = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _summary(result))
-    head = "".join(f"<th>{esc(h)}</th>" for _, h, _ in _COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>"
-                   for r in _table_rows(result))
-    warn = ("<p class='warn'><b>Random weights.</b> This model was not loaded with trained "
-            "weights.</p>" if result["random_weights"] else "")
-    command = esc(result["command"] or "(called from Python with objects)")
+    parts = []
+    for section in sections(result):
+        if section.title:
+            parts.append(f"<h2>{esc(section.title)}</h2>")
+        parts += [_html_block(b, uri) for b in section.blocks]
+    body = "\n".join(parts)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Slimmability report: {esc(result['model'])} on {esc(result['dataset'])}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .5em;text-align:left}}
-.warn{{background:#fee;padding:.5em}}code{{background:#eee;padding:.2em}}</style></head>
+.answer{{font-size:1.25em;font-weight:bold;background:#eef6ee;padding:.6em}}
+.warn{{background:#fee;padding:.5em}}code{{background:#eee;padding:.2em}}
+dt{{font-weight:bold}}dd{{margin:0 0 .5em 1.5em}}</style></head>
 <body><h1>Slimmability report: {esc(result['model'])} on {esc(result['dataset'])}</h1>
-{warn}<table>{summary}</table>
-<p><img alt="retention vs relative compute" src="{uri}"></p>
-<table><tr>{head}</tr>{body}</table>
-{sensitivity_html(result["sensitivity"]) if result.get("sensitivity") else ""}
-<p>Reproduce: <code>{command}</code></p>
-<p>Definitions: docs/deploy.md of slimlib.</p></body></html>
+{body}
+</body></html>
 """
 
 

@@ -182,7 +182,7 @@ def test_the_cli_builds_one_settings_object_and_hands_it_to_the_jobs(tmp_path, m
     monkeypatch.setattr(cluster, "submit", fake_submit)
     code = main(["sweep", "--profile", "smoke", "--models", "galileo-nano", "--main-only",
                  "--executor", "local", "--results", str(tmp_path / "res"),
-                 "--weights", str(tmp_path / "hub")])
+                 "--hub-dir", str(tmp_path / "hub")])
     assert code == 0, capsys.readouterr().err
     (settings,) = built  # resolved once
     job = submitted["settings"]
