@@ -381,7 +381,7 @@ def test_offline_timm_pretrained_fails_fast_or_uses_the_cache(tmp_path, monkeypa
     start = time.perf_counter()
     with pytest.raises(ValueError, match=r"offline .*not in the Hugging Face cache\. Download "
                                          r"https://huggingface\.co/timm/vit_tiny_patch16_224\."
-                                         r".*--weights /path/to/model\.safetensors") as err:
+                                         r".*--checkpoint /path/to/model\.safetensors") as err:
         resolve_model("vit_tiny_patch16_224", weights="pretrained", **kw)
     assert time.perf_counter() - start < 3.0 and "\n" not in str(err.value)
     # the same weights, cached (with their classifier head), are used offline
