@@ -181,7 +181,7 @@ def test_diagnose_adds_the_section_and_can_skip_it(tmp_path):
 
     data = str(_folder(tmp_path / "imgs"))
     result = slimlib.diagnose("tests.tiny_models:build", data, out=tmp_path / "on",
-                              sensitivity_widths=(0.5,), **FAST)
+                              sensitivity_widths=(0.5,), **{**FAST, "sensitivity": True})
     rows = result["sensitivity"]["rows"]
     assert len(rows) == 1 + 2 * 2 * 1 and rows[0]["drop"] == 0.0
     # the reference is the sweep's full-width model: same k-NN score as the report's s = 1 row
@@ -191,7 +191,7 @@ def test_diagnose_adds_the_section_and_can_skip_it(tmp_path):
     assert "What slimming did" in Path(result["paths"]["markdown"]).read_text()
     assert "--sensitivity-widths 0.5" in result["command"]
     off = slimlib.diagnose("tests.tiny_models:build", data, out=tmp_path / "off",
-                           sensitivity=False, **FAST)
+                           **{**FAST, "sensitivity": False})
     assert "sensitivity" not in off and "sensitivity_png" not in off["paths"]
     assert "Which blocks" not in Path(off["paths"]["html"]).read_text()
     assert "--no-sensitivity" in off["command"]
