@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 def _diagnose_parser(sub) -> None:
     from slimlib._imageio import SCALES
     from slimlib.book.sweep_cli import DeprecatedAlias
-    from slimlib.diagnosis import DEFAULT_WIDTHS, SENSITIVITY_WIDTHS
+    from slimlib.diagnosis import DEFAULT_ALIGN, DEFAULT_WIDTHS, SENSITIVITY_WIDTHS
 
     d = sub.add_parser("diagnose", help="slimmability report of a model on a dataset",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -90,6 +90,17 @@ def _diagnose_parser(sub) -> None:
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
     d.add_argument("--no-sensitivity", action="store_true",
                    help="skip the per-block sensitivity and the slimming verification tables")
+    d.add_argument("--sensitivity-train-per-class", type=int, default=100,
+                   help="fit the sensitivity's k-NN probe on at most this many training images "
+                        "per class (every test image is scored); 0: all")
+    d.add_argument("--align", type=int, default=DEFAULT_ALIGN,
+                   help="at the recommended width also try kept dims rounded up to a multiple "
+                        "of this and recommend it when it keeps the target and runs faster "
+                        "here; 0: off")
+    d.add_argument("--compare", default=None, metavar="CHECKPOINT",
+                   help="a second checkpoint of the same architecture ('random', 'pretrained' "
+                        "or a weights file): same data and widths, differences with paired "
+                        "intervals")
     d.add_argument("--sensitivity-widths", type=float, nargs="+",
                    default=list(SENSITIVITY_WIDTHS),
                    help="widths of the per-block sensitivity (default: "
@@ -110,6 +121,8 @@ def _diagnose(args) -> int:
             batch_size=args.batch_size, device=args.device, seed=args.seed, scale=args.scale,
             overwrite=args.overwrite, progress=not args.no_progress,
             sensitivity=not args.no_sensitivity, sensitivity_widths=args.sensitivity_widths,
+            sensitivity_train_per_class=args.sensitivity_train_per_class,
+            align=args.align, compare=args.compare,
             settings=Settings.from_env())  # the entry point
     except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
         print(f"slimlib diagnose: error: {err}", file=sys.stderr)

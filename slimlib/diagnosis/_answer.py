@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["evidence", "answer", "warnings", "notes", "fmt", "decimals", "DEFINITIONS",
+__all__ = ["compare_name", "role", "evidence", "answer", "warnings", "notes", "fmt", "decimals", "DEFINITIONS",
            "NEAR_CHANCE", "OVERHEAD_RATIO", "summary_lines"]
 
 #: A full-width score whose interval reaches below chance + this (in score units) is "near
@@ -55,6 +55,19 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
                              "range, normalised: 1 = all of the score kept at every measured "
                              "compute."),
 )
+
+
+def compare_name(name: str) -> str:
+    """The sweep's name of the compared checkpoint of model ``name``."""
+    return f"{name} [compared checkpoint]"
+
+
+def role(sweep_name: str, name: str) -> str:
+    """``"model"``, ``"control"`` or ``"compare"``: which model of a diagnosis of ``name`` a
+    sweep row belongs to."""
+    if sweep_name == name:
+        return "model"
+    return "compare" if sweep_name == compare_name(name) else "control"
 
 
 def decimals(half_width: float | None, default: int = 3) -> int:
@@ -105,7 +118,7 @@ def evidence(result: dict[str, Any], table: Any, *, seed: int = 0) -> dict[str, 
     knn = table[table["protocol"] == "knn"]
     groups: dict[tuple[str, float], list] = {}
     for (mname, width), grp in knn.groupby(["model", "width"], sort=False):
-        who = "model" if mname == name else "control"
+        who = role(mname, name)
         outs = decode_all(grp["outcomes"]) if "outcomes" in grp else None
         if outs is None:
             groups = {}
@@ -118,10 +131,12 @@ def evidence(result: dict[str, Any], table: Any, *, seed: int = 0) -> dict[str, 
     if groups:
         observed, draws = bootstrap({f"{w}/{s}": o for (w, s), o in groups.items()}, seed=seed)
     nan = np.full(1, math.nan)
+    roles = ("model", "control", "compare") if result.get("compare_model") else ("model",
+                                                                                "control")
     for row in result["rows"]:
         w = row["width"]
         entry = {}
-        for who in ("model", "control"):
+        for who in roles:
             key, full = f"{who}/{w}", f"{who}/1.0"
             if key in draws:
                 entry[f"{who}_score"] = _est(observed[key], draws[key])
@@ -129,11 +144,21 @@ def evidence(result: dict[str, Any], table: Any, *, seed: int = 0) -> dict[str, 
                     ratio = draws[key] / draws[full]
                 entry[f"{who}_retention"] = _est(observed[key] / observed[full]
                                                  if observed[full] > 0 else math.nan, ratio)
-            elif who == "model" or row.get("control_retention") is not None:
+            elif who == "model" or (who == "control"
+                                    and row.get("control_retention") is not None):
                 value = row["score"] if who == "model" else math.nan
                 entry[f"{who}_score"] = _est(value, nan)
                 entry[f"{who}_retention"] = _est(row["retention"] if who == "model"
                                                  else row["control_retention"], nan)
+        if f"compare/{w}" in draws:  # the compared checkpoint minus the model, paired
+            entry["compare_minus_model"] = _est(
+                observed[f"compare/{w}"] - observed[f"model/{w}"],
+                draws[f"compare/{w}"] - draws[f"model/{w}"])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                diff = (draws[f"compare/{w}"] / draws["compare/1.0"]
+                        - draws[f"model/{w}"] / draws["model/1.0"])
+            entry["compare_minus_model_retention"] = _est(
+                entry["compare_retention"]["value"] - entry["model_retention"]["value"], diff)
         ev["widths"][w] = entry
     ev["full"] = ev["widths"][1.0]["model_score"]
     ev["control_full"] = ev["widths"][1.0].get("control_score")
@@ -141,6 +166,7 @@ def evidence(result: dict[str, Any], table: Any, *, seed: int = 0) -> dict[str, 
         ev["gain_over_control"] = _est(observed["model/1.0"] - observed["control/1.0"],
                                        draws["model/1.0"] - draws["control/1.0"])
     ev["warnings"] = warnings(result, ev)
+    ev["unreliable"] = _unreliable(result, ev)
     ev["notes"] = notes(result, ev)
     return ev
 
@@ -152,18 +178,39 @@ def _above(a: dict[str, float], b: dict[str, float]) -> bool:
     return a["value"] > b["value"]
 
 
+def _near_chance(ev: dict[str, Any]) -> bool:
+    full = ev["full"]
+    low = full["lo"] if math.isfinite(full["lo"]) else full["value"]
+    return low < ev["chance"] + NEAR_CHANCE
+
+
+def _not_above_control(ev: dict[str, Any]) -> bool:
+    ctrl = ev.get("control_full")
+    return ctrl is not None and math.isfinite(ctrl["value"]) and not _above(ev["full"], ctrl)
+
+
+def _unreliable(result: dict[str, Any], ev: dict[str, Any]) -> bool:
+    """Whether the answer says little about what trained weights learned: random weights, a
+    full-width model near chance, or one not clearly above its control."""
+    return bool(result.get("random_weights")) or _near_chance(ev) or _not_above_control(ev)
+
+
 def warnings(result: dict[str, Any], ev: dict[str, Any]) -> list[str]:
-    """The warnings of a report: a full-width model near chance or not clearly above its
-    control, and a held-out test retention at the recommended width below the target."""
+    """The warnings of a report: random weights, a full-width model near chance or not clearly
+    above its control, and a held-out test retention at the recommended width below the
+    target."""
     out = []
     full, chance, ctrl = ev["full"], ev["chance"], ev.get("control_full")
-    low = full["lo"] if math.isfinite(full["lo"]) else full["value"]
-    if low < chance + NEAR_CHANCE:
+    if result.get("random_weights"):
+        out.append("Random weights: this model was not loaded with trained weights, so the "
+                   "report says nothing about a trained model (pass --checkpoint with your "
+                   "weights file, or 'pretrained').")
+    if _near_chance(ev):
         out.append(f"The full-width model is near chance: it scores {fmt(**full)} against "
                    f"{chance:.3g} for guessing among {ev['n_classes']} classes. Its features "
                    "barely separate these classes, so how much of that score a slimmed model "
                    "keeps says little.")
-    if ctrl is not None and math.isfinite(ctrl["value"]) and not _above(full, ctrl):
+    if _not_above_control(ev):
         out.append(f"The full-width model ({fmt(**full)}) is not clearly above its random-init "
                    f"control ({fmt(**ctrl)}; the intervals overlap): on these images the "
                    "architecture and the probe give about as much as the learned weights, so "
@@ -215,17 +262,25 @@ def answer(result: dict[str, Any], ev: dict[str, Any]) -> str:
                 f"cross-validation on your training images (the widest tried, s = {widest:g}, "
                 f"keeps {fmt(**r)} on your test images).")
     row, r = rows[chosen], ev["widths"][chosen]["model_retention"]
-    caveat = ("Unreliable (see the warnings): " if any("near chance" in w for w in ev["warnings"])
-              else "")
+    caveat = "Unreliable (see the warnings): " if ev.get("unreliable") else ""
     compute = row["rel_compute"]
+    aligned = result.get("aligned") if result.get("recommended_align") else None
+    how = f"s = {chosen:g}"
+    if aligned:  # the aligned model's own compute, retention and (same-round) speed
+        compute, r = aligned["rel_compute"], aligned["test_retention"]
+        how += (f" with dims aligned to multiples of {aligned['align']} "
+                f"(slimlib.slim(model, {chosen:g}, align={aligned['align']}))")
     pct = f"{compute:.0%}" if compute >= 0.1 else f"{compute:.1%}"
-    text = (f"{caveat}Slim to s = {chosen:g}: {pct} of the compute, "
+    text = (f"{caveat}Slim to {how}: {pct} of the compute, "
             f"{fmt(**r)} of the full-width accuracy on your test images")
     full = rows[1.0]
     if row.get("throughput_img_s") and full.get("throughput_img_s"):
         speed = row["throughput_img_s"] / full["throughput_img_s"]
+        if aligned:
+            speed *= aligned["speedup"]["median"]
         shown = f"{speed:.0f}" if speed >= 10 else f"{speed:.2g}"
-        text += f", {shown}× the full model's throughput here (batch {row['batch']})"
+        text += (f", {'about ' if aligned else ''}{shown}× the full model's throughput here "
+                 f"(batch {row['batch']})")
     return text + "."
 
 
@@ -245,4 +300,14 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     if ev.get("control_full") is not None:
         full += f", random-init control {fmt(**ev['control_full'])}"
     lines.append(f"{full}, chance {ev['chance']:.3g}; {score}")
+    al = result.get("aligned")
+    if al and not al["same_model"]:
+        verdict = "recommended" if al["recommended"] else "not recommended"
+        lines.append(f"align={al['align']}: {verdict}: {al['why']}")
+    if result.get("compare_model"):
+        gap = ev["widths"][1.0].get("compare_minus_model")
+        lines.append(f"compared checkpoint ({result['compare_weights']}): full-width score "
+                     f"minus the model's {fmt(**gap) if gap else '–'}; smallest width keeping "
+                     f"{result['keep']:.0%}: {result['compare_recommended_width']:g} (model: "
+                     f"{result['recommended_width']:g})")
     return lines

@@ -37,7 +37,15 @@ import torch
 
 from slimlib import features as _features
 from slimlib._validation import check_int, check_widths
-from slimlib.diagnosis._inputs import ResolvedModel, check_data, resolve_data, resolve_model
+from slimlib.diagnosis._aligned import DEFAULT_ALIGN, aligned_check
+from slimlib.diagnosis._answer import compare_name, role
+from slimlib.diagnosis._inputs import (
+    ResolvedModel,
+    check_data,
+    resolve_data,
+    resolve_model,
+    subset_per_class,
+)
 from slimlib.diagnosis._sensitivity import SENSITIVITY_WIDTHS, sensitivity_section
 from slimlib.slimming import slim
 from slimlib.specs import ModelSpec
@@ -183,6 +191,14 @@ REPORT_FILES: tuple[str, ...] = ("report.json", "report.html", "report.md", "cur
                                  "sweep.csv", "sensitivity.png")
 
 
+def _weights_argument(weights: Any) -> Any:
+    """A weights file as an absolute path; ``None``, ``"random"`` and ``"pretrained"`` as
+    given."""
+    if isinstance(weights, str | os.PathLike) and weights not in ("random", "pretrained"):
+        return str(Path(weights).expanduser().resolve())
+    return weights
+
+
 def _data_argument(data: Any) -> Any:
     """``data`` as the reproduce command needs it (after :func:`resolve_data` accepted it): a
     registry name unchanged, a folder as an absolute path."""
@@ -300,15 +316,29 @@ def _model_for(model: Any, data_name: str, train: Any, *, weights: Any, image_si
     return resolved
 
 
-def _sweep_models(enc: torch.nn.Module, *, control: bool, seed: int
-                  ) -> dict[str, torch.nn.Module]:
-    """The models the sweep runs: ``enc`` and, with ``control``, its random-init control."""
+def _sweep_models(enc: torch.nn.Module, *, control: bool, seed: int,
+                  other: torch.nn.Module | None = None) -> dict[str, torch.nn.Module]:
+    """The models the sweep runs: ``enc``, with ``control`` its random-init control, and the
+    compared checkpoint ``other`` when given."""
     models = {enc.spec.name: enc}
     if control:
         ctrl = random_init(enc, seed=seed + 1)
         ctrl.spec = enc.spec
         models[f"{enc.spec.name} [random init]"] = ctrl
+    if other is not None:
+        models[compare_name(enc.spec.name)] = other
     return models
+
+
+def _check_same_architecture(enc: torch.nn.Module, other: torch.nn.Module, compare: Any) -> None:
+    """Refuse a compared checkpoint whose parameters differ in name or shape from the model's."""
+    mine = {k: tuple(v.shape) for k, v in enc.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in other.state_dict().items()}
+    if mine != theirs:
+        diff = sorted(set(mine.items()) ^ set(theirs.items()))[:3]
+        raise ValueError(f"compare={compare!r} is not the same architecture as the model (first "
+                         f"differing parameters: {diff}); compare two checkpoints of one "
+                         "architecture")
 
 
 def _example_input(enc: torch.nn.Module) -> torch.Tensor:
@@ -333,7 +363,7 @@ def _curves(ret: Any, name: str) -> tuple[dict[str, list[dict[str, Any]]], dict[
     scores: dict[str, float] = {}
     for (mname, protocol), grp in ret.groupby(["model", "protocol"], sort=False):
         grp = grp.sort_values("width", ascending=False)
-        key = f"{'control' if mname != name else 'model'}/{protocol}"
+        key = f"{role(mname, name)}/{protocol}"
         curves[key] = [{"width": float(r.width), "rel_compute": float(r.rel_compute),
                         "score": float(r.mean), "retention": float(r.retention)}
                        for r in grp.itertuples()]
@@ -382,6 +412,9 @@ def diagnose(
     settings: Any = None,
     sensitivity: bool = True,
     sensitivity_widths: Sequence[float] = SENSITIVITY_WIDTHS,
+    sensitivity_train_per_class: int | None = 100,
+    align: int | None = DEFAULT_ALIGN,
+    compare: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Diagnose how far ``model`` can be slimmed on ``data`` and write a report.
 
@@ -421,6 +454,19 @@ def diagnose(
             attention / FFN slimmed alone to each of ``sensitivity_widths``) and what slimming
             did at the recommended width (:func:`slimlib.diagnosis.sensitivity_section`;
             ``result["sensitivity"]``, ``sensitivity.png``).
+        sensitivity_train_per_class: the sensitivity's k-NN probe is fitted on at most this
+            many training images per class (stratified, seeded; ``None`` or 0: all) and scores
+            every test image: each of its depth × 2 × widths variants is a near-full-cost
+            feature pass, so this bounds its cost (Galileo-nano on EuroSAT: 1,000 instead of
+            6,400 training images per pass).
+        align: at the recommended width, also try ``slim(model, s, align=align)`` (kept dims
+            rounded up to a multiple of ``align``) and recommend it when its CV retention still
+            reaches ``keep`` and it ran faster in every timed round here (:mod:`slimlib.diagnosis._aligned`;
+            ``result["aligned"]``, ``result["recommended_align"]``). ``None`` or 0: off.
+        compare: weights of a second checkpoint of the **same architecture** (``"random"``,
+            ``"pretrained"`` or a weights file, as ``weights``): it goes through the same sweep
+            on the same images and widths, and the report shows its scores and retention
+            minus the model's with paired intervals (``result["comparison"]``).
 
     Returns:
         The report as a dict (what ``report.json`` holds); ``["paths"]`` lists the files.
@@ -438,11 +484,14 @@ def diagnose(
                    latency_repeats=latency_repeats, limit_per_class=limit_per_class,
                    image_size=image_size)
     sensitivity_widths = check_widths(sensitivity_widths, "sensitivity_widths")
+    align = None if align in (None, 0) else check_int(align, "align")
+    sensitivity_train_per_class = (None if sensitivity_train_per_class in (None, 0) else
+                                   check_int(sensitivity_train_per_class,
+                                             "sensitivity_train_per_class"))
     device_t = _features.resolve_device(device)
     out = Path(out).expanduser().resolve()
     _check_out(out, overwrite=overwrite)
-    if isinstance(weights, str | os.PathLike) and weights not in ("random", "pretrained"):
-        weights = str(Path(weights).expanduser().resolve())
+    weights, compare = (_weights_argument(w) for w in (weights, compare))
     protocols = tuple([protocols] if isinstance(protocols, str) else protocols)
     if "knn" not in protocols:
         raise ValueError("protocols must include 'knn' (the report and the CV use it)")
@@ -458,10 +507,19 @@ def diagnose(
                           seed=seed, settings=settings)
     enc = resolved.encoder
     name = enc.spec.name
+    other = None
+    if compare is not None:
+        import copy
+
+        other = _model_for(copy.deepcopy(model) if isinstance(model, torch.nn.Module) else model,
+                           data_name, train, weights=compare, image_size=image_size, seed=seed,
+                           settings=settings)
+        _check_same_architecture(enc, other.encoder, compare)
     # every width slimmed once, for the CV's training features and the timing (the sweep slims
     # its own); slim raises a TypeError naming any unsupported block, before any work
     slimmed = {w: slim(enc, w) for w in widths}
-    models = _sweep_models(enc, control=control, seed=seed)
+    models = _sweep_models(enc, control=control, seed=seed,
+                           other=other.encoder if other is not None else None)
     with _report_folder(out, overwrite=overwrite):
         table = sweep(models, {data_name: (train, test)}, widths=widths, seeds=(0,),
                       protocols=protocols, metrics=False, out=out / "sweep.csv",
@@ -470,7 +528,8 @@ def diagnose(
         train_feats = _train_features(slimmed, train, name=name, spec=enc.spec,
                                       data_name=data_name, device=device_t,
                                       batch_size=batch_size, progress=progress, settings=settings)
-        cv = cv_retention(train_feats, train.labels.numpy(), folds=folds, seed=seed)
+        train_labels = train.labels.numpy()
+        cv = cv_retention(train_feats, train_labels, folds=folds, seed=seed)
         chosen = recommend_width(cv, keep)
         full_flops, floor = _compute_floor(enc)
         timing = {}
@@ -485,9 +544,12 @@ def diagnose(
                    "image_size": image_size, "no_control": not control, "no_latency": not latency,
                    "latency_batch": latency_batch, "latency_repeats": latency_repeats,
                    "batch_size": batch_size, "device": str(device_t) if device is not None else None,
-                   "seed": seed, "scale": scale, "out": str(out)}
+                   "seed": seed, "scale": scale, "align": align or 0, "compare": compare,
+                   "out": str(out)}
         options.update(no_sensitivity=not sensitivity,
-                       sensitivity_widths=sensitivity_widths if sensitivity else None)
+                       sensitivity_widths=sensitivity_widths if sensitivity else None,
+                       sensitivity_train_per_class=(sensitivity_train_per_class or 0)
+                       if sensitivity else None)
         result = {
             "model": name, "model_kind": resolved.kind, "weights": resolved.weights,
             "random_weights": resolved.random_weights, "architecture": enc.spec.architecture,
@@ -508,15 +570,42 @@ def diagnose(
         }
         from slimlib.diagnosis import _answer
 
+        if other is not None:
+            result["compare_model"] = compare_name(name)
+            result["compare_weights"] = other.weights
+            other_feats = _train_features(
+                {w: slim(other.encoder, w) for w in widths}, train, name=compare_name(name),
+                spec=enc.spec, data_name=data_name, device=device_t, batch_size=batch_size,
+                progress=progress, settings=settings)
+            result["compare_cv"] = cv_retention(other_feats, train_labels, folds=folds, seed=seed)
+            result["compare_recommended_width"] = recommend_width(result["compare_cv"], keep)
         result["evidence"] = _answer.evidence(result, table, seed=seed)
+        result["recommended_align"] = None
+        if align is not None and chosen < 1.0:
+            full_train = train_feats[1.0]
+            result["aligned"] = aligned_check(
+                enc, chosen, align=align, unaligned=slimmed[chosen], train=train, test=test,
+                cv_retention_of=lambda x: cv_retention({1.0: full_train, chosen: x},
+                                                       train_labels, folds=folds,
+                                                       seed=seed)[chosen],
+                keep=keep, name=name, data_name=data_name, batch_size=batch_size,
+                device=device_t, latency=latency, latency_batch=latency_batch,
+                latency_repeats=latency_repeats, seed=seed, progress=progress,
+                settings=settings)
+            if result["aligned"]["recommended"]:
+                result["recommended_align"] = align
         if sensitivity:  # which blocks tolerate narrowing, and what slimming did
             result["sensitivity"] = sensitivity_section(
-                enc, train, test, widths=sensitivity_widths,
+                enc, subset_per_class(train, sensitivity_train_per_class, seed), test,
+                widths=sensitivity_widths,
                 verify_width=chosen if chosen < 1 else max(sensitivity_widths),
-                verify_why="the recommended width" if chosen < 1 else
+                verify_align=result["recommended_align"],
+                verify_why=("the recommended width" + (
+                    f", aligned to multiples of {result['recommended_align']}"
+                    if result["recommended_align"] else "")) if chosen < 1 else
                 "the recommended width is 1; shown at the largest sensitivity width",
                 name=name, data_name=data_name, batch_size=batch_size, device=device_t,
                 seed=seed, progress=progress, settings=settings)
-            result["runtime_s"] = time.perf_counter() - started
+        result["runtime_s"] = time.perf_counter() - started
         result["paths"] = _report.write_report(result, out)
         return result

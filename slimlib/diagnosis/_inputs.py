@@ -284,7 +284,6 @@ def _load_registry(name: str, split: str, limit: int | None, seed: int,
     """One split of a registry dataset, at most ``limit`` images per class (stratified, seeded);
     loaders that cannot subset themselves are subset after loading."""
     from slimlib import data as _data
-    from slimlib.data import stratified_subset
 
     if limit is None:
         return _data.load(name, split, root=data_root, settings=settings)
@@ -294,10 +293,21 @@ def _load_registry(name: str, split: str, limit: int | None, seed: int,
     except ValueError as err:
         if "unknown option" not in str(err):
             raise
-    ds = _data.load(name, split, root=data_root, settings=settings)
-    if ds.multilabel:
+    return subset_per_class(_data.load(name, split, root=data_root, settings=settings), limit,
+                            seed)
+
+
+def subset_per_class(ds: ImageDataset, limit: int | None, seed: int) -> ImageDataset:
+    """At most ``limit`` images of every class of ``ds`` (stratified, seeded, original order
+    kept); ``ds`` itself when nothing would be dropped, ``limit`` is ``None`` or the data are
+    multi-label."""
+    from slimlib.data import stratified_subset
+
+    if limit is None or ds.multilabel:
         return ds
     idx = torch.from_numpy(stratified_subset(ds.labels.numpy(), limit, seed))
+    if len(idx) == len(ds):
+        return ds
     return dataclasses.replace(ds, images=ds.images[idx], labels=ds.labels[idx],
                                paths=tuple(ds.paths[i] for i in idx.tolist()) if ds.paths
                                else None, notes=list(ds.notes))

@@ -22,7 +22,7 @@ from slimlib.diagnosis import _answer
 from slimlib.diagnosis._sensitivity import sensitivity_html, sensitivity_markdown, sensitivity_png
 
 __all__ = ["write_report", "render_markdown", "render_html", "curve_png", "Section", "SECTIONS",
-           "sections"]
+           "sections", "aligned_section", "comparison_section"]
 
 
 def curve_png(result: dict[str, Any]) -> bytes:
@@ -33,13 +33,19 @@ def curve_png(result: dict[str, Any]) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    styles = {"model": ("-o", result["model"]), "control": ("--s", "random-init control")}
+    styles = {"model": ("-o", result["model"]), "control": ("--s", "random-init control"),
+              "compare": ("-.^", f"compared: {result.get('compare_weights')}")}
     for key, points in result["curves"].items():
         who, protocol = key.split("/")
         style, label = styles[who]
         xs = [p["rel_compute"] for p in points]
         ys = [p["retention"] for p in points]
         ax.plot(xs, ys, style, label=f"{label} ({protocol})", ms=4)
+    al = result.get("aligned")
+    if al and not al["same_model"]:
+        ax.plot([al["rel_compute"]], [al["test_retention"]["value"]], "*", ms=11,
+                color="tab:green", label=f"s = {al['width']:g} aligned to {al['align']}"
+                + (" (recommended)" if al["recommended"] else ""))
     ax.axvline(result["compute_floor"], color="grey", lw=0.8, ls=":",
                label=f"compute floor {result['compute_floor']:.3f}")
     ax.axhline(result["keep"], color="tab:red", lw=0.8, ls=":",
@@ -90,7 +96,7 @@ def answer_section(result: dict[str, Any]) -> Section:
     """The plain answer, then every warning."""
     ev = _ev(result)
     blocks: list[tuple] = []
-    if result["random_weights"]:
+    if result["random_weights"] and not ev:  # with evidence it is the first of its warnings
         blocks.append(("warn", "Random weights: this model was not loaded with trained weights; "
                                "the curve says nothing about a trained model."))
     if ev:
@@ -127,7 +133,15 @@ def summary_section(result: dict[str, Any]) -> Section:
 
 
 def curve_section(result: dict[str, Any]) -> Section:
-    return Section("Retention vs compute", [("img", "retention vs relative compute")])
+    blocks: list[tuple] = [("img", "retention vs relative compute")]
+    ev = _ev(result)
+    if ev.get("control_full") is not None:
+        blocks.append(("p", "Each curve is relative to its own full-width score: the model's "
+                            f"{_answer.fmt(**ev['full'])}, the control's "
+                            f"{_answer.fmt(**ev['control_full'])}. A control curve near 1 means "
+                            "the control's score does not depend on width, not that the control "
+                            "is the better model."))
+    return Section("Retention vs compute", blocks)
 
 
 def widths_section(result: dict[str, Any]) -> Section:
@@ -162,6 +176,76 @@ def widths_section(result: dict[str, Any]) -> Section:
     return Section("Per width", blocks)
 
 
+def aligned_section(result: dict[str, Any]) -> Section | None:
+    """The hardware-aligned width at the recommended s: its dims, compute, retention, speed."""
+    al = result.get("aligned")
+    if not al:
+        return None
+    s, a = al["width"], al["align"]
+    verdict = (f"Recommended: slimlib.slim(model, {s:g}, align={a})" if al["recommended"]
+               else f"Not recommended; keep slimlib.slim(model, {s:g})")
+    pairs = [("kept dims at s = " + f"{s:g}", al["kept"]),
+             (f"aligned to multiples of {a}", al["kept_aligned"])]
+    if not al["same_model"]:
+        pairs += [("relative compute (aligned)", f"{al['rel_compute']:.3g}"),
+                  ("CV retention (train, aligned)", f"{al['cv_retention']:.3f}"),
+                  ("test retention (aligned)", _answer.fmt(**al["test_retention"])),
+                  ("aligned − unaligned test score (paired)",
+                   _answer.fmt(**al["minus_unaligned"]))]
+        if al.get("speedup"):
+            sp = al["speedup"]
+            pairs += [(f"throughput at batch {al['batch']} (unaligned → aligned)",
+                       f"{al['unaligned_throughput_img_s']:.1f} → "
+                       f"{al['throughput_img_s']:.1f} img/s"),
+                      ("aligned speed-up over unaligned (min / median / max of "
+                       f"{sp['rounds']} alternated rounds)",
+                       f"{sp['min']:.2f} / {sp['median']:.2f} / {sp['max']:.2f}×")]
+    blocks: list[tuple] = [("p", f"{verdict}: {al['why']}."), ("kv", pairs)]
+    blocks.append(("p", f"Aligned widths round the kept FFN units and per-head Q/K/V dims up to a "
+                        f"multiple of {a} (a departure from the paper's floor rule, recorded in "
+                        "the export metadata): matrix kernels run odd sizes slowly, so the "
+                        "aligned model can be faster although it does more FLOPs. It is "
+                        "recommended only when its CV retention still reaches the target and it "
+                        "ran faster than the unaligned model in every timed round here."))
+    return Section("Hardware-aligned width", blocks)
+
+
+def comparison_section(result: dict[str, Any]) -> Section | None:
+    """The compared checkpoint minus the model, per width, with paired intervals."""
+    if not result.get("compare_model"):
+        return None
+    ev = _ev(result)
+    header = ["s", "rel. compute", "model score", "compared score", "compared − model",
+              "model retention", "compared retention", "compared − model retention",
+              "compared CV retention (train)"]
+    rows = []
+    for row in result["rows"]:
+        w = row["width"]
+        e = ev.get("widths", {}).get(w, {})
+
+        def est(key, e=e):
+            return _answer.fmt(**e[key]) if key in e else "–"
+
+        rows.append([f"{w:g}", f"{row['rel_compute']:.3g}", est("model_score"),
+                     est("compare_score"), est("compare_minus_model"),
+                     "1" if w == 1.0 else est("model_retention"),
+                     "1" if w == 1.0 else est("compare_retention"),
+                     "0" if w == 1.0 else est("compare_minus_model_retention"),
+                     _f(result["compare_cv"].get(w))])
+    mine, theirs = result["recommended_width"], result["compare_recommended_width"]
+    pairs = [("model", f"{result['model']}, {result['weights']}"),
+             ("compared checkpoint", f"same architecture, {result['compare_weights']}"),
+             (f"smallest width keeping >= {result['keep']:.0%} (CV, train)",
+              f"model s = {mine:g}; compared s = {theirs:g}")]
+    blocks: list[tuple] = [("kv", pairs), ("table", header, rows),
+                           ("p", "Both checkpoints went through the same slimming, probe, images "
+                                 "and widths. Differences are compared minus model; their 95 % "
+                                 "intervals are paired (both resampled on the same test images), "
+                                 "so an interval that excludes 0 is a difference these test "
+                                 "images support.")]
+    return Section("Comparison with a second checkpoint", blocks)
+
+
 def definitions_section(result: dict[str, Any]) -> Section:
     return Section("Definitions", [("dl", list(_answer.DEFINITIONS))])
 
@@ -182,8 +266,8 @@ def sensitivity_report_section(result: dict[str, Any]) -> Section | None:
 
 #: The report's sections in order; a new section is one more function here.
 SECTIONS: list[Callable[[dict[str, Any]], Section | None]] = [
-    answer_section, evidence_section, curve_section, widths_section,
-    sensitivity_report_section, summary_section, definitions_section, reproduce_section]
+    answer_section, evidence_section, curve_section, widths_section, aligned_section,
+    comparison_section, sensitivity_report_section, summary_section, definitions_section, reproduce_section]
 
 
 def sections(result: dict[str, Any]) -> list[Section]:

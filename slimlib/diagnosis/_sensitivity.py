@@ -356,7 +356,7 @@ def _left_alone(model: nn.Module, blocks: list[tuple[str, nn.Module]]) -> list[d
 
 
 def verify_slimming(model: nn.Module, width: float, *, parts: Sequence[str] = PARTS,
-                    scale: str = "slimmed") -> Verification:
+                    scale: str = "slimmed", align: int | None = None) -> Verification:
     """What slimming ``model`` to ``width`` does, read from the slimmed modules themselves.
 
     Each block is slimmed with :func:`slimlib.slim` (the same per-block rule as slimming the
@@ -366,7 +366,8 @@ def verify_slimming(model: nn.Module, width: float, *, parts: Sequence[str] = PA
     with slimlib's reason (``slimlib.slim`` itself refuses such a model unless ``parts``
     leaves that part out). Every module outside the slimmed layers that holds weights
     (embeddings, tokens, norms, LayerScale, heads, modules that are not transformer blocks)
-    is listed in :attr:`Verification.left_alone` with the reason.
+    is listed in :attr:`Verification.left_alone` with the reason. ``align``: as
+    :func:`slimlib.slim`'s (kept dims rounded up to a multiple of it).
     """
     from slimlib.slimming import SlimAttention, attention_layout, ffn_hidden, find_blocks, slim
 
@@ -381,11 +382,11 @@ def verify_slimming(model: nn.Module, width: float, *, parts: Sequence[str] = PA
         ok = []
         for part in parts:
             try:
-                slim(block, width, parts=(part,))
+                slim(block, width, parts=(part,), align=align)
                 ok.append(part)
             except TypeError as err:
                 status[part] = f"left alone: {err}"
-        new = slim(block, width, parts=tuple(ok)) if ok else block
+        new = slim(block, width, parts=tuple(ok), align=align) if ok else block
         status.update({p: "slimmed" for p in ok})
         try:
             layout = attention_layout(block.attn)
@@ -434,20 +435,23 @@ def sensitivity_section(
     widths: Sequence[float] = SENSITIVITY_WIDTHS,
     verify_width: float = 0.5,
     verify_why: str = "",
+    verify_align: int | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """:func:`block_sensitivity` and :func:`verify_slimming` as one JSON-able dict (the
     ``"sensitivity"`` entry of :func:`slimlib.diagnose`'s result, rendered by
     :func:`sensitivity_markdown` / :func:`sensitivity_html`). ``verify_width``: the width of
-    the verification table, ``verify_why`` says why it was chosen (shown with it); ``kwargs``
+    the verification table (slimmed with ``align=verify_align``), ``verify_why`` says why it
+    was chosen (shown with it); ``kwargs``
     go to :func:`block_sensitivity`."""
     started = time.perf_counter()
     table = block_sensitivity(model, train, test, widths=widths, **kwargs)
-    ver = verify_slimming(model, verify_width)
+    ver = verify_slimming(model, verify_width, align=verify_align)
     return {
         "widths": [float(w) for w in check_widths(widths)],
+        "n_train": len(train[1]) if isinstance(train, tuple) else len(train),
         "rows": _records(table),
-        "verification": {"width": ver.width, "why": verify_why, "blocks": _records(ver.blocks),
+        "verification": {"width": ver.width, "align": verify_align, "why": verify_why, "blocks": _records(ver.blocks),
                          "left_alone": _records(ver.left_alone),
                          "params_before": ver.params_before, "params_after": ver.params_after},
         "runtime_s": time.perf_counter() - started,
@@ -506,9 +510,10 @@ def _intro(section: dict[str, Any]) -> str:
     if full["score_lo"] is not None:
         score += f" [{_fmt(full['score_lo'])}, {_fmt(full['score_hi'])}]"
     return (f"One block's attention (per-head Q/K/V dims) or FFN (hidden units) is slimmed to "
-            f"width s, every other block stays at full width; the k-NN probe scores the test "
-            f"images as above. Each cell is the drop in test score against the full model "
-            f"({score} on {full['n_test']} test images): full − slimmed, > 0 is worse, with "
+            f"width s, every other block stays at full width; the k-NN probe, fitted on "
+            f"{section.get('n_train', '?')} training images, scores the same test images as "
+            f"above. Each cell is the drop in test score against the full model probed the "
+            f"same way ({score} on {full['n_test']} test images): full − slimmed, > 0 is worse, with "
             "its 95 % paired bootstrap interval over the test images; bold: the interval "
             "excludes 0. A block whose drop stays near 0 at small s tolerates narrowing.")
 

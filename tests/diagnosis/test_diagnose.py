@@ -104,7 +104,7 @@ def test_each_width_is_slimmed_once_and_the_cv_reads_the_sweeps_features(tmp_pat
     monkeypatch.setattr(_diagnose, "slim", counting_slim)
     encodes = EncodeCounter(monkeypatch)
     result = slimlib.diagnose("tests.tiny_models:build", str(_folder(tmp_path / "imgs")),
-                              out=tmp_path / "rep", control=False, **FAST)
+                              out=tmp_path / "rep", control=False, align=0, **FAST)
     assert sorted(widths) == [1e-9, 0.25, 0.5, 1.0]  # every width once, and the compute floor
     assert encodes.calls == 2 * 3  # the sweep's train and test features of the three widths
     assert all(r["latency_ms"] > 0 for r in result["rows"])
