@@ -3,6 +3,8 @@
 The package re-exports the names of its private module ``_extract``: callers inside the
 package read ``_extract``'s globals, callers outside (``slimlib.sweeping``) read the package's
 attribute. A test that replaces one (e.g. ``prepare_dataset`` by a cheap stand-in) sets both.
+
+Also :func:`default_sigint`, for child processes a test interrupts with SIGINT.
 """
 
 from __future__ import annotations
@@ -17,3 +19,12 @@ def patch_features(monkeypatch: Any, name: str, value: Any) -> None:
     monkeypatch.setattr(_extract, name, value)
     if hasattr(slimlib.features, name):
         monkeypatch.setattr(slimlib.features, name, value)
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` of a child a test interrupts: SIGINT back to its default, as in a
+    terminal. A test runner started in the background (``nohup … &``) has SIGINT ignored, and
+    children inherit that, so a Ctrl-C test would otherwise wait forever."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

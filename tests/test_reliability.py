@@ -32,7 +32,7 @@ from slimlib.book import profiles
 from slimlib.features import _cache as feature_cache
 from slimlib.features import _extract as features
 from tests.features.test_extract import EncodeCounter, TinyEncoder, make_split, simple_prepare
-from tests.patching import patch_features
+from tests.patching import default_sigint, patch_features
 
 REPO = Path(sys.modules["slimlib"].__file__).resolve().parents[1]  # the slimlib under test
 TESTS = Path(__file__).resolve().parent
@@ -122,7 +122,7 @@ def test_ctrl_c_of_the_cli_exits_nonzero_and_marks_the_notebook(chapter, tmp_pat
         [sys.executable, "-m", "slimlib", "run", str(chapter), "-p", "sleep", "120",
          "-p", "mark", str(mark), "--out", str(runs)],
         env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True)
+        start_new_session=True, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 120
         while not mark.exists():

@@ -9,6 +9,7 @@ Private modules: ``_slim`` (the driver), ``_blocks`` (what a block is), ``_atten
 an attention module is read and rebuilt) and ``_slicing`` (the one place weights are cut).
 """
 
+from slimlib.constants import ORDERS, PARTS, SCALES
 from slimlib.slimming._attention import (
     AttentionLayout,
     SlimAttention,
@@ -26,7 +27,7 @@ from slimlib.slimming._blocks import (
     slimmed_widths,
 )
 from slimlib.slimming._slicing import slice_linear, slice_norm
-from slimlib.slimming._slim import ORDERS, PARTS, SCALES, kept_dim, slim
+from slimlib.slimming._slim import kept_dim, slim
 
 __all__ = ["slim", "describe", "SlimAttention", "AttentionLayout", "attention_layout",
            "own_scale", "qualname", "find_blocks", "ffn_hidden", "slimmed_widths", "WIDTHS_ATTR",

@@ -60,7 +60,6 @@ from torch import nn
 from slimlib._validation import check_choice, check_int, check_parts, check_width, slimmed_dim
 from slimlib.constants import ORDERS, PARTS, SCALES
 from slimlib.slimming._attention import (
-    AttentionLayout,
     SlimAttention,
     attention_layout,
     own_scale,
@@ -69,17 +68,13 @@ from slimlib.slimming._attention import (
 from slimlib.slimming._blocks import (
     ALIGN_ATTR,
     WIDTHS_ATTR,
-    describe,
     ffn_hidden,
     find_blocks,
-    slimmed_align,
     slimmed_widths,
 )
 from slimlib.slimming._slicing import slice_linear, slice_norm
 
-__all__ = ["SlimAttention", "slim", "describe", "find_blocks", "attention_layout",
-           "AttentionLayout", "PARTS", "ORDERS", "SCALES", "ffn_hidden", "slimmed_widths",
-           "slimmed_align", "kept_dim"]
+__all__ = ["slim", "kept_dim"]
 
 _FFN_TYPES: tuple[type[nn.Module], ...] = (Mlp, GluMlp, SwiGLU)
 

@@ -29,6 +29,7 @@ from slimlib.book.sweep_plan import plan
 from slimlib.models import spec
 from slimlib.scale import VALUE_COLUMNS, SweepCall
 from slimlib.sweeping import KEY_COLUMNS, read_table
+from tests.patching import default_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 #: 8 widths x 5 rows (k-NN + 4 feature metrics): long enough for a kill to land mid-run
@@ -61,7 +62,7 @@ def _sweep_argv(root: Path, *extra: str) -> list[str]:
 def _start(root: Path) -> subprocess.Popen:
     return subprocess.Popen(_sweep_argv(root, "--executor", "local", "--wait"), env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=default_sigint)
 
 
 def _rows(table: Path) -> int:

@@ -33,7 +33,6 @@ def _fake_timing(aligned_s: list[float]):
 
 def test_aligned_width_recommended_when_faster_in_every_round(data, tmp_path, monkeypatch):
     import slimlib.measure
-
     from tests.features.test_extract import EncodeCounter
 
     monkeypatch.setattr(slimlib.measure, "timed_rounds", _fake_timing([0.5, 0.8, 0.9]))
