@@ -33,10 +33,12 @@ DEFAULT_ALIGN = 8
 
 
 def _kept_dims(model: nn.Module) -> list[tuple[int, int]]:
-    """Per block (per-head Q/K/V dims, FFN hidden units)."""
-    from slimlib.slimming import attention_layout, ffn_hidden, find_blocks
+    """Per block (per-head Q/K/V dims, FFN hidden units), as :func:`slimlib.describe` reads
+    them."""
+    from slimlib.slimming import describe
 
-    return [(attention_layout(b.attn).head_dim, ffn_hidden(b.mlp)) for _, b in find_blocks(model)]
+    table = describe(model)
+    return [(int(k), int(h)) for k, h in zip(table["d_k"], table["d_h"], strict=True)]
 
 
 def _dims_text(dims: list[tuple[int, int]]) -> str:
@@ -47,6 +49,7 @@ def _dims_text(dims: list[tuple[int, int]]) -> str:
 
 
 def aligned_check(enc: nn.Module, width: float, *, align: int, unaligned: nn.Module,
+                  example: torch.Tensor, full_flops: int,
                   train: Any, test: Any, cv_retention_of: Callable[[np.ndarray], float],
                   keep: float, name: str, data_name: str, batch_size: int, device: torch.device,
                   latency: bool, latency_batch: int, latency_repeats: int, seed: int,
@@ -58,6 +61,8 @@ def aligned_check(enc: nn.Module, width: float, *, align: int, unaligned: nn.Mod
         width: the recommended width s (< 1).
         align: the multiple kept dims are rounded up to.
         unaligned: ``slim(enc, width)`` (the recommendation as the paper's rule gives it).
+        example, full_flops: one input ``(1, C, S, S)`` of ``enc`` and ``enc``'s FLOPs on it
+            (the diagnosis has both: relative compute and the timing batch come from them).
         train, test: the diagnosis's datasets.
         cv_retention_of: training features -> their CV retention against the full-width
             model's (the rule that chose ``width``, same folds).
@@ -90,9 +95,7 @@ def aligned_check(enc: nn.Module, width: float, *, align: int, unaligned: nn.Mod
         out["why"] = (f"at s = {width:g} every kept dim is already a multiple of {align}: the "
                       "aligned model is the recommended one")
         return out
-    spec = enc.spec
-    example = torch.zeros(1, spec.in_chans, spec.input_size, spec.input_size)
-    out["rel_compute"] = flops(aligned, example) / flops(enc, example)
+    out["rel_compute"] = flops(aligned, example) / full_flops
     feats = _Features(enc, train, test, name=name, data_name=data_name, batch_size=batch_size,
                       device=device, cache=True, settings=settings)
     scored: dict[str, Outcomes] = {}

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["compare_name", "role", "evidence", "answer", "warnings", "notes", "fmt", "decimals", "DEFINITIONS",
-           "NEAR_CHANCE", "OVERHEAD_RATIO", "summary_lines"]
+__all__ = ["compare_name", "role", "evidence", "answer", "warnings", "notes", "fmt", "decimals",
+           "DEFINITIONS", "NEAR_CHANCE", "OVERHEAD_RATIO", "summary_lines"]
 
 #: A full-width score whose interval reaches below chance + this (in score units) is "near
 #: chance".

@@ -461,12 +461,15 @@ def diagnose(
             6,400 training images per pass).
         align: at the recommended width, also try ``slim(model, s, align=align)`` (kept dims
             rounded up to a multiple of ``align``) and recommend it when its CV retention still
-            reaches ``keep`` and it ran faster in every timed round here (:mod:`slimlib.diagnosis._aligned`;
-            ``result["aligned"]``, ``result["recommended_align"]``). ``None`` or 0: off.
+            reaches ``keep`` and it ran faster in every timed round here
+            (:mod:`slimlib.diagnosis._aligned`; ``result["aligned"]``,
+            ``result["recommended_align"]``). ``None`` or 0: off.
         compare: weights of a second checkpoint of the **same architecture** (``"random"``,
             ``"pretrained"`` or a weights file, as ``weights``): it goes through the same sweep
             on the same images and widths, and the report shows its scores and retention
-            minus the model's with paired intervals (``result["comparison"]``).
+            minus the model's with paired intervals (``result["evidence"]["widths"][s]``:
+            ``compare_score``, ``compare_minus_model``, ``compare_minus_model_retention``;
+            ``result["compare_cv"]``, ``result["compare_recommended_width"]``).
 
     Returns:
         The report as a dict (what ``report.json`` holds); ``["paths"]`` lists the files.
@@ -584,7 +587,8 @@ def diagnose(
         if align is not None and chosen < 1.0:
             full_train = train_feats[1.0]
             result["aligned"] = aligned_check(
-                enc, chosen, align=align, unaligned=slimmed[chosen], train=train, test=test,
+                enc, chosen, align=align, unaligned=slimmed[chosen],
+                example=_example_input(enc), full_flops=full_flops, train=train, test=test,
                 cv_retention_of=lambda x: cv_retention({1.0: full_train, chosen: x},
                                                        train_labels, folds=folds,
                                                        seed=seed)[chosen],
